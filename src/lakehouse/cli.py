@@ -1,0 +1,207 @@
+"""`lakehouse` command line: run, generate, validate-config, quality, history.
+
+Exit codes: 0 success, 1 run failed (processing error or an error-level dataset check), 2 configuration or
+usage error. Every path out of `main` returns one of them, so spark-submit and the Spark Operator see a
+failure as a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from collections.abc import Sequence
+
+from lakehouse.settings import Settings, SettingsError
+from lakehouse.specs import SpecError, load_catalog
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("lakehouse")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse exits 2 too; keep the message and our own exit path
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--conf-dir", help="folder with datasets/ and aggregations/ (env LAKEHOUSE_CONF_DIR)")
+    p.add_argument("--lake-root", help="lake root, local path or s3://bucket/prefix (env LAKEHOUSE_ROOT)")
+    p.add_argument("--engine", choices=["auto", "jvm", "rust"], help="Delta engine (env LAKEHOUSE_ENGINE)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lakehouse", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the daily job (default run date: yesterday, UTC)")
+    _common(run)
+    when = run.add_mutually_exclusive_group()
+    when.add_argument("--date", type=_date, help="one run date")
+    when.add_argument("--start", type=_date, help="first date of a backfill (with --end)")
+    run.add_argument("--end", type=_date, help="last date of a backfill (inclusive)")
+
+    gen = sub.add_parser("generate", help="write deterministic retail sample data into <lake>/raw")
+    gen.add_argument("--lake-root")
+    gen.add_argument("--days", type=int, default=7)
+    gen.add_argument("--rows-per-day", type=int, default=2000)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--end-date", type=_date, help="last day to generate (default: yesterday, UTC)")
+    gen.add_argument("--if-empty", action="store_true", help="do nothing when the raw zone has files")
+
+    val = sub.add_parser("validate-config", help="check every spec under the conf folder")
+    val.add_argument("--conf-dir")
+
+    quality = sub.add_parser("quality", help="print the quality metrics of a run date")
+    _common(quality)
+    quality.add_argument("--date", type=_date, help="run date (default: the latest in _meta/quality)")
+
+    history = sub.add_parser("history", help="print a table's Delta history")
+    _common(history)
+    history.add_argument("table", help="e.g. silver/sales, gold/daily_sales_summary, _meta/runs")
+    history.add_argument("--limit", type=int, default=20)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env().with_overrides(
+        conf_dir=getattr(args, "conf_dir", None), lake_root=getattr(args, "lake_root", None),
+        engine=getattr(args, "engine", None))
+
+
+def _run_dates(args: argparse.Namespace) -> list[dt.date]:
+    from lakehouse.pipeline.job import date_range, default_run_date
+
+    if args.end and not args.start:
+        raise UsageError("--end needs --start")
+    if args.start:
+        try:
+            return date_range(args.start, args.end or args.start)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+    return [args.date or default_run_date()]
+
+
+def _engine(settings: Settings, app_name: str):
+    from lakehouse.session import build_session
+    from lakehouse.tables import select_engine
+    from lakehouse.tables.paths import LakeLayout
+
+    spark = build_session(settings, app_name)
+    layout = LakeLayout(settings.lake_root, settings.staging)
+    return select_engine(spark, layout, settings.engine)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    dates = _run_dates(args)
+    catalog = load_catalog(settings.conf_dir)  # before Spark starts: a bad spec costs no JVM
+    from lakehouse.pipeline.job import DailyJob, summary
+
+    engine = _engine(settings, "lakehouse-daily")
+    print(f"engine={engine.name} lake={settings.lake_root} dates={dates[0]}..{dates[-1]}", flush=True)
+    failed = False
+    for result in DailyJob(engine, catalog).run(dates):
+        print(summary(result), flush=True)
+        failed = failed or result.failed
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from lakehouse.sample.retail import RetailGenerator, raw_zone_empty
+
+    root = args.lake_root or Settings.from_env().lake_root
+    if "://" in root:
+        raise UsageError("generate writes to a local lake root only")
+    if args.if_empty and not raw_zone_empty(root):
+        print(f"raw zone {root}/raw already has files; not generating")
+        return EXIT_OK
+    gen = RetailGenerator(root, days=args.days, rows_per_day=args.rows_per_day, seed=args.seed,
+                          end_date=args.end_date)
+    result = gen.write()
+    print(f"generated {len(result.files)} files for {result.days[0]}..{result.days[-1]} under {root}/raw: "
+          + ", ".join(f"{k}={v}" for k, v in sorted(result.rows.items())))
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    catalog = load_catalog(settings.conf_dir)
+    print(f"{settings.conf_dir}: {len(catalog.datasets)} datasets "
+          f"({', '.join(s.name for s in catalog.dataset_order())}), "
+          f"{len(catalog.aggregations)} aggregations ({', '.join(sorted(catalog.aggregations))}): ok")
+    return EXIT_OK
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    from pyspark.sql import functions as F
+
+    engine = _engine(_settings(args), "lakehouse-quality")
+    path = engine.layout.meta("quality")
+    if not engine.exists(path):
+        print(f"no quality metrics yet at {path}")
+        return EXIT_OK
+    df = engine.read(path)
+    day = args.date or df.agg(F.max("run_date")).first()[0]
+    latest = df.where(F.col("run_date") == F.lit(day)).agg(F.max("run_id")).first()[0]
+    rows = (df.where((F.col("run_date") == F.lit(day)) & (F.col("run_id") == latest))
+            .orderBy("dataset", "check", "column").collect())
+    print(f"quality of run {latest} (run date {day})")
+    print(f"  {'dataset':<12}{'check':<22}{'column':<22}{'level':<9}{'rows':>8}{'failed':>8}  status")
+    for r in rows:
+        print(f"  {r.dataset:<12}{r.check:<22}{(r.column or '-'):<22}{r.criticality:<9}"
+              f"{r.evaluated_rows:>8}{r.failed_rows:>8}  {r.status}")
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from lakehouse.tables.paths import join
+
+    settings = _settings(args)
+    engine = _engine(settings, "lakehouse-history")
+    for entry in engine.history(join(settings.lake_root, args.table), args.limit):
+        print({k: entry.get(k) for k in ("version", "timestamp", "operation", "operationMetrics")})
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "generate": cmd_generate, "validate-config": cmd_validate,
+            "quality": cmd_quality, "history": cmd_history}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (SpecError, SettingsError, UsageError) as exc:
+        print(f"configuration error:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:
+        log.exception("the job failed")
+        return EXIT_FAILED
+
+
+def entry(argv: Sequence[str] | None = None, prefix: Sequence[str] = ()) -> None:
+    """For the spark_jobs/ scripts: run and exit with the code, stopping Spark first."""
+    code = main([*prefix, *(sys.argv[1:] if argv is None else argv)])
+    try:
+        from pyspark.sql import SparkSession
+
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            active.stop()
+    finally:
+        sys.exit(code)

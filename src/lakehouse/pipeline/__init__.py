@@ -1,0 +1,1 @@
+"""The daily job's stages: dataset loads (bronze, quarantine, silver), gold recompute, run records."""

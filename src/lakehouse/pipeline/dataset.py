@@ -1,0 +1,285 @@
+"""One dataset, one run date: raw -> bronze -> (quarantine | silver).
+
+Row accounting holds for every outcome:
+    rows_read = rows_to_silver + rows_quarantined + rows_duplicate + rows_held_back
+where rows_held_back are valid rows not merged because the dataset failed (a dataset check with action fail,
+or new columns under `on_new_columns: fail`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from lakehouse.rules.checks import ERRORS, check_names, evaluate, has_error
+from lakehouse.rules.cleaning import clean
+from lakehouse.rules.conform import conform
+from lakehouse.sources.reader import LINEAGE, RAW_RECORD, discover, new_columns, read_raw
+from lakehouse.specs import models as m
+from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, sql_literal
+from lakehouse.tables.paths import is_remote
+
+ROW_HASH = "_row_hash"
+SILVER_LINEAGE = ["_source_file", "_source_date", "_run_id", "_ingested_at"]
+
+
+class DatasetFailed(Exception):
+    """The dataset cannot be merged this run (its rows are held back, the run exits 1)."""
+
+
+@dataclass
+class QualityMetric:
+    check: str
+    column: str | None
+    criticality: str
+    evaluated_rows: int
+    failed_rows: int
+    observed: float | None = None
+    threshold: str | None = None
+    status: str = "pass"
+
+
+@dataclass
+class DatasetOutcome:
+    dataset: str
+    run_date: dt.date
+    status: str = "ok"  # ok | no_data | failed
+    message: str = ""
+    files: int = 0
+    rows_read: int = 0
+    rows_malformed: int = 0
+    rows_quarantined: int = 0
+    rows_warned: int = 0
+    rows_duplicate: int = 0
+    rows_held_back: int = 0
+    rows_to_silver: int = 0
+    merge: MergeResult | None = None
+    new_columns: list[str] = field(default_factory=list)
+    affected_dates: dict[str, list[dt.date]] = field(default_factory=dict)
+    quality: list[QualityMetric] = field(default_factory=list)
+
+    def accounted(self) -> bool:
+        return self.rows_read == (self.rows_to_silver + self.rows_quarantined + self.rows_duplicate
+                                  + self.rows_held_back)
+
+
+def row_hash(columns: list[str]):
+    """A content hash of the business columns: a matched silver/gold row is rewritten only when it changes."""
+    return F.xxhash64(F.to_json(F.struct(*[F.col(f"`{c}`") for c in columns])))
+
+
+def silver_update_condition(spec: m.DatasetSpec) -> str:
+    """Update a matched row only when the content changed and the source row is not older."""
+    newer = "s._source_date >= t._source_date"
+    if spec.sequence_by:
+        q = f"`{spec.sequence_by}`"
+        newer = (f"(s.{q} > t.{q} OR t.{q} IS NULL OR "
+                 f"((s.{q} IS NOT DISTINCT FROM t.{q}) AND s._source_date >= t._source_date))")
+    condition = f"s.{ROW_HASH} <> t.{ROW_HASH} AND {newer}"
+    if spec.target.merge_update_when:
+        condition += f" AND ({spec.target.merge_update_when})"
+    return condition
+
+
+def deduplicate(spec: m.DatasetSpec):
+    """DataFrame -> DataFrame: keep one row per key, the latest by the sequence column then the raw day."""
+    order = []
+    if spec.sequence_by:
+        order.append(F.col(f"`{spec.sequence_by}`").desc_nulls_last())
+    order += [F.col("_source_date").desc(), F.col("_source_file").desc(), F.col(ROW_HASH).desc()]
+    window = Window.partitionBy(*[F.col(f"`{k}`") for k in spec.keys]).orderBy(*order)
+    return lambda df: df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
+
+
+def _is_failure_of(name: str, column: str | None):
+    return lambda e: (e["check"] == name) & e["column"].eqNullSafe(F.lit(column).cast("string"))
+
+
+class DatasetLoad:
+    """Loads one dataset for one run date through the table engine."""
+
+    def __init__(self, engine: TableEngine, spec: m.DatasetSpec, run_id: str, run_date: dt.date,
+                 ingested_at: dt.datetime, gold_date_columns: list[str]) -> None:
+        self.engine = engine
+        self.spark = engine.spark
+        self.lake = engine.layout
+        self.spec = spec
+        self.run_id = run_id
+        self.run_date = run_date
+        self.ingested_at = ingested_at
+        self.gold_date_columns = gold_date_columns
+        self.outcome = DatasetOutcome(spec.name, run_date)
+
+    # ------------------------------------------------------------------ stages
+
+    def run(self) -> DatasetOutcome:
+        day = discover(self.spec, self.lake, self.run_date)
+        self.outcome.files = len(day.files)
+        if not day.files:
+            self.outcome.status = "no_data"
+            self.outcome.message = f"no raw files in {day.folder}"
+            return self.outcome
+        raw = read_raw(self.spark, self.spec, day, self.run_id, self.ingested_at)
+        self.outcome.new_columns = new_columns(self.spec, raw)
+        self.write_bronze(raw)
+        checked_path = self.lake.staging(self.run_id, self.spec.name, "checked")
+        try:
+            self.check(checked_path)
+        finally:
+            if not is_remote(checked_path):
+                shutil.rmtree(checked_path, ignore_errors=True)
+        return self.outcome
+
+    def write_bronze(self, raw: DataFrame) -> None:
+        where = f"_partition_date = {sql_literal(self.run_date.isoformat())}"
+        self.engine.replace_partitions(raw, self.lake.bronze(self.spec.name), ["_partition_date"], where)
+
+    def bronze_day(self) -> DataFrame:
+        bronze = self.engine.read(self.lake.bronze(self.spec.name))
+        return bronze.where(F.col("_partition_date") == F.lit(self.run_date))
+
+    def references(self) -> dict[str, DataFrame | None]:
+        return {ref: self.engine.read_or_none(self.lake.silver(ref)) for ref in self.spec.references()}
+
+    def check(self, checked_path: str) -> None:
+        spec = self.spec
+        extras = [c for c in self.outcome.new_columns if spec.on_new_columns == "add"]
+        prepared = (self.bronze_day()
+                    .transform(conform(spec, extras))
+                    .transform(clean(spec.cleaning))
+                    .transform(evaluate(spec, self.references())))
+        prepared.write.mode("overwrite").parquet(checked_path)
+        checked = self.spark.read.parquet(checked_path)
+        self.measure(checked)
+        self.write_quarantine(checked)
+        try:
+            self.gate()
+        except DatasetFailed as exc:
+            self.outcome.status = "failed"
+            self.outcome.message = str(exc)
+            self.outcome.rows_duplicate = 0
+            self.outcome.rows_held_back = self.outcome.rows_read - self.outcome.rows_quarantined
+            return
+        self.merge_silver(checked, extras)
+
+    # ------------------------------------------------------------------ metrics
+
+    def measure(self, checked: DataFrame) -> None:
+        """All counts of the batch in one Spark job over the checked rows."""
+        spec = self.spec
+        names = check_names(spec, checked)
+        error = has_error()
+        aggs: dict[str, Any] = {
+            "total": F.count(F.lit(1)),
+            "quarantined": F.sum(error.cast("int")),
+            "warned": F.sum((~error & (F.size(ERRORS) > 0)).cast("int")),
+            "malformed": F.sum(F.exists(ERRORS, lambda e: e["check"] == "malformed_record").cast("int")),
+            "distinct_valid_keys": F.count_distinct(
+                F.when(~error, F.struct(*[F.col(f"`{k}`") for k in spec.keys]))),
+        }
+        for i, (name, column, _) in enumerate(names):
+            aggs[f"check_{i}"] = F.sum(F.exists(ERRORS, _is_failure_of(name, column)).cast("int"))
+        for i, dcheck in enumerate(spec.dataset_checks):
+            if isinstance(dcheck, m.Completeness):
+                aggs[f"complete_{i}"] = F.sum((~error & F.col(f"`{dcheck.column}`").isNotNull()).cast("int"))
+        row = checked.agg(*[v.alias(k) for k, v in aggs.items()]).first().asDict()
+        row = {k: (v or 0) for k, v in row.items()}
+        out = self.outcome
+        out.rows_read = int(row["total"])
+        out.rows_quarantined = int(row["quarantined"])
+        out.rows_warned = int(row["warned"])
+        out.rows_malformed = int(row["malformed"])
+        valid = out.rows_read - out.rows_quarantined
+        out.rows_duplicate = valid - int(row["distinct_valid_keys"])
+        for i, (name, column, criticality) in enumerate(names):
+            failed = int(row[f"check_{i}"])
+            status = "pass" if failed == 0 else ("fail" if criticality == "error" else "warn")
+            out.quality.append(QualityMetric(name, column, criticality, out.rows_read, failed,
+                                             observed=failed / out.rows_read if out.rows_read else 0.0,
+                                             status=status))
+        self._row_stats = row
+
+    def gate(self) -> None:
+        """Dataset checks and schema drift: raise DatasetFailed when the batch must not reach silver."""
+        spec, out = self.spec, self.outcome
+        failures = []
+        if out.new_columns and spec.on_new_columns == "fail":
+            failures.append(f"new columns {out.new_columns} in the raw data (on_new_columns: fail)")
+        valid = out.rows_read - out.rows_quarantined
+        batch = valid - out.rows_duplicate
+        for i, dcheck in enumerate(spec.dataset_checks):
+            name = dcheck.name or dcheck.check
+            if isinstance(dcheck, m.RowCount):
+                observed: float = batch
+                ok = (dcheck.min is None or batch >= dcheck.min) and (dcheck.max is None or batch <= dcheck.max)
+                threshold = f"[{dcheck.min}, {dcheck.max}]"
+                column = None
+            else:
+                observed = (self._row_stats[f"complete_{i}"] / valid) if valid else 0.0
+                ok = observed >= dcheck.min
+                threshold = f">= {dcheck.min}"
+                column = dcheck.column
+            status = "pass" if ok else ("fail" if dcheck.action == "fail" else "warn")
+            out.quality.append(QualityMetric(name, column, "dataset", valid, 0 if ok else 1,
+                                             observed=float(observed), threshold=threshold, status=status))
+            if status == "fail":
+                failures.append(f"dataset check {name} failed: observed {observed:.4g}, expected {threshold}")
+        if failures:
+            raise DatasetFailed("; ".join(failures))
+
+    # ------------------------------------------------------------------ writes
+
+    def write_quarantine(self, checked: DataFrame) -> None:
+        spec = self.spec
+        record_cols = [c for c in checked.columns if not c.startswith("_")]
+        rows = checked.where(has_error()).select(
+            F.lit(spec.name).alias("dataset"),
+            F.lit(self.run_id).alias("run_id"),
+            F.lit(self.run_date).cast("date").alias("run_date"),
+            F.col("_source_file").alias("source_file"),
+            F.to_json(F.struct(*[F.col(f"`{c}`") for c in record_cols])).alias("record"),
+            F.col(RAW_RECORD).alias("raw_record"),
+            F.col(ERRORS).alias("errors"),
+            F.col("_ingested_at").alias("quarantined_at"),
+            F.col("_partition_date"),
+        )
+        where = f"_partition_date = {sql_literal(self.run_date.isoformat())}"
+        self.engine.replace_partitions(rows, self.lake.quarantine(spec.name), ["_partition_date"], where)
+
+    def merge_silver(self, checked: DataFrame, extras: list[str]) -> None:
+        spec = self.spec
+        business = [c for c in checked.columns if not c.startswith("_")]
+        source = (checked.where(~has_error())
+                  .withColumnRenamed("_partition_date", "_source_date")
+                  .withColumn(ROW_HASH, row_hash(business))
+                  .transform(deduplicate(spec))
+                  .select(*[F.col(f"`{c}`") for c in business], *SILVER_LINEAGE, ROW_HASH))
+        self.outcome.rows_to_silver = (self.outcome.rows_read - self.outcome.rows_quarantined
+                                       - self.outcome.rows_duplicate)
+        value_columns = list(dict.fromkeys(spec.target.partition_by + self.gold_date_columns))
+        values: dict[str, list] = {c: [] for c in value_columns}
+        if value_columns and self.outcome.rows_to_silver:
+            for row in source.select(*value_columns).distinct().collect():
+                for c in value_columns:
+                    values[c].append(row[c])
+        plan = MergePlan(
+            keys=spec.keys,
+            partition_by=spec.target.partition_by,
+            update_when=silver_update_condition(spec),
+            partition_values={c: values[c] for c in spec.target.partition_by},
+            evolve_schema=bool(extras),
+        )
+        if self.outcome.rows_to_silver == 0 and self.engine.exists(self.lake.silver(spec.name)):
+            self.outcome.merge = MergeResult()
+            return
+        result = self.engine.merge(source, self.lake.silver(spec.name), plan)
+        self.outcome.merge = result
+        if result.inserted or result.updated:
+            self.outcome.affected_dates = {c: sorted({v for v in values[c] if v is not None})
+                                           for c in self.gold_date_columns}
+

@@ -1,0 +1,102 @@
+"""The _meta tables: run history (one row per run and table) and per-check quality metrics."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import types as T
+
+from lakehouse.pipeline.dataset import DatasetOutcome
+from lakehouse.pipeline.gold import GoldOutcome
+from lakehouse.tables.engine import TableEngine
+
+RUNS_SCHEMA = T.StructType([
+    T.StructField("run_id", T.StringType()),
+    T.StructField("run_date", T.DateType()),
+    T.StructField("layer", T.StringType()),
+    T.StructField("name", T.StringType()),
+    T.StructField("status", T.StringType()),
+    T.StructField("message", T.StringType()),
+    T.StructField("engine", T.StringType()),
+    T.StructField("started_at", T.TimestampType()),
+    T.StructField("finished_at", T.TimestampType()),
+    T.StructField("files", T.LongType()),
+    T.StructField("rows_read", T.LongType()),
+    T.StructField("rows_malformed", T.LongType()),
+    T.StructField("rows_quarantined", T.LongType()),
+    T.StructField("rows_warned", T.LongType()),
+    T.StructField("rows_duplicate", T.LongType()),
+    T.StructField("rows_held_back", T.LongType()),
+    T.StructField("rows_to_silver", T.LongType()),
+    T.StructField("rows_inserted", T.LongType()),
+    T.StructField("rows_updated", T.LongType()),
+    T.StructField("rows_unchanged", T.LongType()),
+    T.StructField("rows_deleted", T.LongType()),
+    T.StructField("files_added", T.LongType()),
+    T.StructField("files_removed", T.LongType()),
+    T.StructField("table_version", T.LongType()),
+    T.StructField("new_columns", T.ArrayType(T.StringType())),
+    T.StructField("gold_dates", T.ArrayType(T.DateType())),
+])
+
+QUALITY_SCHEMA = T.StructType([
+    T.StructField("run_id", T.StringType()),
+    T.StructField("run_date", T.DateType()),
+    T.StructField("dataset", T.StringType()),
+    T.StructField("check", T.StringType()),
+    T.StructField("column", T.StringType()),
+    T.StructField("criticality", T.StringType()),
+    T.StructField("evaluated_rows", T.LongType()),
+    T.StructField("failed_rows", T.LongType()),
+    T.StructField("observed", T.DoubleType()),
+    T.StructField("threshold", T.StringType()),
+    T.StructField("status", T.StringType()),
+])
+
+
+def _merge_fields(merge) -> dict:
+    if merge is None:
+        return {}
+    return {"rows_inserted": merge.inserted, "rows_updated": merge.updated, "rows_unchanged": merge.unchanged,
+            "rows_deleted": merge.deleted, "files_added": merge.files_added, "files_removed": merge.files_removed,
+            "table_version": merge.version}
+
+
+def run_rows(run_id: str, engine: str, started: dt.datetime, finished: dt.datetime,
+             datasets: list[DatasetOutcome], golds: list[GoldOutcome]) -> list[dict]:
+    rows = []
+    for o in datasets:
+        rows.append({
+            "run_id": run_id, "run_date": o.run_date, "layer": "silver", "name": o.dataset, "status": o.status,
+            "message": o.message, "engine": engine, "started_at": started, "finished_at": finished,
+            "files": o.files, "rows_read": o.rows_read, "rows_malformed": o.rows_malformed,
+            "rows_quarantined": o.rows_quarantined, "rows_warned": o.rows_warned,
+            "rows_duplicate": o.rows_duplicate, "rows_held_back": o.rows_held_back,
+            "rows_to_silver": o.rows_to_silver, "new_columns": o.new_columns, "gold_dates": None,
+            **_merge_fields(o.merge)})
+    for g in golds:
+        rows.append({
+            "run_id": run_id, "run_date": g.run_date, "layer": "gold", "name": g.table, "status": g.status,
+            "message": g.message, "engine": engine, "started_at": started, "finished_at": finished,
+            "gold_dates": g.dates, **_merge_fields(g.merge)})
+    return [{f.name: r.get(f.name) for f in RUNS_SCHEMA.fields} for r in rows]
+
+
+def quality_rows(run_id: str, datasets: list[DatasetOutcome]) -> list[dict]:
+    rows = []
+    for o in datasets:
+        for q in o.quality:
+            rows.append({"run_id": run_id, "run_date": o.run_date, "dataset": o.dataset, "check": q.check,
+                         "column": q.column, "criticality": q.criticality, "evaluated_rows": q.evaluated_rows,
+                         "failed_rows": q.failed_rows, "observed": q.observed, "threshold": q.threshold,
+                         "status": q.status})
+    return rows
+
+
+def record(engine: TableEngine, run_rows_: list[dict], quality_rows_: list[dict]) -> None:
+    spark = engine.spark
+    if run_rows_:
+        engine.append(spark.createDataFrame(run_rows_, RUNS_SCHEMA), engine.layout.meta("runs"), ["run_date"])
+    if quality_rows_:
+        engine.append(spark.createDataFrame(quality_rows_, QUALITY_SCHEMA), engine.layout.meta("quality"),
+                      ["run_date"])

@@ -1,0 +1,1 @@
+"""Declarative rules as pure DataFrame -> DataFrame functions: typed cast, cleaning, row checks."""

@@ -1,0 +1,46 @@
+"""The SparkSession the jobs use: UTC, Parquet timestamps delta-rs can read, Delta configured when present."""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+
+from lakehouse.settings import Settings
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+BASE_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    # micros with UTC adjustment is the Parquet encoding Delta uses for timestamp; INT96 would not round-trip
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    "spark.sql.ansi.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+def build_session(settings: Settings, app_name: str = "lakehouse", extra: dict[str, str] | None = None
+                  ) -> SparkSession:
+    """Get or create the session. Settings already given by spark-submit or the operator are kept."""
+    builder = SparkSession.builder.appName(app_name)
+    conf = dict(BASE_CONF)
+    if settings.spark_jars:
+        conf["spark.jars"] = ",".join(settings.spark_jars)
+    if settings.spark_jars or settings.engine == "jvm":
+        conf["spark.sql.extensions"] = DELTA_EXTENSION
+        conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
+    conf.update(extra or {})
+    conf.update(settings.spark_conf)
+    active = SparkSession.getActiveSession()
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    if active is not None:
+        # a session created earlier (tests, notebooks) keeps its static settings; the SQL ones still apply
+        for key, value in conf.items():
+            if key.startswith("spark.sql.") and key not in ("spark.sql.extensions",) \
+                    and not key.startswith("spark.sql.catalog"):
+                spark.conf.set(key, value)
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,66 @@
+"""Run settings from the environment: lake root, engine, conf directory, extra jars and Spark overrides.
+
+Environment variables:
+  LAKEHOUSE_ROOT          lake root, a local path or s3://bucket/prefix (default ./lake)
+  LAKEHOUSE_ENGINE        auto | jvm | rust (default auto)
+  LAKEHOUSE_CONF_DIR      folder holding datasets/ and aggregations/ (default ./conf)
+  LAKEHOUSE_SPARK_JARS    comma-separated local jar paths added to spark.jars (Delta's jars for the jvm engine
+                          on a machine without network access)
+  LAKEHOUSE_SPARK_CONF    JSON object of Spark settings that override the defaults, e.g. '{"spark.driver.memory":"4g"}'
+  LAKEHOUSE_STAGING       folder for intermediate Parquet (default <lake>/_staging)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+Engine = Literal["auto", "jvm", "rust"]
+
+
+class SettingsError(ValueError):
+    """A bad environment variable or argument: a usage error (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    lake_root: str = "lake"
+    engine: Engine = "auto"
+    conf_dir: str = "conf"
+    spark_jars: tuple[str, ...] = ()
+    spark_conf: dict[str, str] = field(default_factory=dict)
+    staging: str | None = None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        engine = env.get("LAKEHOUSE_ENGINE", "auto").strip().lower() or "auto"
+        if engine not in ("auto", "jvm", "rust"):
+            raise SettingsError(f"LAKEHOUSE_ENGINE={engine!r}: expected auto, jvm or rust")
+        raw_conf = env.get("LAKEHOUSE_SPARK_CONF", "").strip()
+        spark_conf: dict[str, str] = {}
+        if raw_conf:
+            try:
+                parsed = json.loads(raw_conf)
+            except json.JSONDecodeError as exc:
+                raise SettingsError(f"LAKEHOUSE_SPARK_CONF is not valid JSON: {exc}") from exc
+            if not isinstance(parsed, dict):
+                raise SettingsError("LAKEHOUSE_SPARK_CONF must be a JSON object of Spark settings")
+            spark_conf = {str(k): str(v) for k, v in parsed.items()}
+        jars = tuple(j.strip() for j in env.get("LAKEHOUSE_SPARK_JARS", "").split(",") if j.strip())
+        missing = [j for j in jars if "://" not in j and not os.path.exists(j)]
+        if missing:
+            raise SettingsError(f"LAKEHOUSE_SPARK_JARS names missing files: {missing}")
+        return cls(
+            lake_root=env.get("LAKEHOUSE_ROOT", "lake").rstrip("/") or "lake",
+            engine=engine,  # type: ignore[arg-type]
+            conf_dir=env.get("LAKEHOUSE_CONF_DIR", "conf"),
+            spark_jars=jars,
+            spark_conf=spark_conf,
+            staging=env.get("LAKEHOUSE_STAGING") or None,
+        )
+
+    def with_overrides(self, **changes) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})

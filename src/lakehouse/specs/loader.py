@@ -1,0 +1,170 @@
+"""Load every YAML spec under a conf directory into typed models, with file:line: field: message errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from lakehouse.specs.models import AggregationSpec, DatasetSpec
+
+
+class SpecError(Exception):
+    """One or more spec problems; each line reads `file:line: field: message`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A SafeLoader that remembers the line of every mapping key and sequence item."""
+
+
+def _load_with_lines(text: str) -> tuple[Any, dict[tuple, int]]:
+    """Parse YAML into plain Python objects plus a map from each key/item path to its line number."""
+    lines: dict[tuple, int] = {}
+    loader = _LineLoader(text)
+    try:
+        node = loader.get_single_node()
+    finally:
+        loader.dispose()
+    if node is None:
+        return None, lines
+
+    def build(n: yaml.Node, path: tuple) -> Any:
+        lines.setdefault(path, n.start_mark.line + 1)
+        if isinstance(n, yaml.MappingNode):
+            out = {}
+            for key_node, value_node in n.value:
+                # keys are names as written: YAML 1.1 would read `on:` or `yes:` as booleans
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else \
+                    loader.construct_object(key_node, deep=True)
+                lines[path + (key,)] = key_node.start_mark.line + 1
+                out[key] = build(value_node, path + (key,))
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            return [build(item, path + (i,)) for i, item in enumerate(n.value)]
+        return loader.construct_object(n, deep=True)
+
+    return build(node, ()), lines
+
+
+def _line_for(loc: tuple, lines: dict[tuple, int]) -> int:
+    """The line of the deepest part of a pydantic error location that exists in the YAML."""
+    parts = tuple(loc)
+    while parts:
+        if parts in lines:
+            return lines[parts]
+        parts = parts[:-1]
+    return lines.get((), 1)
+
+
+def _field_name(loc: tuple, lines: dict[tuple, int]) -> str:
+    # pydantic adds union tags (e.g. 'not_null') to loc; keep only the parts that are in the YAML
+    shown, prefix = [], ()
+    for part in loc:
+        if prefix + (part,) in lines or not shown:
+            prefix = prefix + (part,)
+            shown.append(str(part))
+    return ".".join(shown) or "(document)"
+
+
+def _parse_file(path: Path, model: type, problems: list[str]):
+    try:
+        data, lines = _load_with_lines(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        problems.append(f"{path}:{line}: (yaml): {getattr(exc, 'problem', None) or exc}")
+        return None
+    if not isinstance(data, dict):
+        problems.append(f"{path}:1: (document): expected a mapping at the top level")
+        return None
+    try:
+        spec = model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            problems.append(f"{path}:{_line_for(loc, lines)}: {_field_name(loc, lines)}: {err['msg']}")
+        return None
+    spec._source = str(path)
+    spec._lines = lines
+    return spec
+
+
+@dataclass
+class Catalog:
+    """All datasets and aggregations of a conf directory, validated together."""
+
+    conf_dir: Path
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    aggregations: dict[str, AggregationSpec] = field(default_factory=dict)
+
+    def dataset_order(self) -> list[DatasetSpec]:
+        """Datasets ordered so that every exists_in reference is loaded before the dataset that uses it."""
+        order: list[str] = []
+        visiting: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in order:
+                return
+            visiting.add(name)
+            for dep in self.datasets[name].references():
+                if dep in self.datasets and dep not in visiting:
+                    visit(dep)
+            visiting.discard(name)
+            order.append(name)
+
+        for name in sorted(self.datasets):
+            visit(name)
+        return [self.datasets[n] for n in order]
+
+    def aggregations_from(self, dataset: str) -> list[AggregationSpec]:
+        return [a for a in self.aggregations.values() if a.source_dataset == dataset]
+
+
+def _cross_check(catalog: Catalog, problems: list[str]) -> None:
+    for ds in catalog.datasets.values():
+        for ref, where in ds.reference_locations():
+            if ref not in catalog.datasets:
+                problems.append(f"{ds.location(where)}: unknown dataset {ref!r} (known: "
+                                f"{', '.join(sorted(catalog.datasets))})")
+    for agg in catalog.aggregations.values():
+        tables = [("from", agg.source_dataset)] + [
+            (("joins", i, "table"), j.dataset) for i, j in enumerate(agg.joins)]
+        for where, name in tables:
+            if name not in catalog.datasets:
+                where = where if isinstance(where, tuple) else (where,)
+                problems.append(f"{agg.location(where)}: unknown dataset {name!r} (known: "
+                                f"{', '.join(sorted(catalog.datasets))})")
+
+
+def load_catalog(conf_dir: str | Path) -> Catalog:
+    """Parse conf_dir/datasets/*.yaml and conf_dir/aggregations/*.yaml; raise SpecError listing every problem."""
+    conf = Path(conf_dir)
+    problems: list[str] = []
+    if not conf.is_dir():
+        raise SpecError([f"{conf}:0: (conf dir): no such directory"])
+    catalog = Catalog(conf_dir=conf)
+    for kind, model, target in (("datasets", DatasetSpec, catalog.datasets),
+                                ("aggregations", AggregationSpec, catalog.aggregations)):
+        for path in sorted((conf / kind).glob("*.y*ml")):
+            spec = _parse_file(path, model, problems)
+            if spec is None:
+                continue
+            if spec.name in target:
+                problems.append(f"{path}:{spec._lines.get(('name',), 1)}: name: duplicate {kind[:-1]} "
+                                f"{spec.name!r} (also in {target[spec.name]._source})")
+                continue
+            target[spec.name] = spec
+    if not catalog.datasets and not problems:
+        problems.append(f"{conf / 'datasets'}:0: (conf dir): no dataset specs found")
+    if not problems:
+        _cross_check(catalog, problems)
+    if problems:
+        raise SpecError(problems)
+    return catalog

@@ -1,0 +1,393 @@
+"""Typed models of the YAML specs: datasets (source, schema, cleaning, checks, target) and aggregations.
+
+Every model forbids unknown fields, so a misspelled key is an error with its file and line, not a silent default.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pyspark.sql import types as T
+
+from lakehouse.specs.types import TypeParseError, parse_column
+
+IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Located(Spec):
+    """A top-level spec that knows the file it came from and the line of each field."""
+
+    _source: str = PrivateAttr(default="<memory>")
+    _lines: dict = PrivateAttr(default_factory=dict)
+
+    def location(self, path: tuple) -> str:
+        parts = tuple(path)
+        while parts and parts not in self._lines:
+            parts = parts[:-1]
+        return f"{self._source}:{self._lines.get(parts, 1)}"
+
+
+# ---------------------------------------------------------------- source
+
+class SourceSpec(Spec):
+    format: Literal["csv", "json", "parquet"]
+    path: str = Field(description="raw folder, relative to the lake root unless it has a scheme or is absolute")
+    layout: str = Field(default="date={date}", description="partition folder of one day")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("layout")
+    @classmethod
+    def _layout(cls, v: str) -> str:
+        names = set(re.findall(r"{(\w+)}", v))
+        if not names or not names <= {"date", "yyyy", "mm", "dd"}:
+            raise ValueError("layout must use {date} or {yyyy}/{mm}/{dd} placeholders, e.g. 'date={date}'")
+        return v
+
+
+# ---------------------------------------------------------------- row checks
+
+class RowCheckBase(Spec):
+    name: str | None = None
+    criticality: Literal["error", "warn"] = "error"
+    filter: str | None = Field(default=None, description="SQL condition: the check applies only where it holds")
+    message: str | None = None
+
+
+class OneOrMoreColumns(RowCheckBase):
+    column: str | None = None
+    columns: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if bool(self.column) == bool(self.columns):
+            raise ValueError("give exactly one of 'column' or 'columns'")
+        return self
+
+    @property
+    def targets(self) -> list[str]:
+        return [self.column] if self.column else list(self.columns or [])
+
+
+class NotNull(OneOrMoreColumns):
+    check: Literal["not_null"]
+
+
+class NotEmpty(OneOrMoreColumns):
+    check: Literal["not_empty"]
+
+
+class Range(OneOrMoreColumns):
+    check: Literal["range", "between"]
+    min: float | int | str | None = None
+    max: float | int | str | None = None
+    inclusive: bool = True
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.min is None and self.max is None:
+            raise ValueError("range needs 'min', 'max' or both")
+        return self
+
+
+class InSet(OneOrMoreColumns):
+    check: Literal["in_set", "not_in_set"]
+    values: list[Any] = Field(min_length=1)
+
+
+class Regex(OneOrMoreColumns):
+    check: Literal["regex"]
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from exc
+        return v
+
+
+class Email(OneOrMoreColumns):
+    check: Literal["email"]
+
+
+class Phone(OneOrMoreColumns):
+    check: Literal["phone"]
+
+
+class Length(OneOrMoreColumns):
+    check: Literal["length"]
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+
+class ExistsIn(OneOrMoreColumns):
+    check: Literal["exists_in"]
+    ref: str = Field(description="'<dataset>.<column>' of another dataset's silver table")
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, v: str) -> str:
+        parts = v.removeprefix("silver.").split(".")
+        if len(parts) != 2 or not all(re.match(IDENT, p) for p in parts):
+            raise ValueError("ref must look like '<dataset>.<column>', e.g. 'products.product_id'")
+        return v
+
+    @property
+    def ref_dataset(self) -> str:
+        return self.ref.removeprefix("silver.").split(".")[0]
+
+    @property
+    def ref_column(self) -> str:
+        return self.ref.removeprefix("silver.").split(".")[1]
+
+
+class NotInFuture(OneOrMoreColumns):
+    check: Literal["not_in_future"]
+    tolerance_hours: float = 0
+
+
+class Compare(RowCheckBase):
+    check: Literal["compare"]
+    left: str
+    op: Literal["<", "<=", ">", ">=", "=", "!="]
+    right: str
+
+
+class Expression(RowCheckBase):
+    check: Literal["expression", "sql"]
+    expression: str = Field(description="SQL boolean condition that valid rows satisfy")
+
+
+RowCheck = Annotated[
+    NotNull | NotEmpty | Range | InSet | Regex | Email | Phone | Length | ExistsIn | NotInFuture | Compare
+    | Expression,
+    Field(discriminator="check"),
+]
+
+
+# ---------------------------------------------------------------- dataset checks
+
+class DatasetCheckBase(Spec):
+    name: str | None = None
+    action: Literal["warn", "fail"] = "fail"
+
+
+class RowCount(DatasetCheckBase):
+    check: Literal["row_count"]
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+
+class Completeness(DatasetCheckBase):
+    check: Literal["completeness"]
+    column: str
+    min: float = Field(ge=0, le=1)
+
+
+DatasetCheck = Annotated[RowCount | Completeness, Field(discriminator="check")]
+
+
+# ---------------------------------------------------------------- cleaning steps
+
+class Step(Spec):
+    step: str
+
+
+class Trim(Step):
+    step: Literal["trim"]
+    trim: list[str]
+
+
+class Upper(Step):
+    step: Literal["upper"]
+    upper: list[str]
+
+
+class Lower(Step):
+    step: Literal["lower"]
+    lower: list[str]
+
+
+class FillNull(Step):
+    step: Literal["fill_null"]
+    fill_null: dict[str, Any]
+
+
+class Derive(Step):
+    step: Literal["derive"]
+    derive: dict[str, str]
+
+
+class Rename(Step):
+    step: Literal["rename"]
+    rename: dict[str, str]
+
+
+class Drop(Step):
+    step: Literal["drop"]
+    drop: list[str]
+
+
+class RegexReplace(Step):
+    step: Literal["regex_replace"]
+    regex_replace: dict[str, tuple[str, str]] = Field(description="column: [pattern, replacement]")
+
+
+class MaskEmail(Step):
+    step: Literal["mask_email"]
+    mask_email: list[str]
+
+
+CleaningStep = Annotated[
+    Trim | Upper | Lower | FillNull | Derive | Rename | Drop | RegexReplace | MaskEmail,
+    Field(discriminator="step"),
+]
+
+
+def _tag_step(value: Any) -> Any:
+    """`- trim: [a, b]` becomes {'step': 'trim', 'trim': [a, b]} so the step name discriminates the union."""
+    if isinstance(value, dict) and "step" not in value:
+        if len(value) != 1:
+            return {"step": "/".join(map(str, value)) or "(empty)", **value}
+        (name,) = value
+        return {"step": name, **value}
+    return value
+
+
+# ---------------------------------------------------------------- dataset
+
+class DatasetTarget(Spec):
+    partition_by: list[str] = Field(default_factory=list)
+    merge_update_when: str | None = Field(
+        default=None, description="extra SQL condition (aliases s, t) for updating a matched silver row")
+
+
+class DatasetSpec(Located):
+    name: str = Field(pattern=IDENT)
+    description: str | None = None
+    source: SourceSpec
+    columns: dict[str, str] = Field(alias="schema", min_length=1)
+    keys: list[str] = Field(min_length=1)
+    sequence_by: str | None = None
+    on_new_columns: Literal["fail", "add", "ignore"] = "add"
+    cleaning: list[Annotated[CleaningStep, Field()]] = Field(default_factory=list)
+    checks: list[RowCheck] = Field(default_factory=list)
+    dataset_checks: list[DatasetCheck] = Field(default_factory=list)
+    target: DatasetTarget = Field(default_factory=DatasetTarget)
+
+    @field_validator("cleaning", mode="before")
+    @classmethod
+    def _tag_steps(cls, v: Any) -> Any:
+        return [_tag_step(item) for item in v] if isinstance(v, list) else v
+
+    @field_validator("columns")
+    @classmethod
+    def _types(cls, v: dict[str, str]) -> dict[str, str]:
+        for col, text in v.items():
+            if not re.match(IDENT, str(col)):
+                raise ValueError(f"column name {col!r} is not a plain identifier")
+            try:
+                parse_column(str(text))
+            except TypeParseError as exc:
+                raise ValueError(f"column {col!r}: {exc}") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _known_columns(self):
+        known = set(self.output_columns())
+        for where, cols in (("keys", self.keys), ("target.partition_by", self.target.partition_by),
+                            ("sequence_by", [self.sequence_by] if self.sequence_by else [])):
+            missing = [c for c in cols if c not in known]
+            if missing:
+                raise ValueError(f"{where} names unknown column(s) {missing}; columns after cleaning: "
+                                 f"{sorted(known)}")
+        return self
+
+    def source_schema(self) -> T.StructType:
+        """The typed schema the raw columns are cast to before cleaning."""
+        fields = []
+        for col, text in self.columns.items():
+            dtype, nullable = parse_column(text)
+            fields.append(T.StructField(col, dtype, nullable))
+        return T.StructType(fields)
+
+    def required_columns(self) -> list[str]:
+        return [f.name for f in self.source_schema().fields if not f.nullable]
+
+    def output_columns(self) -> list[str]:
+        """Column names after the cleaning steps (derive adds, rename renames, drop removes)."""
+        cols = list(self.columns)
+        for step in self.cleaning:
+            if isinstance(step, Derive):
+                cols += [c for c in step.derive if c not in cols]
+            elif isinstance(step, Rename):
+                cols = [step.rename.get(c, c) for c in cols]
+            elif isinstance(step, Drop):
+                cols = [c for c in cols if c not in step.drop]
+        return cols
+
+    def references(self) -> list[str]:
+        return [ref for ref, _ in self.reference_locations()]
+
+    def reference_locations(self) -> list[tuple[str, tuple]]:
+        return [(c.ref_dataset, ("checks", i, "ref")) for i, c in enumerate(self.checks)
+                if isinstance(c, ExistsIn)]
+
+
+# ---------------------------------------------------------------- aggregation
+
+class Join(Spec):
+    dataset: str = Field(alias="table")
+    on: list[str] = Field(min_length=1)
+    how: Literal["left", "inner"] = "left"
+
+    @field_validator("dataset")
+    @classmethod
+    def _strip_layer(cls, v: str) -> str:
+        return v.removeprefix("silver.")
+
+
+class AggregationTarget(Spec):
+    keys: list[str] | None = None
+    partition_by: list[str] = Field(default_factory=list)
+
+
+class AggregationSpec(Located):
+    name: str = Field(pattern=IDENT)
+    description: str | None = None
+    source_dataset: str = Field(alias="from")
+    date_column: str = Field(description="the source column whose dates this run touched; gold is recomputed "
+                                         "for exactly those dates")
+    joins: list[Join] = Field(default_factory=list)
+    filter: str | None = None
+    group_by: list[str] = Field(min_length=1)
+    measures: dict[str, str] = Field(min_length=1)
+    derived: dict[str, str] = Field(default_factory=dict)
+    target: AggregationTarget = Field(default_factory=AggregationTarget)
+
+    @field_validator("source_dataset")
+    @classmethod
+    def _strip_layer(cls, v: str) -> str:
+        return v.removeprefix("silver.")
+
+    @model_validator(mode="after")
+    def _date_grouped(self):
+        if self.date_column not in self.group_by:
+            raise ValueError(f"date_column {self.date_column!r} must be one of group_by {self.group_by}")
+        outputs = set(self.group_by) | set(self.measures) | set(self.derived)
+        missing = [k for k in self.keys if k not in outputs]
+        if missing:
+            raise ValueError(f"target.keys names unknown column(s) {missing}")
+        return self
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.target.keys or self.group_by)

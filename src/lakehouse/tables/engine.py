@@ -1,0 +1,163 @@
+"""The table-engine seam: every Delta read and write of the product goes through `TableEngine`.
+
+Two implementations keep the same behaviour and write tables the other can read:
+  - `JvmEngine` (delta-spark): distributed, production;
+  - `RustEngine` (delta-rs): embedded default; Spark computes, delta-rs commits.
+The MERGE semantics (condition, partition pruning predicate, update/insert/delete clauses) are built here once,
+as SQL strings both engines accept, so the engines differ only in how they execute them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+from lakehouse.settings import SettingsError
+from lakehouse.tables.paths import LakeLayout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MergeResult:
+    """What one MERGE did. `unchanged` = source rows that matched a target row that needed no update."""
+
+    source_rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    files_added: int = 0
+    files_removed: int = 0
+    version: int | None = None
+
+    @property
+    def unchanged(self) -> int:
+        return max(self.source_rows - self.inserted - self.updated, 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "unchanged": self.unchanged}
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    """A MERGE described once, as SQL over aliases `s` (source) and `t` (target)."""
+
+    keys: list[str]
+    partition_by: list[str] = field(default_factory=list)
+    update_when: str | None = None
+    # restrict the scan of the target to these partition values (the values present in the source)
+    partition_values: dict[str, list[Any]] = field(default_factory=dict)
+    # delete target rows that have no source row, within this SQL condition over `t` (gold recompute)
+    delete_unmatched_when: str | None = None
+    evolve_schema: bool = False
+
+    def condition(self) -> str:
+        on = [f"t.`{k}` = s.`{k}`" for k in self.keys]
+        for col, values in self.partition_values.items():
+            on.append(in_list(f"t.`{col}`", values))
+        return " AND ".join(on)
+
+
+def sql_literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        return "'" + value.isoformat(sep=" ") + "'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def in_list(column: str, values: list[Any]) -> str:
+    """`col IN (...)`, with `col IS NULL` added when None is among the values; FALSE for no values."""
+    present = sorted({v for v in values if v is not None}, key=str)
+    parts = []
+    if present:
+        parts.append(f"{column} IN ({', '.join(sql_literal(v) for v in present)})")
+    if any(v is None for v in values):
+        parts.append(f"{column} IS NULL")
+    if not parts:
+        return "FALSE"
+    return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+
+class TableEngine(ABC):
+    """Delta I/O used by the pipeline. Paths are table roots (local or s3://)."""
+
+    name: str = "abstract"
+
+    def __init__(self, spark: SparkSession, layout: LakeLayout) -> None:
+        self.spark = spark
+        self.layout = layout
+
+    @abstractmethod
+    def exists(self, path: str) -> bool: ...
+
+    @abstractmethod
+    def read(self, path: str, version: int | None = None) -> DataFrame:
+        """The table (current or `version`) as a Spark DataFrame, partition columns typed."""
+
+    @abstractmethod
+    def version(self, path: str) -> int | None:
+        """Current version, or None when there is no table."""
+
+    @abstractmethod
+    def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str], where: str) -> int:
+        """Atomically replace the rows matching `where` (a partition predicate) with `df`; create if missing.
+        New nullable columns are added to the table. Returns the new version."""
+
+    @abstractmethod
+    def append(self, df: DataFrame, path: str, partition_by: list[str] | None = None) -> int:
+        """Append rows (create the table if missing). Returns the new version."""
+
+    @abstractmethod
+    def merge(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
+        """MERGE `df` into the table by `plan` (create the table from `df` if missing)."""
+
+    @abstractmethod
+    def history(self, path: str, limit: int | None = None) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def optimize(self, path: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def vacuum(self, path: str, retention_hours: int, dry_run: bool = False) -> list[str]: ...
+
+    def read_or_none(self, path: str) -> DataFrame | None:
+        return self.read(path) if self.exists(path) else None
+
+
+def jvm_delta_available(spark: SparkSession) -> bool:
+    """True when Delta's JVM classes load in this session and its SQL extension is configured."""
+    try:
+        jvm = spark.sparkContext._jvm
+        loader = jvm.Thread.currentThread().getContextClassLoader()
+        jvm.java.lang.Class.forName("io.delta.tables.DeltaTable", False, loader)
+    except Exception:  # py4j raises a Py4JJavaError wrapping ClassNotFoundException
+        return False
+    extensions = spark.conf.get("spark.sql.extensions", "") or ""
+    return "DeltaSparkSessionExtension" in extensions
+
+
+def select_engine(spark: SparkSession, layout: LakeLayout, choice: str = "auto") -> TableEngine:
+    """`auto` takes jvm when Delta's classes load in the session, else rust."""
+    if choice not in ("auto", "jvm", "rust"):
+        raise SettingsError(f"unknown engine {choice!r}: expected auto, jvm or rust")
+    if choice in ("auto", "jvm") and jvm_delta_available(spark):
+        from lakehouse.tables.jvm import JvmEngine
+
+        return JvmEngine(spark, layout)
+    if choice == "jvm":
+        raise SettingsError(
+            "LAKEHOUSE_ENGINE=jvm but Delta's JVM classes are not on Spark's classpath; point "
+            "LAKEHOUSE_SPARK_JARS at delta-spark_2.13-4.0.x.jar and delta-storage-4.0.x.jar, or use rust")
+    from lakehouse.tables.rust import RustEngine
+
+    return RustEngine(spark, layout)

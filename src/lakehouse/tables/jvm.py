@@ -1,0 +1,119 @@
+"""The `jvm` engine: delta-spark (Delta Lake 4.0 on Spark's JVM), the distributed production engine.
+
+It is chosen when Delta's classes load in the session (the production image ships them in /opt/spark/jars;
+elsewhere LAKEHOUSE_SPARK_JARS points spark.jars at local copies). Same contract as the rust engine: same
+MERGE clauses (built once in `MergePlan`), same partition replacement, tables readable by delta-rs (no
+deletion vectors, no column mapping).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import DataFrame
+
+from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine
+
+# keep the basic protocol so that delta-rs can read and write every table this engine creates
+_TABLE_PROPERTIES = {"delta.enableDeletionVectors": "false"}
+
+
+class JvmEngine(TableEngine):
+    name = "jvm"
+
+    def _delta(self, path: str):
+        from delta.tables import DeltaTable
+
+        return DeltaTable.forPath(self.spark, path)
+
+    def exists(self, path: str) -> bool:
+        from delta.tables import DeltaTable
+
+        return DeltaTable.isDeltaTable(self.spark, path)
+
+    def version(self, path: str) -> int | None:
+        if not self.exists(path):
+            return None
+        return int(self._delta(path).history(1).select("version").first()[0])
+
+    def read(self, path: str, version: int | None = None) -> DataFrame:
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(path)
+
+    def _create(self, df: DataFrame, path: str, partition_by: list[str]) -> None:
+        writer = df.write.format("delta").mode("append")
+        for key, value in _TABLE_PROPERTIES.items():
+            writer = writer.option(key, value)
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.save(path)
+
+    def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str], where: str) -> int:
+        if not self.exists(path):
+            self._create(df, path, partition_by)
+        else:
+            (df.write.format("delta").mode("overwrite").option("replaceWhere", where)
+             .option("mergeSchema", "true").save(path))
+        return self.version(path)
+
+    def append(self, df: DataFrame, path: str, partition_by: list[str] | None = None) -> int:
+        if not self.exists(path):
+            self._create(df, path, partition_by or [])
+        else:
+            df.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
+        return self.version(path)
+
+    def merge(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
+        if not self.exists(path):
+            self._create(df, path, plan.partition_by)
+            metrics = self._last_metrics(path)
+            rows = int(metrics.get("numOutputRows", 0))
+            return MergeResult(source_rows=rows, inserted=rows, files_added=int(metrics.get("numFiles", 0)),
+                               version=self.version(path))
+        before = self.version(path)
+        builder = self._delta(path).alias("t").merge(df.alias("s"), plan.condition())
+        if plan.evolve_schema:
+            builder = builder.withSchemaEvolution()
+        builder = builder.whenMatchedUpdateAll(condition=plan.update_when)
+        builder = builder.whenNotMatchedInsertAll()
+        if plan.delete_unmatched_when:
+            builder = builder.whenNotMatchedBySourceDelete(condition=plan.delete_unmatched_when)
+        builder.execute()
+        after = self.version(path)
+        if after == before:
+            return MergeResult(source_rows=df.count(), version=after)
+        metrics = self._last_metrics(path)
+        return MergeResult(
+            source_rows=int(metrics.get("numSourceRows", 0)),
+            inserted=int(metrics.get("numTargetRowsInserted", 0)),
+            updated=int(metrics.get("numTargetRowsUpdated", 0)),
+            deleted=int(metrics.get("numTargetRowsDeleted", 0)),
+            files_added=int(metrics.get("numTargetFilesAdded", 0)),
+            files_removed=int(metrics.get("numTargetFilesRemoved", 0)),
+            version=after,
+        )
+
+    def _last_metrics(self, path: str) -> dict[str, str]:
+        row = self._delta(path).history(1).select("operationMetrics").first()
+        return dict(row[0] or {})
+
+    def history(self, path: str, limit: int | None = None) -> list[dict[str, Any]]:
+        if not self.exists(path):
+            return []
+        rows = self._delta(path).history(limit).collect() if limit else self._delta(path).history().collect()
+        return [r.asDict(recursive=True) for r in rows]
+
+    def optimize(self, path: str) -> dict[str, Any]:
+        row = self._delta(path).optimize().executeCompaction().first()
+        return row.asDict(recursive=True) if row else {}
+
+    def vacuum(self, path: str, retention_hours: int, dry_run: bool = False) -> list[str]:
+        if dry_run:
+            rows = self.spark.sql(f"VACUUM delta.`{path}` RETAIN {int(retention_hours)} HOURS DRY RUN").collect()
+            return [r[0] for r in rows]
+        # the caller has already enforced the retention floor (it refuses less than 7 days unless forced)
+        self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+        self._delta(path).vacuum(retention_hours)
+        return []
