@@ -205,3 +205,7 @@ def entry(argv: Sequence[str] | None = None, prefix: Sequence[str] = ()) -> None
             active.stop()
     finally:
         sys.exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,12 +8,24 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pyspark.sql import types as T
 
 from lakehouse.specs.types import TypeParseError, parse_column
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _column_type(text: str) -> str:
+    try:
+        parse_column(str(text))
+    except TypeParseError as exc:
+        raise ValueError(str(exc)) from exc
+    return text
+
+
+ColumnType = Annotated[str, AfterValidator(_column_type)]
+Identifier = Annotated[str, Field(pattern=IDENT)]
 
 
 class Spec(BaseModel):
@@ -274,7 +286,7 @@ class DatasetSpec(Located):
     name: str = Field(pattern=IDENT)
     description: str | None = None
     source: SourceSpec
-    columns: dict[str, str] = Field(alias="schema", min_length=1)
+    columns: dict[Identifier, ColumnType] = Field(alias="schema", min_length=1)
     keys: list[str] = Field(min_length=1)
     sequence_by: str | None = None
     on_new_columns: Literal["fail", "add", "ignore"] = "add"
@@ -287,18 +299,6 @@ class DatasetSpec(Located):
     @classmethod
     def _tag_steps(cls, v: Any) -> Any:
         return [_tag_step(item) for item in v] if isinstance(v, list) else v
-
-    @field_validator("columns")
-    @classmethod
-    def _types(cls, v: dict[str, str]) -> dict[str, str]:
-        for col, text in v.items():
-            if not re.match(IDENT, str(col)):
-                raise ValueError(f"column name {col!r} is not a plain identifier")
-            try:
-                parse_column(str(text))
-            except TypeParseError as exc:
-                raise ValueError(f"column {col!r}: {exc}") from exc
-        return v
 
     @model_validator(mode="after")
     def _known_columns(self):

@@ -1,0 +1,64 @@
+"""One SparkSession for the whole suite (fast settings), real Delta tables in tmp_path, engines parametrized."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lakehouse.settings import Settings
+from lakehouse.tables.engine import jvm_delta_available, select_engine
+from lakehouse.tables.paths import LakeLayout
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from lakehouse.session import build_session
+
+    settings = Settings.from_env({k: v for k, v in os.environ.items() if k != "LAKEHOUSE_ENGINE"})
+    session = build_session(settings, "lakehouse-tests", extra={
+        "spark.master": "local[2]",
+        "spark.sql.shuffle.partitions": "2",
+        "spark.default.parallelism": "2",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.adaptive.coalescePartitions.enabled": "false",
+        "spark.driver.memory": "2g",
+    })
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def available_engines(spark) -> list[str]:
+    return ["rust", "jvm"] if jvm_delta_available(spark) else ["rust"]
+
+
+ENGINES = ["rust", "jvm"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request, spark, tmp_path):
+    """Each contract test runs once per engine; the jvm run is skipped where Delta's jars are absent."""
+    if request.param == "jvm" and not jvm_delta_available(spark):
+        pytest.skip("jvm engine: Delta's JVM jars are not on Spark's classpath (set LAKEHOUSE_SPARK_JARS to "
+                    "delta-spark_2.13-4.0.x.jar,delta-storage-4.0.x.jar to run these)")
+    return select_engine(spark, LakeLayout(str(tmp_path / "lake")), request.param)
+
+
+@pytest.fixture
+def rust_engine(spark, tmp_path):
+    return select_engine(spark, LakeLayout(str(tmp_path / "lake")), "rust")
+
+
+@pytest.fixture
+def conf_copy(tmp_path) -> Path:
+    """A writable copy of the shipped conf/ for tests that edit specs."""
+    target = tmp_path / "conf"
+    shutil.copytree(CONF, target)
+    return target

@@ -1,0 +1,124 @@
+"""Row checks, cleaning steps and the typed cast, on small DataFrames with edge values."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import types as T
+
+from lakehouse.rules.checks import ERRORS, evaluate
+from lakehouse.rules.cleaning import clean
+from lakehouse.rules.conform import CAST_ERRORS, conform
+from lakehouse.specs import models as m
+
+
+def dataset(checks=(), cleaning=(), schema=None, keys=("id",)) -> m.DatasetSpec:
+    return m.DatasetSpec.model_validate({
+        "name": "t", "source": {"format": "csv", "path": "raw/t"},
+        "schema": schema or {"id": "string", "v": "string"}, "keys": list(keys),
+        "cleaning": list(cleaning), "checks": list(checks)})
+
+
+def failures(spark, spec, rows, schema="id string, v string", refs=None) -> dict[str, list[str]]:
+    """id -> names of the checks the row failed."""
+    df = spark.createDataFrame(rows, schema)
+    out = df.transform(evaluate(spec, refs)).select("id", ERRORS).collect()
+    return {r.id: sorted(e.check for e in r[ERRORS]) for r in out}
+
+
+def test_not_null_and_not_empty_treat_blank_and_unicode(spark):
+    spec = dataset([{"check": "not_null", "column": "v"}, {"check": "not_empty", "column": "v"}])
+    got = failures(spark, spec, [("a", None), ("b", ""), ("c", "   "), ("d", "ü"), ("e", "x")])
+    assert got == {"a": ["not_empty", "not_null"], "b": ["not_empty"], "c": ["not_empty"], "d": [], "e": []}
+
+
+@pytest.mark.parametrize("inclusive, expected", [(True, {"lo": [], "hi": [], "below": ["range"], "null": []}),
+                                                  (False, {"lo": ["range"], "hi": ["range"], "below": ["range"],
+                                                           "null": []})])
+def test_range_boundaries(spark, inclusive, expected):
+    spec = dataset([{"check": "range", "column": "n", "min": 1, "max": 10, "inclusive": inclusive}],
+                   schema={"id": "string", "n": "int"})
+    got = failures(spark, spec, [("lo", 1), ("hi", 10), ("below", 0), ("null", None)], "id string, n int")
+    assert got == expected
+
+
+def test_in_set_regex_email_phone(spark):
+    spec = dataset([
+        {"check": "in_set", "column": "v", "values": ["a@b.io", "x"], "name": "allowed"},
+        {"check": "regex", "column": "v", "pattern": "^[a-z@.]+$"},
+        {"check": "email", "column": "v"},
+        {"check": "phone", "column": "p"},
+    ], schema={"id": "string", "v": "string", "p": "string"})
+    got = failures(spark, spec, [("1", "a@b.io", "+1 (555) 123-4567"), ("2", "Bad Mail", "call me"),
+                                 ("3", None, None)], "id string, v string, p string")
+    assert got == {"1": [], "2": ["allowed", "email", "phone", "regex"], "3": []}
+
+
+def test_exists_in_uses_the_reference_table(spark):
+    spec = dataset([{"check": "exists_in", "column": "v", "ref": "products.product_id"}])
+    ref = spark.createDataFrame([("P1",), ("P2",), (None,)], "product_id string")
+    got = failures(spark, spec, [("a", "P1"), ("b", "P9"), ("c", None)], refs={"products": ref})
+    assert got == {"a": [], "b": ["exists_in"], "c": []}
+    # with no reference table yet, every non-null value fails: nothing unverifiable reaches silver
+    assert failures(spark, spec, [("a", "P1")], refs={"products": None}) == {"a": ["exists_in"]}
+
+
+def test_compare_expression_filter_and_warn(spark):
+    spec = dataset([
+        {"check": "compare", "left": "lo", "op": "<=", "right": "hi", "name": "ordered"},
+        {"check": "expression", "expression": "hi < 100", "criticality": "warn", "name": "small"},
+        {"check": "not_null", "column": "lo", "filter": "hi > 50", "name": "lo_when_big"},
+    ], schema={"id": "string", "lo": "int", "hi": "int"})
+    rows = [("ok", 1, 2), ("rev", 5, 2), ("big", None, 150), ("nullbig", None, 60), ("nullsmall", None, 10)]
+    got = failures(spark, spec, rows, "id string, lo int, hi int")
+    assert got == {"ok": [], "rev": ["ordered"], "big": ["lo_when_big", "small"], "nullbig": ["lo_when_big"],
+                   "nullsmall": []}
+    df = spark.createDataFrame(rows, "id string, lo int, hi int").transform(evaluate(spec))
+    crit = {r.id: sorted(e.criticality for e in r[ERRORS]) for r in df.collect()}
+    assert crit["big"] == ["error", "warn"]
+
+
+def test_keys_and_required_columns_are_implicit_errors_and_bad_encoding(spark):
+    spec = dataset(schema={"id": "string not null", "v": "string"})
+    got = failures(spark, spec, [(None, "x"), ("b", "Caf\ufffd"), ("c", "Café")])
+    assert got == {None: ["required"], "b": ["bad_encoding"], "c": []}
+
+
+def test_conform_casts_and_reports_values_that_do_not_fit(spark):
+    spec = dataset(schema={"id": "string", "n": "int", "price": "decimal(5,2)", "ts": "timestamp",
+                           "missing": "date"})
+    raw = spark.createDataFrame([("a", "7", "1.50", "2024-01-02 03:04:05"), ("b", "seven", "", None),
+                                 ("c", " ", "12345.6", "not a time")], "id string, n string, price string, ts string")
+    out = {r.id: r for r in raw.transform(conform(spec)).collect()}
+    assert out["a"].n == 7 and str(out["a"].price) == "1.50" and out["a"].ts == dt.datetime(2024, 1, 2, 3, 4, 5)
+    assert out["a"].missing is None and out["a"][CAST_ERRORS] == []
+    assert [(e.column, e.message) for e in out["b"][CAST_ERRORS]] == [("n", "value seven is not a valid int")]
+    # blank is null, not a type error; an overflowing decimal and an unparseable timestamp are errors
+    assert sorted(e.column for e in out["c"][CAST_ERRORS]) == ["price", "ts"]
+
+
+def test_cleaning_steps_in_order(spark):
+    steps = [{"trim": ["name"]}, {"upper": ["name"]}, {"fill_null": {"qty": 0}},
+             {"derive": {"total": "qty * 2"}}, {"rename": {"name": "label"}}, {"drop": ["junk"]},
+             {"regex_replace": {"label": ["[^A-Z]", ""]}}, {"mask_email": ["mail"]}]
+    spec = dataset(cleaning=steps, schema={"id": "string", "name": "string", "qty": "int", "junk": "string",
+                                           "mail": "string"})
+    df = spark.createDataFrame([("1", "  ab-c ", None, "j", "jane.doe@example.com"),
+                                ("2", None, 3, "j", "not-an-email")],
+                               "id string, name string, qty int, junk string, mail string")
+    expected = spark.createDataFrame([("1", "ABC", 0, "j***@example.com", 0), ("2", None, 3, "not-an-email", 6)],
+                                     "id string, label string, qty int, mail string, total int")
+    assert_df_equality(df.transform(clean(spec.cleaning)), expected, ignore_nullable=True,
+                       ignore_column_order=True)
+    assert spec.output_columns() == ["id", "label", "qty", "mail", "total"]
+
+
+def test_malformed_line_has_a_single_reason(spark):
+    spec = dataset(schema={"id": "string not null", "v": "string"})
+    df = spark.createDataFrame([(None, None, "garbage,line"), ("a", "x", None)],
+                               T.StructType([T.StructField("id", T.StringType()), T.StructField("v", T.StringType()),
+                                             T.StructField("_raw_record", T.StringType())]))
+    got = {r.id: [e.check for e in r[ERRORS]] for r in df.transform(evaluate(spec)).collect()}
+    assert got == {None: ["malformed_record"], "a": []}
