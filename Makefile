@@ -29,7 +29,9 @@ validate: $(STAMP)
 
 run: generate ## run the daily job for every generated day (ends yesterday, UTC)
 	$(BIN)/lakehouse validate-config
-	$(BIN)/spark-submit --master "local[2]" spark_jobs/daily_aggregation.py \
+	$(BIN)/spark-submit --master "local[2]" --conf spark.ui.enabled=false \
+		--driver-java-options "-Dlog4j2.configurationFile=conf/spark/log4j2.properties" \
+		spark_jobs/daily_aggregation.py \
 		--start $$(date -u -d "$(DAYS) days ago" +%F) --end $$(date -u -d "1 day ago" +%F)
 
 test: $(STAMP) ## the test suite (real Spark, real Delta tables)

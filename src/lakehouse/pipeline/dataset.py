@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from lakehouse.rules.checks import ERRORS, check_names, evaluate, has_error
 from lakehouse.rules.cleaning import clean
 from lakehouse.rules.conform import conform
-from lakehouse.sources.reader import LINEAGE, RAW_RECORD, discover, new_columns, read_raw
+from lakehouse.sources.reader import RAW_RECORD, discover, new_columns, read_raw
 from lakehouse.specs import models as m
 from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, sql_literal
 from lakehouse.tables.paths import is_remote
