@@ -42,3 +42,7 @@ lint: $(STAMP)
 
 clean:
 	rm -rf lake spark-warehouse metastore_db derby.log .pytest_cache
+
+k8s-check: $(STAMP) ## render every kustomization and validate it strictly; lint the image recipe
+	$(BIN)/hadolint k8s/image/Dockerfile
+	$(BIN)/pytest -q tests/test_k8s.py

@@ -68,6 +68,14 @@ def test_replace_partitions_and_time_travel(spark, engine, tmp_path):
     assert len(ops) == 2 and all(op in ("WRITE", "CREATE TABLE") for op in ops)
 
 
+def test_restore_brings_back_an_older_version(spark, engine, tmp_path):
+    path = str(tmp_path / "t")
+    engine.merge(spark.createDataFrame([("a", D1, 1, "x")], SCHEMA), path, plan())
+    engine.merge(spark.createDataFrame([("a", D1, 2, "bad")], SCHEMA), path, plan(partition_values={"day": [D1]}))
+    new_version = engine.restore(path, 0)
+    assert new_version == 2 and rows(engine, path) == [("a", D1, 1, "x")]
+
+
 def test_replace_partitions_adds_new_columns(spark, engine, tmp_path):
     path = str(tmp_path / "t")
     engine.replace_partitions(spark.createDataFrame([("a", D1, 1, "x")], SCHEMA), path, ["day"],

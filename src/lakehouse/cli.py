@@ -1,4 +1,4 @@
-"""`lakehouse` command line: run, generate, validate-config, quality, history.
+"""`lakehouse` command line: run, generate, validate-config, quality, history, read, optimize, vacuum, maintenance.
 
 Exit codes: 0 success, 1 run failed (processing error or an error-level dataset check), 2 configuration or
 usage error. Every path out of `main` returns one of them, so spark-submit and the Spark Operator see a
@@ -17,6 +17,7 @@ from lakehouse.settings import Settings, SettingsError
 from lakehouse.specs import SpecError, load_catalog
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_RETENTION_HOURS = 7 * 24
 log = logging.getLogger("lakehouse")
 
 
@@ -72,6 +73,31 @@ def build_parser() -> argparse.ArgumentParser:
     _common(history)
     history.add_argument("table", help="e.g. silver/sales, gold/daily_sales_summary, _meta/runs")
     history.add_argument("--limit", type=int, default=20)
+
+    read = sub.add_parser("read", help="print rows of a table, optionally as of an older version")
+    _common(read)
+    read.add_argument("table", help="e.g. gold/daily_sales_summary")
+    read.add_argument("--as-of-version", type=int, help="Delta version to read (time travel)")
+    read.add_argument("--limit", type=int, default=20)
+
+    restore = sub.add_parser("restore", help="roll a table back to an older version (a new commit)")
+    _common(restore)
+    restore.add_argument("table", help="e.g. gold/daily_sales_summary")
+    restore.add_argument("--to-version", type=int, required=True)
+
+    for name, text in (("optimize", "compact small files of every table (or the ones named)"),
+                       ("vacuum", "delete files no table version within the retention needs"),
+                       ("maintenance", "optimize, then vacuum, every table (the weekly job)")):
+        p = sub.add_parser(name, help=text)
+        _common(p)
+        if name != "maintenance":
+            p.add_argument("tables", nargs="*", help="e.g. silver/sales (default: all tables of conf/)")
+        if name != "optimize":
+            p.add_argument("--retention-hours", type=int, default=DEFAULT_RETENTION_HOURS,
+                           help=f"keep files needed by versions of the last N hours (default "
+                                f"{DEFAULT_RETENTION_HOURS}, i.e. 7 days; less needs --force)")
+            p.add_argument("--force", action="store_true", help="allow a retention below 7 days")
+            p.add_argument("--dry-run", action="store_true", help="list the files, delete nothing")
     return parser
 
 
@@ -176,8 +202,90 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_read(args: argparse.Namespace) -> int:
+    from lakehouse.tables.paths import join
+
+    settings = _settings(args)
+    engine = _engine(settings, "lakehouse-read")
+    df = engine.read(join(settings.lake_root, args.table), args.as_of_version)
+    df.show(args.limit, truncate=False)
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from lakehouse.tables.paths import join
+
+    settings = _settings(args)
+    engine = _engine(settings, "lakehouse-restore")
+    path = join(settings.lake_root, args.table)
+    print(f"{path}: restored version {args.to_version} as version {engine.restore(path, args.to_version)}")
+    return EXIT_OK
+
+
+def _table_paths(settings: Settings, names: list[str]) -> list[str]:
+    from lakehouse.tables.paths import LakeLayout, join
+
+    if names:
+        return [join(settings.lake_root, n) for n in names]
+    catalog = load_catalog(settings.conf_dir)
+    lake = LakeLayout(settings.lake_root)
+    paths = []
+    for ds in catalog.datasets:
+        paths += [lake.bronze(ds), lake.quarantine(ds), lake.silver(ds)]
+    paths += [lake.gold(a) for a in catalog.aggregations]
+    paths += [lake.meta(m) for m in ("runs", "quality")]
+    return paths
+
+
+def _check_retention(args: argparse.Namespace) -> None:
+    if args.retention_hours < DEFAULT_RETENTION_HOURS and not args.force:
+        raise UsageError(f"--retention-hours {args.retention_hours} is below the {DEFAULT_RETENTION_HOURS}-hour "
+                         "default: readers and time travel within that window could break; add --force to do it")
+    if args.retention_hours < 0:
+        raise UsageError("--retention-hours must not be negative")
+
+
+def _maintain(args: argparse.Namespace, optimize: bool, vacuum: bool) -> int:
+    settings = _settings(args)
+    if vacuum:
+        _check_retention(args)
+    paths = _table_paths(settings, getattr(args, "tables", []))
+    engine = _engine(settings, "lakehouse-maintenance")
+    failed = False
+    for path in paths:
+        if not engine.exists(path):
+            print(f"{path}: no table, skipped")
+            continue
+        try:
+            if optimize:
+                metrics = engine.optimize(path)
+                print(f"{path}: optimized {metrics}")
+            if vacuum:
+                files = engine.vacuum(path, args.retention_hours, dry_run=args.dry_run)
+                verb = "would delete" if args.dry_run else "deleted"
+                print(f"{path}: vacuum {verb} {len(files)} file(s)")
+        except Exception as exc:  # one table's failure does not stop the others
+            log.exception("maintenance of %s failed", path)
+            print(f"{path}: FAILED {type(exc).__name__}: {exc}")
+            failed = True
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    return _maintain(args, optimize=True, vacuum=False)
+
+
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    return _maintain(args, optimize=False, vacuum=True)
+
+
+def cmd_maintenance(args: argparse.Namespace) -> int:
+    return _maintain(args, optimize=True, vacuum=True)
+
+
 COMMANDS = {"run": cmd_run, "generate": cmd_generate, "validate-config": cmd_validate,
-            "quality": cmd_quality, "history": cmd_history}
+            "quality": cmd_quality, "history": cmd_history, "read": cmd_read, "restore": cmd_restore, "optimize": cmd_optimize,
+            "vacuum": cmd_vacuum, "maintenance": cmd_maintenance}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

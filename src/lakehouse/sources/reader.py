@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.specs.models import DatasetSpec
-from lakehouse.tables.paths import LakeLayout, join
+from lakehouse.tables.paths import LakeLayout, arrow_uri, join, spark_uri
 
 RAW_RECORD = "_raw_record"
 LINEAGE = ["_source_file", "_partition_date", "_run_id", "_ingested_at"]
@@ -47,12 +47,8 @@ def partition_folder(layout: str, day: dt.date) -> str:
 
 def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
     if "://" in path:
-        return pafs.FileSystem.from_uri(path)
+        return pafs.FileSystem.from_uri(arrow_uri(path))
     return pafs.LocalFileSystem(), path
-
-
-def _spark_uri(path: str) -> str:
-    return "s3a://" + path[len("s3://"):] if path.startswith("s3://") else path
 
 
 def discover(spec: DatasetSpec, lake: LakeLayout, day: dt.date) -> RawDay:
@@ -66,7 +62,7 @@ def discover(spec: DatasetSpec, lake: LakeLayout, day: dt.date) -> RawDay:
             name = entry.base_name
             if entry.type != pafs.FileType.File or name.startswith((".", "_")):
                 continue
-            full = entry.path if "://" not in folder else folder.split("://")[0] + "://" + entry.path
+            full = entry.path if "://" not in folder else arrow_uri(folder).split("://")[0] + "://" + entry.path
             files.append(RawFile(full, entry.size or 0, entry.mtime))
     files.sort(key=lambda f: f.path)
     return RawDay(spec.name, day, folder, files)
@@ -90,7 +86,7 @@ def _csv_header(spark: SparkSession, paths: list[str], options: dict) -> list[st
 def read_raw(spark: SparkSession, spec: DatasetSpec, day: RawDay, run_id: str, ingested_at: dt.datetime
              ) -> DataFrame:
     """The day's rows as received plus `_raw_record` (text formats) and lineage columns."""
-    paths = [_spark_uri(f.path) for f in day.files]
+    paths = [spark_uri(f.path) for f in day.files]
     fmt = spec.source.format
     options = {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in spec.source.options.items()}
     if fmt == "csv":

@@ -130,6 +130,10 @@ class TableEngine(ABC):
     @abstractmethod
     def vacuum(self, path: str, retention_hours: int, dry_run: bool = False) -> list[str]: ...
 
+    @abstractmethod
+    def restore(self, path: str, version: int) -> int:
+        """Make `version`'s content current again (a new commit; history is kept). Returns the new version."""
+
     def read_or_none(self, path: str) -> DataFrame | None:
         return self.read(path) if self.exists(path) else None
 

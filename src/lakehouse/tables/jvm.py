@@ -117,3 +117,7 @@ class JvmEngine(TableEngine):
         self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
         self._delta(path).vacuum(retention_hours)
         return []
+
+    def restore(self, path: str, version: int) -> int:
+        self._delta(path).restoreToVersion(version)
+        return self.version(path)

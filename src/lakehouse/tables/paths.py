@@ -9,6 +9,16 @@ def join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *[p.strip("/") for p in parts]])
 
 
+def spark_uri(path: str) -> str:
+    """Spark's Hadoop S3 connector answers to s3a://."""
+    return "s3a://" + path[len("s3://"):] if path.startswith("s3://") else path
+
+
+def arrow_uri(path: str) -> str:
+    """pyarrow and delta-rs answer to s3://."""
+    return "s3://" + path[len("s3a://"):] if path.startswith("s3a://") else path
+
+
 def is_remote(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 

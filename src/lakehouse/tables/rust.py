@@ -22,11 +22,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine
-from lakehouse.tables.paths import is_remote, join
-
-
-def _spark_path(uri: str) -> str:
-    return "s3a://" + uri[len("s3://"):] if uri.startswith("s3://") else uri
+from lakehouse.tables.paths import arrow_uri, is_remote, join, spark_uri
 
 
 def _nullable(schema: pa.Schema) -> pa.Schema:
@@ -52,16 +48,18 @@ class RustEngine(TableEngine):
 
     def _table(self, path: str, version: int | None = None) -> DeltaTable | None:
         try:
-            return DeltaTable(path, version=version)
+            return DeltaTable(arrow_uri(path), version=version)
         except TableNotFoundError:
             return None
 
     # ------------------------------------------------------------ reads
 
     def exists(self, path: str) -> bool:
+        path = arrow_uri(path)
         return DeltaTable.is_deltatable(path)
 
     def version(self, path: str) -> int | None:
+        path = arrow_uri(path)
         table = self._table(path)
         return None if table is None else table.version()
 
@@ -70,15 +68,16 @@ class RustEngine(TableEngine):
         if table is None:
             raise FileNotFoundError(f"no Delta table at {path}")
         schema = from_arrow_schema(pa.schema(table.schema().to_arrow()))
-        files = [_spark_path(f) for f in table.file_uris()]
+        files = [spark_uri(f) for f in table.file_uris()]
         if not files:
             return self.spark.createDataFrame([], schema)
-        return (self.spark.read.schema(schema).option("basePath", _spark_path(table.table_uri.rstrip("/")))
+        return (self.spark.read.schema(schema).option("basePath", spark_uri(table.table_uri.rstrip("/")))
                 .parquet(*files).select(*[f"`{c}`" for c in schema.names]))
 
     # ------------------------------------------------------------ writes
 
     def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str], where: str) -> int:
+        path = arrow_uri(path)
         with self._staged(df) as data:
             reader = data.scanner().to_reader()
             if self._table(path) is None:
@@ -89,12 +88,14 @@ class RustEngine(TableEngine):
         return DeltaTable(path).version()
 
     def append(self, df: DataFrame, path: str, partition_by: list[str] | None = None) -> int:
+        path = arrow_uri(path)
         with self._staged(df) as data:
             write_deltalake(path, data.scanner().to_reader(), partition_by=partition_by or None, mode="append",
                             schema_mode="merge")
         return DeltaTable(path).version()
 
     def merge(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
+        path = arrow_uri(path)
         with self._staged(df) as data:
             table = self._table(path)
             if table is None:
@@ -124,12 +125,21 @@ class RustEngine(TableEngine):
     # ------------------------------------------------------------ maintenance
 
     def history(self, path: str, limit: int | None = None) -> list[dict[str, Any]]:
+        path = arrow_uri(path)
         table = self._table(path)
         return [] if table is None else list(table.history(limit))
 
     def optimize(self, path: str) -> dict[str, Any]:
+        path = arrow_uri(path)
         return dict(DeltaTable(path).optimize.compact())
 
     def vacuum(self, path: str, retention_hours: int, dry_run: bool = False) -> list[str]:
+        path = arrow_uri(path)
         return list(DeltaTable(path).vacuum(retention_hours=retention_hours, dry_run=dry_run,
                                             enforce_retention_duration=False))
+
+    def restore(self, path: str, version: int) -> int:
+        path = arrow_uri(path)
+        table = DeltaTable(path)
+        table.restore(version)
+        return DeltaTable(path).version()

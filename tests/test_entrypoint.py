@@ -1,0 +1,100 @@
+"""The entry scripts run the way the Spark Operator runs them: spark-submit, the manifest's arguments, specs from
+a mounted ConfigMap folder. Any failure must end the application with a non-zero exit code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lakehouse import cli
+from lakehouse.sample.retail import RetailGenerator
+from tests.conftest import CONF, REPO
+
+DAY = dt.date(2024, 5, 1)
+
+
+def manifest_arguments() -> tuple[str, list[str]]:
+    daily = yaml.safe_load((REPO / "k8s/base/daily.yaml").read_text())
+    template = daily["spec"]["template"]
+    script = template["mainApplicationFile"].removeprefix("local:///opt/lakehouse/")
+    return script, list(template["arguments"])
+
+
+def mounted_conf(tmp_path: Path) -> Path:
+    """What the pod sees: the two ConfigMaps mounted as datasets/ and aggregations/."""
+    mount = tmp_path / "mnt" / "conf"
+    for folder in ("datasets", "aggregations"):
+        shutil.copytree(CONF / folder, mount / folder)
+    return mount
+
+
+def spark_submit(script: str, args: list[str], lake: Path) -> subprocess.CompletedProcess:
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "LAKEHOUSE_ROOT": str(lake), "PYSPARK_PYTHON": sys.executable,
+           "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env.pop("LAKEHOUSE_ENGINE", None)
+    cmd = [str(bin_dir / "spark-submit"), "--master", "local[1]", "--conf", "spark.ui.enabled=false",
+           "--driver-java-options", f"-Dlog4j2.configurationFile={CONF / 'spark/log4j2.properties'}",
+           str(REPO / script), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+
+
+def _with(args: list[str], flag: str, value: str) -> list[str]:
+    out = list(args)
+    out[out.index(flag) + 1] = value
+    return out
+
+
+def test_broken_input_ends_the_application_with_exit_code_1(tmp_path):
+    script, args = manifest_arguments()
+    lake = tmp_path / "lake"
+    RetailGenerator(lake, days=1, rows_per_day=50, seed=3, end_date=DAY, products=20, customers=30).write()
+    corrupt = next((lake / "raw/customers").rglob("*.parquet"))
+    corrupt.write_bytes(b"PAR1 this is not a parquet file")
+    # the cluster runs the jvm engine; here only the embedded one exists, everything else is the manifest's
+    args = _with(_with(args, "--conf-dir", str(mounted_conf(tmp_path))), "--engine", "rust")
+    proc = spark_submit(script, [*args, "--date", DAY.isoformat()], lake)
+    assert proc.returncode == 1, proc.stdout + proc.stderr[-3000:]
+    failed = [ln for ln in proc.stdout.splitlines() if ln.strip().startswith("customers")]
+    assert failed and " failed " in failed[0], proc.stdout
+    # the other datasets still loaded, and the failure is in the run record
+    assert "sales" in proc.stdout and (lake / "silver/sales/_delta_log").is_dir()
+
+
+def test_the_jvm_engine_without_delta_jars_is_a_configuration_error(tmp_path):
+    script, args = manifest_arguments()
+    args = _with(args, "--conf-dir", str(mounted_conf(tmp_path)))
+    proc = spark_submit(script, [*args, "--date", DAY.isoformat()], tmp_path / "lake")
+    assert proc.returncode == 2, proc.stdout + proc.stderr[-3000:]
+    # spark-submit's PythonRunner merges the driver's stderr into stdout
+    assert "LAKEHOUSE_SPARK_JARS" in proc.stdout + proc.stderr
+
+
+def test_an_unexpected_exception_is_exit_code_1(monkeypatch, tmp_path, spark):
+    from lakehouse.pipeline import job
+
+    def explode(self, dates):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(job.DailyJob, "run", explode)
+    code = cli.main(["run", "--date", "2024-01-01", "--engine", "rust", "--lake-root", str(tmp_path / "lake"),
+                     "--conf-dir", str(CONF)])
+    assert code == 1
+
+
+@pytest.mark.parametrize("argv", [["run", "--date", "2024-13-01"], ["run", "--end", "2024-01-01"],
+                                  ["run", "--start", "2024-01-05", "--end", "2024-01-01"], ["frobnicate"]])
+def test_usage_errors_are_exit_code_2(argv, capsys):
+    assert cli.main([*argv, *(["--conf-dir", str(CONF)] if argv[0] == "run" else [])]) == 2
+
+
+def test_vacuum_below_seven_days_is_refused_without_force(tmp_path, capsys):
+    code = cli.main(["vacuum", "--retention-hours", "24", "--lake-root", str(tmp_path), "--conf-dir", str(CONF)])
+    assert code == 2 and "--force" in capsys.readouterr().err
