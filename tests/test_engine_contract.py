@@ -76,6 +76,24 @@ def test_restore_brings_back_an_older_version(spark, engine, tmp_path):
     assert new_version == 2 and rows(engine, path) == [("a", D1, 1, "x")]
 
 
+def test_append_with_an_app_transaction_applies_once(spark, engine, tmp_path):
+    path = str(tmp_path / "t")
+    df = spark.createDataFrame([("a", D1, 1, "x")], SCHEMA)
+    engine.append(df, path, ["day"], txn=("run-42", 1))
+    engine.append(df, path, ["day"], txn=("run-42", 1))  # a retry of the same write
+    engine.append(df, path, ["day"], txn=("run-43", 1))  # another run
+    assert len(rows(engine, path)) == 2
+
+
+def test_delete_by_condition(spark, engine, tmp_path):
+    path = str(tmp_path / "t")
+    engine.merge(spark.createDataFrame([("a", D1, 1, "x"), ("b", D2, 1, "y"), ("c", D2, 2, "z")], SCHEMA), path,
+                 plan())
+    assert engine.delete(path, "day = '2024-01-02' AND seq = 1") == 1
+    assert [r[0] for r in rows(engine, path)] == ["a", "c"]
+    assert engine.delete(path, "seq > 100") == 0
+
+
 def test_replace_partitions_adds_new_columns(spark, engine, tmp_path):
     path = str(tmp_path / "t")
     engine.replace_partitions(spark.createDataFrame([("a", D1, 1, "x")], SCHEMA), path, ["day"],

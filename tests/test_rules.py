@@ -122,3 +122,67 @@ def test_malformed_line_has_a_single_reason(spark):
                                              T.StructField("_raw_record", T.StringType())]))
     got = {r.id: [e.check for e in r[ERRORS]] for r in df.transform(evaluate(spec)).collect()}
     assert got == {None: ["malformed_record"], "a": []}
+
+
+def test_unique_within_batch_on_several_columns(spark):
+    spec = dataset([{"check": "unique", "columns": ["a", "b"]}], schema={"id": "string", "a": "string", "b": "int"})
+    got = failures(spark, spec, [("1", "x", 1), ("2", "x", 1), ("3", "x", 2), ("4", None, 1), ("5", None, 1)],
+                   "id string, a string, b int")
+    assert got == {"1": ["unique"], "2": ["unique"], "3": [], "4": [], "5": []}
+
+
+def test_parseable_castable_and_age_checks(spark):
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    spec = dataset([
+        {"check": "parseable", "column": "d", "type": "date", "formats": ["yyyy-MM-dd", "dd/MM/yyyy"]},
+        {"check": "castable", "column": "n", "type": "decimal(4,1)"},
+        {"check": "not_older_than", "column": "ts", "days": 30},
+        {"check": "not_in_future", "column": "ts", "tolerance_hours": 1},
+    ], schema={"id": "string", "d": "string", "n": "string", "ts": "timestamp"})
+    rows = [("ok", "2024-02-29", "123.4", now), ("fmt2", "29/02/2024", "-5", now - dt.timedelta(days=29)),
+            ("bad", "2024-02-30x", "12345", now - dt.timedelta(days=31)),
+            ("future", None, None, now + dt.timedelta(hours=2))]
+    got = failures(spark, spec, rows, "id string, d string, n string, ts timestamp")
+    assert got == {"ok": [], "fmt2": [], "bad": ["castable", "not_older_than", "parseable"],
+                   "future": ["not_in_future"]}
+
+
+def test_masking_and_pseudonymisation_steps(spark, monkeypatch):
+    import hashlib
+    import hmac
+
+    monkeypatch.setenv("TEST_HASH_KEY", "s3cr3t-ключ")
+    spec = dataset(cleaning=[{"mask_card": ["card"]}, {"hash": {"columns": ["cust"], "key_env": "TEST_HASH_KEY"}},
+                             {"title": ["name"]}, {"coalesce": {"contact": ["email", "phone", "'none'"]}},
+                             {"parse_dates": {"born": {"type": "date", "formats": ["dd.MM.yyyy", "yyyy-MM-dd"]}}},
+                             {"cast": {"score": "double"}}],
+                   schema={"id": "string", "card": "string", "cust": "string", "name": "string",
+                           "email": "string", "phone": "string", "born": "string", "score": "string"})
+    df = spark.createDataFrame(
+        [("1", "4111 1111-1111 1234", "CUST001", "ada LOVELACE", None, "+44 1", "10.12.1815", "9.5"),
+         ("2", "123", None, None, None, None, "1815-12-10", "x")],
+        "id string, card string, cust string, name string, email string, phone string, born string, score string")
+    out = {r.id: r for r in df.transform(clean(spec.cleaning)).collect()}
+    assert out["1"].card == "************1234" and out["2"].card == "123"
+    expected = hmac.new("s3cr3t-ключ".encode(), b"CUST001", hashlib.sha256).hexdigest()
+    assert out["1"].cust == expected and out["2"].cust is None
+    assert out["1"].name == "Ada Lovelace" and out["1"].contact == "+44 1" and out["2"].contact == "none"
+    assert out["1"].born == out["2"].born == dt.date(1815, 12, 10)
+    assert out["1"].score == 9.5 and out["2"].score is None
+
+
+def test_hash_without_its_key_is_a_configuration_error(monkeypatch):
+    from lakehouse.settings import SettingsError
+
+    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+    spec = dataset(cleaning=[{"hash": {"columns": ["v"], "key_env": "NO_SUCH_KEY"}}])
+    with pytest.raises(SettingsError, match="NO_SUCH_KEY"):
+        clean(spec.cleaning)
+
+
+def test_standardize_column_names_runs_before_the_typed_cast(spark):
+    spec = dataset(cleaning=[{"standardize_column_names": True}], schema={"order_id": "string", "total_eur": "int"},
+                   keys=("order_id",))
+    raw = spark.createDataFrame([("A1", "7")], "`Order ID` string, `TotalEUR` string")
+    out = raw.transform(conform(spec)).collect()[0]
+    assert (out.order_id, out.total_eur) == ("A1", 7)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -52,7 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     when = run.add_mutually_exclusive_group()
     when.add_argument("--date", type=_date, help="one run date")
     when.add_argument("--start", type=_date, help="first date of a backfill (with --end)")
+    when.add_argument("--pending", action="store_true",
+                      help="every raw partition with a file not ingested yet or changed since")
     run.add_argument("--end", type=_date, help="last date of a backfill (inclusive)")
+    run.add_argument("--full-refresh", action="store_true",
+                     help="rebuild silver and gold from bronze for the dates given (or everything); raw files "
+                          "are not read and bronze is not touched")
+
+    plan = sub.add_parser("plan", help="show what a run would read and write, writing nothing")
+    _common(plan)
+    plan_when = plan.add_mutually_exclusive_group()
+    plan_when.add_argument("--date", type=_date)
+    plan_when.add_argument("--pending", action="store_true")
 
     gen = sub.add_parser("generate", help="write deterministic retail sample data into <lake>/raw")
     gen.add_argument("--lake-root")
@@ -132,17 +144,50 @@ def _engine(settings: Settings, app_name: str):
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    dates = _run_dates(args)
+    if args.pending and args.full_refresh:
+        raise UsageError("--pending and --full-refresh do not combine")
+    explicit = bool(args.date or args.start)
+    dates = None if args.pending or (args.full_refresh and not explicit) else _run_dates(args)
     catalog = load_catalog(settings.conf_dir)  # before Spark starts: a bad spec costs no JVM
+    for env_name in {e for spec in catalog.datasets.values() for e in spec.hash_key_envs()}:
+        if not os.environ.get(env_name):
+            raise SettingsError(f"a hash cleaning step needs its secret key in the environment variable {env_name}")
     from lakehouse.pipeline.job import DailyJob, summary
 
     engine = _engine(settings, "lakehouse-daily")
-    print(f"engine={engine.name} lake={settings.lake_root} dates={dates[0]}..{dates[-1]}", flush=True)
+    job = DailyJob(engine, catalog)
+    mode = "pending" if args.pending else ("full refresh " if args.full_refresh else "") + (
+        f"{dates[0]}..{dates[-1]}" if dates else "everything")
+    print(f"engine={engine.name} lake={settings.lake_root} run={mode}", flush=True)
+    if args.pending:
+        results = job.run_pending()
+        if not results:
+            print("nothing pending: every raw file is ingested and unchanged")
+    elif args.full_refresh:
+        results = job.full_refresh(dates)
+    else:
+        results = job.run(dates)
     failed = False
-    for result in DailyJob(engine, catalog).run(dates):
+    for result in results:
         print(summary(result), flush=True)
         failed = failed or result.failed
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    catalog = load_catalog(settings.conf_dir)
+    from lakehouse.pipeline.plan import plan_pending, plan_run_date
+
+    engine = _engine(settings, "lakehouse-plan")
+    if args.pending:
+        text = plan_pending(engine, catalog)
+    else:
+        from lakehouse.pipeline.job import default_run_date
+
+        text = plan_run_date(engine, catalog, args.date or default_run_date())
+    print(text)
+    return EXIT_OK
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -283,7 +328,7 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     return _maintain(args, optimize=True, vacuum=True)
 
 
-COMMANDS = {"run": cmd_run, "generate": cmd_generate, "validate-config": cmd_validate,
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "generate": cmd_generate, "validate-config": cmd_validate,
             "quality": cmd_quality, "history": cmd_history, "read": cmd_read, "restore": cmd_restore, "optimize": cmd_optimize,
             "vacuum": cmd_vacuum, "maintenance": cmd_maintenance}
 

@@ -19,12 +19,14 @@ from pyspark.sql import functions as F
 from lakehouse.rules.checks import ERRORS, check_names, evaluate, has_error
 from lakehouse.rules.cleaning import clean
 from lakehouse.rules.conform import conform
-from lakehouse.sources.reader import RAW_RECORD, discover, new_columns, read_raw
+from lakehouse.sources.reader import LINEAGE, RAW_RECORD, discover, new_columns, read_raw
 from lakehouse.specs import models as m
-from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, sql_literal
+from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, in_list, sql_literal
 from lakehouse.tables.paths import is_remote
 
 ROW_HASH = "_row_hash"
+# an unparseable line cannot be masked column by column; when a dataset masks data, quarantine keeps only this
+WITHHELD = "<withheld: the dataset masks sensitive columns; the raw line is in bronze>"
 SILVER_LINEAGE = ["_source_file", "_source_date", "_run_id", "_ingested_at"]
 
 
@@ -62,6 +64,7 @@ class DatasetOutcome:
     new_columns: list[str] = field(default_factory=list)
     affected_dates: dict[str, list[dt.date]] = field(default_factory=dict)
     quality: list[QualityMetric] = field(default_factory=list)
+    raw_files: list = field(default_factory=list)
 
     def accounted(self) -> bool:
         return self.rows_read == (self.rows_to_silver + self.rows_quarantined + self.rows_duplicate
@@ -100,11 +103,75 @@ def _is_failure_of(name: str, column: str | None):
     return lambda e: (e["check"] == name) & e["column"].eqNullSafe(F.lit(column).cast("string"))
 
 
+@dataclass
+class DatasetCheckContext:
+    valid: int
+    batch: int
+    rows_read: int
+    stats: dict[str, Any]
+    raw_columns: list[str]
+    run_date: dt.date
+    previous_rows: int | None
+
+
+def dataset_check_aggregates(spec: m.DatasetSpec, valid) -> dict[str, Any]:
+    """The aggregate columns the dataset checks need, computed in the same job as the row counts."""
+    aggs: dict[str, Any] = {}
+    for i, c in enumerate(spec.dataset_checks):
+        key = f"dcheck_{i}"
+        if isinstance(c, m.Completeness):
+            aggs[key] = F.sum((valid & F.col(f"`{c.column}`").isNotNull()).cast("int"))
+        elif isinstance(c, m.Uniqueness):
+            aggs[key] = F.count_distinct(F.when(valid, F.struct(*[F.col(f"`{x}`") for x in c.columns])))
+        elif isinstance(c, m.Freshness):
+            aggs[key] = F.max(F.when(valid, F.col(f"`{c.column}`").cast("timestamp")))
+        elif isinstance(c, m.Statistic):
+            fn = {"min": F.min, "max": F.max, "mean": F.avg, "stddev": F.stddev_samp}[c.stat]
+            aggs[key] = fn(F.when(valid, F.col(f"`{c.column}`").cast("double")))
+    return aggs
+
+
+def evaluate_dataset_check(check: m.DatasetCheck, index: int, ctx: DatasetCheckContext
+                           ) -> tuple[float | None, bool, str, str | None]:
+    """(observed value, passed, threshold text, column) of one dataset check."""
+    stat = ctx.stats.get(f"dcheck_{index}")
+    match check:
+        case m.RowCount():
+            ok = (check.min is None or ctx.batch >= check.min) and (check.max is None or ctx.batch <= check.max)
+            return float(ctx.batch), ok, f"[{check.min}, {check.max}] rows", None
+        case m.Completeness():
+            observed = (stat or 0) / ctx.valid if ctx.valid else 0.0
+            return observed, observed >= check.min, f">= {check.min}", check.column
+        case m.Uniqueness():
+            observed = (stat or 0) / ctx.valid if ctx.valid else 1.0
+            return observed, observed >= check.min, f">= {check.min}", ",".join(check.columns)
+        case m.Freshness():
+            reference = dt.datetime.combine(ctx.run_date + dt.timedelta(days=1), dt.time())
+            if stat is None:
+                return None, False, f"<= {check.max_age_hours} h", check.column
+            age = (reference - stat.replace(tzinfo=None)).total_seconds() / 3600
+            return age, age <= check.max_age_hours, f"<= {check.max_age_hours} h", check.column
+        case m.Statistic():
+            ok = stat is not None and (check.min is None or stat >= check.min) and (
+                check.max is None or stat <= check.max)
+            return (None if stat is None else float(stat)), ok, f"{check.stat} in [{check.min}, {check.max}]", \
+                check.column
+        case m.RowCountChange():
+            if not ctx.previous_rows:
+                return None, True, f"|change| <= {check.max_change} (no earlier run)", None
+            change = abs(ctx.rows_read - ctx.previous_rows) / ctx.previous_rows
+            return change, change <= check.max_change, f"|change| <= {check.max_change} vs {ctx.previous_rows}", None
+        case m.RequiredColumns():
+            missing = [c for c in check.columns if c not in ctx.raw_columns]
+            return float(len(missing)), not missing, f"present: {check.columns}", ",".join(missing) or None
+    raise TypeError(f"no evaluation for dataset check {check!r}")
+
+
 class DatasetLoad:
     """Loads one dataset for one run date through the table engine."""
 
     def __init__(self, engine: TableEngine, spec: m.DatasetSpec, run_id: str, run_date: dt.date,
-                 ingested_at: dt.datetime, gold_date_columns: list[str]) -> None:
+                 ingested_at: dt.datetime, gold_date_columns: list[str], from_bronze: bool = False) -> None:
         self.engine = engine
         self.spark = engine.spark
         self.lake = engine.layout
@@ -113,20 +180,32 @@ class DatasetLoad:
         self.run_date = run_date
         self.ingested_at = ingested_at
         self.gold_date_columns = gold_date_columns
+        self.from_bronze = from_bronze
         self.outcome = DatasetOutcome(spec.name, run_date)
 
     # ------------------------------------------------------------------ stages
 
     def run(self) -> DatasetOutcome:
-        day = discover(self.spec, self.lake, self.run_date)
-        self.outcome.files = len(day.files)
-        if not day.files:
-            self.outcome.status = "no_data"
-            self.outcome.message = f"no raw files in {day.folder}"
-            return self.outcome
-        raw = read_raw(self.spark, self.spec, day, self.run_id, self.ingested_at)
-        self.outcome.new_columns = new_columns(self.spec, raw)
-        self.write_bronze(raw)
+        if self.from_bronze:
+            # full refresh: silver is rebuilt from what bronze already holds; raw files are not read
+            bronze = self.engine.read_or_none(self.lake.bronze(self.spec.name))
+            if bronze is None:
+                self.outcome.status = "no_data"
+                self.outcome.message = "no bronze table"
+                return self.outcome
+            self.raw_columns = [c for c in bronze.columns if c not in LINEAGE]
+        else:
+            day = discover(self.spec, self.lake, self.run_date)
+            self.outcome.files = len(day.files)
+            self.outcome.raw_files = day.files
+            if not day.files:
+                self.outcome.status = "no_data"
+                self.outcome.message = f"no raw files in {day.folder}"
+                return self.outcome
+            raw = read_raw(self.spark, self.spec, day, self.run_id, self.ingested_at)
+            self.raw_columns = list(raw.columns)
+            self.write_bronze(raw)
+        self.outcome.new_columns = new_columns(self.spec, self.raw_columns)
         checked_path = self.lake.staging(self.run_id, self.spec.name, "checked")
         try:
             self.check(checked_path)
@@ -184,11 +263,11 @@ class DatasetLoad:
         }
         for i, (name, column, _) in enumerate(names):
             aggs[f"check_{i}"] = F.sum(F.exists(ERRORS, _is_failure_of(name, column)).cast("int"))
-        for i, dcheck in enumerate(spec.dataset_checks):
-            if isinstance(dcheck, m.Completeness):
-                aggs[f"complete_{i}"] = F.sum((~error & F.col(f"`{dcheck.column}`").isNotNull()).cast("int"))
+        aggs["clean_rows"] = F.sum((F.size(ERRORS) == 0).cast("int"))
+        aggs["source_files"] = F.collect_set("_source_file")
+        aggs.update(dataset_check_aggregates(spec, ~error))
         row = checked.agg(*[v.alias(k) for k, v in aggs.items()]).first().asDict()
-        row = {k: (v or 0) for k, v in row.items()}
+        row = {k: (0 if v is None and not k.startswith("dcheck_") else v) for k, v in row.items()}
         out = self.outcome
         out.rows_read = int(row["total"])
         out.rows_quarantined = int(row["quarantined"])
@@ -196,6 +275,10 @@ class DatasetLoad:
         out.rows_malformed = int(row["malformed"])
         valid = out.rows_read - out.rows_quarantined
         out.rows_duplicate = valid - int(row["distinct_valid_keys"])
+        out.quality.append(QualityMetric(
+            "quality_score", None, "dataset", out.rows_read, out.rows_read - int(row["clean_rows"]),
+            observed=int(row["clean_rows"]) / out.rows_read if out.rows_read else 1.0,
+            threshold="share of rows passing every row check", status="info"))
         for i, (name, column, criticality) in enumerate(names):
             failed = int(row[f"check_{i}"])
             status = "pass" if failed == 0 else ("fail" if criticality == "error" else "warn")
@@ -210,27 +293,44 @@ class DatasetLoad:
         failures = []
         if out.new_columns and spec.on_new_columns == "fail":
             failures.append(f"new columns {out.new_columns} in the raw data (on_new_columns: fail)")
-        valid = out.rows_read - out.rows_quarantined
-        batch = valid - out.rows_duplicate
+        if out.rows_duplicate and spec.duplicates == "fail":
+            failures.append(f"{out.rows_duplicate} duplicate row(s) for keys {spec.keys} (duplicates: fail), e.g. "
+                            f"{self.colliding_keys()}")
+        context = DatasetCheckContext(
+            valid=out.rows_read - out.rows_quarantined, batch=out.rows_read - out.rows_quarantined - out.rows_duplicate,
+            rows_read=out.rows_read, stats=self._row_stats, raw_columns=self.raw_columns,
+            run_date=self.run_date, previous_rows=self.previous_rows_read)
         for i, dcheck in enumerate(spec.dataset_checks):
             name = dcheck.name or dcheck.check
-            if isinstance(dcheck, m.RowCount):
-                observed: float = batch
-                ok = (dcheck.min is None or batch >= dcheck.min) and (dcheck.max is None or batch <= dcheck.max)
-                threshold = f"[{dcheck.min}, {dcheck.max}]"
-                column = None
-            else:
-                observed = (self._row_stats[f"complete_{i}"] / valid) if valid else 0.0
-                ok = observed >= dcheck.min
-                threshold = f">= {dcheck.min}"
-                column = dcheck.column
+            observed, ok, threshold, column = evaluate_dataset_check(dcheck, i, context)
             status = "pass" if ok else ("fail" if dcheck.action == "fail" else "warn")
-            out.quality.append(QualityMetric(name, column, "dataset", valid, 0 if ok else 1,
-                                             observed=float(observed), threshold=threshold, status=status))
+            out.quality.append(QualityMetric(name, column, "dataset", context.valid, 0 if ok else 1,
+                                             observed=observed, threshold=threshold, status=status))
             if status == "fail":
-                failures.append(f"dataset check {name} failed: observed {observed:.4g}, expected {threshold}")
+                shown = "n/a" if observed is None else f"{observed:.4g}"
+                failures.append(f"dataset check {name} failed: observed {shown}, expected {threshold}")
         if failures:
             raise DatasetFailed("; ".join(failures))
+
+    def colliding_keys(self, limit: int = 10) -> list[dict]:
+        keys = [F.col(f"`{k}`") for k in self.spec.keys]
+        checked = self.spark.read.parquet(self.lake.staging(self.run_id, self.spec.name, "checked"))
+        rows = (checked.where(~has_error()).groupBy(*keys).count().where("count > 1")
+                .orderBy(*keys).limit(limit).collect())
+        return [{k: r[k] for k in self.spec.keys} for r in rows]
+
+    @property
+    def previous_rows_read(self) -> int | None:
+        """Rows read by the latest successful run of this dataset for an earlier run date."""
+        if not any(isinstance(c, m.RowCountChange) for c in self.spec.dataset_checks):
+            return None
+        runs = self.engine.read_or_none(self.lake.meta("runs"))
+        if runs is None:
+            return None
+        row = (runs.where((F.col("layer") == "silver") & (F.col("name") == self.spec.name)
+                          & (F.col("status") == "ok") & (F.col("run_date") < F.lit(self.run_date)))
+               .orderBy(F.col("run_date").desc(), F.col("finished_at").desc()).select("rows_read").first())
+        return None if row is None else int(row[0])
 
     # ------------------------------------------------------------------ writes
 
@@ -243,7 +343,8 @@ class DatasetLoad:
             F.lit(self.run_date).cast("date").alias("run_date"),
             F.col("_source_file").alias("source_file"),
             F.to_json(F.struct(*[F.col(f"`{c}`") for c in record_cols])).alias("record"),
-            F.col(RAW_RECORD).alias("raw_record"),
+            (F.when(F.col(RAW_RECORD).isNotNull(), F.lit(WITHHELD)) if spec.has_masking()
+             else F.col(RAW_RECORD)).alias("raw_record"),
             F.col(ERRORS).alias("errors"),
             F.col("_ingested_at").alias("quarantined_at"),
             F.col("_partition_date"),
@@ -267,19 +368,22 @@ class DatasetLoad:
             for row in source.select(*value_columns).distinct().collect():
                 for c in value_columns:
                     values[c].append(row[c])
+        partitions = {c: values[c] for c in spec.target.partition_by}
+        # the day's files were read again in full: a silver row that came from one of them and is no longer
+        # among its valid rows is deleted (within the partitions this batch touches)
+        stale = [in_list("t._source_file", sorted(self._row_stats["source_files"]))]
+        stale += [in_list(f"t.`{c}`", v) for c, v in partitions.items()]
         plan = MergePlan(
             keys=spec.keys,
             partition_by=spec.target.partition_by,
             update_when=silver_update_condition(spec),
-            partition_values={c: values[c] for c in spec.target.partition_by},
+            partition_values=partitions,
+            delete_unmatched_when=" AND ".join(stale),
             evolve_schema=bool(extras),
         )
-        if self.outcome.rows_to_silver == 0 and self.engine.exists(self.lake.silver(spec.name)):
-            self.outcome.merge = MergeResult()
-            return
         result = self.engine.merge(source, self.lake.silver(spec.name), plan)
         self.outcome.merge = result
-        if result.inserted or result.updated:
+        if result.inserted or result.updated or result.deleted:
             self.outcome.affected_dates = {c: sorted({v for v in values[c] if v is not None})
                                            for c in self.gold_date_columns}
 

@@ -8,12 +8,14 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
-from lakehouse.pipeline import meta
+from pyspark.sql import functions as F
+
+from lakehouse.pipeline import ingested, meta
 from lakehouse.pipeline.dataset import DatasetLoad, DatasetOutcome
 from lakehouse.pipeline.gold import GoldOutcome, recompute
 from lakehouse.specs import Catalog
 from lakehouse.specs.models import RowCount
-from lakehouse.tables.engine import TableEngine
+from lakehouse.tables.engine import TableEngine, in_list
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +32,44 @@ def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
+CONFLICT_RETRIES = 3
+
+
+def is_commit_conflict(exc: BaseException) -> bool:
+    """A concurrent writer committed first (delta-rs CommitFailedError, Delta's Concurrent*Exception)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return any(word in text for word in ("CommitFailed", "ConcurrentAppend", "ConcurrentDelete",
+                                         "ConcurrentTransaction", "MetadataChanged", "ProtocolChanged",
+                                         "ConcurrentModification", "Transaction failed", "version already exists"))
+
+
+def with_conflict_retries(action, what: str):
+    """Run `action`; on a commit conflict run it again: every stage is idempotent, so a retry applies only
+    what the other writer has not."""
+    for attempt in range(1, CONFLICT_RETRIES + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if not is_commit_conflict(exc) or attempt == CONFLICT_RETRIES:
+                raise
+            log.warning("%s: concurrent commit (%s); retrying (%d/%d)", what, type(exc).__name__, attempt,
+                        CONFLICT_RETRIES - 1)
+    raise AssertionError("unreachable")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    prefix = "concurrent writer: " if is_commit_conflict(exc) else ""
+    return f"{prefix}{type(exc).__name__}: {text[0] if text else ''}"
+
+
 @dataclass
 class DayResult:
     run_id: str
     run_date: dt.date
     datasets: list[DatasetOutcome] = field(default_factory=list)
     golds: list[GoldOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -54,37 +88,92 @@ class DailyJob:
     def run(self, dates: list[dt.date]) -> list[DayResult]:
         return [self.run_day(d) for d in dates]
 
-    def run_day(self, run_date: dt.date) -> DayResult:
+    def run_pending(self) -> list[DayResult]:
+        """Every raw partition with a new or changed file, in date order; files gone upstream are reported."""
+        work = ingested.find_pending(self.engine, self.catalog)
+        results = [self.run_day(d, datasets=work.datasets_for(d)) for d in work.all_dates()]
+        if work.deleted:
+            run_id = results[-1].run_id if results else new_run_id(default_run_date(), dt.datetime.now(dt.UTC))
+            ingested.record_deleted(self.engine, work.deleted, run_id)
+            notes = [f"raw file deleted upstream (its rows stay in the tables): {r['dataset']} {r['path']}"
+                     for r in work.deleted]
+            if results:
+                results[-1].notes += notes
+            else:
+                results.append(DayResult(run_id, default_run_date(), notes=notes))
+        return results
+
+    def full_refresh(self, dates: list[dt.date] | None) -> list[DayResult]:
+        """Rebuild silver and gold from bronze for `dates` (None: everything), without touching bronze."""
+        lake = self.engine.layout
+        bronze_dates: dict[str, list[dt.date]] = {}
+        stale_gold: dict[str, set[dt.date]] = {}
+        for spec in self.catalog.dataset_order():
+            bronze = self.engine.read_or_none(lake.bronze(spec.name))
+            if bronze is None:
+                continue
+            if dates is not None:
+                bronze = bronze.where(F.col("_partition_date").isin(dates))
+            bronze_dates[spec.name] = sorted(r[0] for r in bronze.select("_partition_date").distinct().collect())
+            silver_path = lake.silver(spec.name)
+            if not self.engine.exists(silver_path):
+                continue
+            where = "TRUE" if dates is None else in_list("_source_date", dates)
+            silver = self.engine.read(silver_path).where(F.expr(where))
+            for agg in self.catalog.aggregations_from(spec.name):
+                stale_gold.setdefault(agg.name, set()).update(
+                    r[0] for r in silver.select(agg.date_column).distinct().collect())
+            self.engine.delete(silver_path, where)
+        days = sorted({d for ds in bronze_dates.values() for d in ds})
+        results = []
+        for i, day in enumerate(days):
+            # the last day also recomputes gold dates whose rows were deleted and not reloaded
+            extra = {name: sorted(d for d in found if d is not None) for name, found in stale_gold.items()} \
+                if i == len(days) - 1 else {}
+            results.append(self.run_day(day, datasets=[n for n, ds in bronze_dates.items() if day in ds],
+                                        from_bronze=True, extra_gold_dates=extra))
+        return results
+
+    def run_day(self, run_date: dt.date, datasets: list[str] | None = None, from_bronze: bool = False,
+                extra_gold_dates: dict[str, list[dt.date]] | None = None) -> DayResult:
         started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         result = DayResult(new_run_id(run_date, started), run_date)
         touched: dict[str, dict[str, list[dt.date]]] = {}
         for spec in self.catalog.dataset_order():
+            if datasets is not None and spec.name not in datasets:
+                continue
             date_columns = sorted({a.date_column for a in self.catalog.aggregations_from(spec.name)})
-            load = DatasetLoad(self.engine, spec, result.run_id, run_date, started, date_columns)
+
+            def load(spec=spec, date_columns=date_columns) -> tuple[DatasetLoad, DatasetOutcome]:
+                attempt = DatasetLoad(self.engine, spec, result.run_id, run_date, started, date_columns,
+                                      from_bronze=from_bronze)
+                return attempt, attempt.run()
+
             try:
-                outcome = load.run()
+                _, outcome = with_conflict_retries(load, f"dataset {spec.name}")
             except Exception as exc:  # one dataset's failure is recorded; the others still load
                 log.exception("dataset %s failed", spec.name)
-                outcome = load.outcome
-                outcome.status = "failed"
-                outcome.message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                outcome = DatasetOutcome(spec.name, run_date, status="failed", message=_first_line(exc))
             if outcome.status == "no_data" and any(
                     isinstance(c, RowCount) and (c.min or 0) > 0 and c.action == "fail"
                     for c in spec.dataset_checks):
                 outcome.status = "failed"
+            if outcome.status == "ok" and outcome.raw_files:
+                ingested.record(self.engine, spec.name, run_date, outcome.raw_files, result.run_id)
             result.datasets.append(outcome)
             touched[spec.name] = outcome.affected_dates
         for agg in self.catalog.aggregations.values():
-            dates = touched.get(agg.source_dataset, {}).get(agg.date_column, [])
+            dates = sorted(set(touched.get(agg.source_dataset, {}).get(agg.date_column, []))
+                           | set((extra_gold_dates or {}).get(agg.name, [])))
             try:
-                gold = recompute(self.engine, agg, dates, run_date, result.run_id)
+                gold = with_conflict_retries(lambda agg=agg, dates=dates: recompute(
+                    self.engine, agg, dates, run_date, result.run_id), f"gold table {agg.name}")
             except Exception as exc:
                 log.exception("gold table %s failed", agg.name)
-                gold = GoldOutcome(agg.name, run_date, status="failed", dates=dates,
-                                   message=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                gold = GoldOutcome(agg.name, run_date, status="failed", dates=dates, message=_first_line(exc))
             result.golds.append(gold)
         finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        meta.record(self.engine,
+        meta.record(self.engine, result.run_id,
                     meta.run_rows(result.run_id, self.engine.name, started, finished, result.datasets,
                                   result.golds),
                     meta.quality_rows(result.run_id, result.datasets))
@@ -108,4 +197,5 @@ def summary(result: DayResult) -> str:
         lines.append(f"  gold.{g.table:<17}{g.status:<9}{dates:>16}  rows {g.rows}"
                      + (f" (+{m.inserted} ~{m.updated} -{m.deleted})" if m else "")
                      + (f"  {g.message}" if g.status == "failed" else ""))
+    lines += [f"  note: {n}" for n in result.notes]
     return "\n".join(lines)

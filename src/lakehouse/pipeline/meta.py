@@ -93,10 +93,14 @@ def quality_rows(run_id: str, datasets: list[DatasetOutcome]) -> list[dict]:
     return rows
 
 
-def record(engine: TableEngine, run_rows_: list[dict], quality_rows_: list[dict]) -> None:
+def record(engine: TableEngine, run_id: str, run_rows_: list[dict], quality_rows_: list[dict]) -> None:
+    """Append the run's records. Each append carries the app transaction (run id, 1): a retried append of the
+    same run is skipped instead of duplicating the records."""
     spark = engine.spark
+    txn = (f"lakehouse-run-{run_id}", 1)
     if run_rows_:
-        engine.append(spark.createDataFrame(run_rows_, RUNS_SCHEMA), engine.layout.meta("runs"), ["run_date"])
+        engine.append(spark.createDataFrame(run_rows_, RUNS_SCHEMA), engine.layout.meta("runs"), ["run_date"],
+                      txn=txn)
     if quality_rows_:
         engine.append(spark.createDataFrame(quality_rows_, QUALITY_SCHEMA), engine.layout.meta("quality"),
-                      ["run_date"])
+                      ["run_date"], txn=txn)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -41,6 +41,11 @@ class CompiledCheck:
         return F.when(F.coalesce(self.fails, F.lit(False)), F.struct(
             F.lit(self.name).alias("check"), F.lit(self.column).cast("string").alias("column"),
             self.message.alias("message"), F.lit(self.criticality).alias("criticality")))
+
+
+def parse_with_formats(col: Column, formats: list[str]) -> Column:
+    """The first format that parses the text as a timestamp, else null (never an error, ANSI or not)."""
+    return F.coalesce(*[F.try_to_timestamp(col.cast("string"), F.lit(f)) for f in formats])
 
 
 def _c(name: str) -> Column:
@@ -113,6 +118,28 @@ def _compile_one(check: m.RowCheck, index: int) -> list[CompiledCheck]:
             limit = F.current_timestamp() + F.expr(f"INTERVAL {float(check.tolerance_hours) * 3600} SECONDS")
             return [make(c, _c(c).cast("timestamp") > limit, _value_message(c, "is in the future"))
                     for c in check.targets]
+        case m.NotOlderThan():
+            limit = F.current_timestamp() - F.expr(f"INTERVAL {float(check.days) * 86400} SECONDS")
+            return [make(c, _c(c).cast("timestamp") < limit, _value_message(c, f"is older than {check.days} days"))
+                    for c in check.targets]
+        case m.Unique():
+            cols = [_c(c) for c in check.columns]
+            seen = F.count(F.lit(1)).over(Window.partitionBy(*cols))
+            complete = F.lit(True)
+            for col in cols:
+                complete = complete & col.isNotNull()
+            label = ", ".join(check.columns)
+            return [make(label, complete & (seen > 1), F.lit(f"({label}) is not unique in the batch"))]
+        case m.Parseable():
+            out = []
+            for c in check.targets:
+                parsed = parse_with_formats(_c(c), check.formats)
+                out.append(make(c, _c(c).isNotNull() & parsed.isNull(),
+                                _value_message(c, f"does not match any of {check.formats}")))
+            return out
+        case m.Castable():
+            return [make(c, _c(c).isNotNull() & F.expr(f"try_cast(`{c}` AS {check.type})").isNull(),
+                         _value_message(c, f"cannot be cast to {check.type}")) for c in check.targets]
         case m.Compare():
             condition = F.expr(f"({check.left}) {check.op} ({check.right})")
             return [make(None, ~condition, F.lit(f"{check.left} {check.op} {check.right} does not hold"))]

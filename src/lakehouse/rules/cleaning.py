@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
 from functools import reduce
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from lakehouse.rules.checks import parse_with_formats
+from lakehouse.settings import SettingsError
 from lakehouse.specs import models as m
 
 Transform = Callable[[DataFrame], DataFrame]
@@ -21,6 +25,31 @@ def _mask_email(col):
     # keep the first character of the local part and the whole domain: j***@example.com
     return F.when(col.contains("@"), F.concat(F.substring(col, 1, 1), F.lit("***@"),
                                               F.substring_index(col, "@", -1))).otherwise(col)
+
+
+def _mask_card(col):
+    # keep the last 4 digits of a card number: ************1234 (separators dropped)
+    digits = F.regexp_replace(col, r"[^0-9]", "")
+    return F.when(F.length(digits) > 4, F.concat(F.repeat(F.lit("*"), F.length(digits) - 4),
+                                                  F.substring(digits, -4, 4))).otherwise(digits)
+
+
+def hmac_sha256(col, key: bytes):
+    """HMAC-SHA256 of the column's UTF-8 text, hex: H((K^opad) || H((K^ipad) || m)), in Spark SQL functions."""
+    block = 64
+    key = hashlib.sha256(key).digest() if len(key) > block else key
+    key = key.ljust(block, b"\0")
+    ipad = bytes(b ^ 0x36 for b in key).hex()
+    opad = bytes(b ^ 0x5C for b in key).hex()
+    inner = F.unhex(F.sha2(F.concat(F.unhex(F.lit(ipad)), col.cast("string").cast("binary")), 256))
+    return F.when(col.isNotNull(), F.sha2(F.concat(F.unhex(F.lit(opad)), inner), 256))
+
+
+def hash_key(env_name: str) -> bytes:
+    key = os.environ.get(env_name, "")
+    if not key:
+        raise SettingsError(f"the hash cleaning step needs its secret key in the environment variable {env_name}")
+    return key.encode("utf-8")
 
 
 def step_transform(step: m.CleaningStep) -> Transform:
@@ -46,6 +75,25 @@ def step_transform(step: m.CleaningStep) -> Transform:
                 {c: F.regexp_replace(F.col(f"`{c}`"), pat, rep) for c, (pat, rep) in rules.items()})
         case m.MaskEmail(mask_email=cols):
             return _each(cols, _mask_email)
+        case m.Title(title=cols):
+            return _each(cols, F.initcap)
+        case m.StandardizeColumnNames():
+            return lambda df: df  # applied to the raw columns before the typed cast (see conform)
+        case m.Cast(cast=types):
+            return lambda df: df.withColumns({c: F.col(f"`{c}`").cast(t) for c, t in types.items()})
+        case m.Coalesce(coalesce=targets):
+            return lambda df: df.withColumns({c: F.coalesce(*[F.expr(e) for e in exprs])
+                                              for c, exprs in targets.items()})
+        case m.ParseDates(parse_dates=specs):
+            def parse(c, spec):
+                parsed = parse_with_formats(F.col(f"`{c}`"), spec.formats)
+                return F.to_date(parsed) if spec.type == "date" else parsed
+            return lambda df: df.withColumns({c: parse(c, spec) for c, spec in specs.items()})
+        case m.MaskCard(mask_card=cols):
+            return _each(cols, _mask_card)
+        case m.Hash(hash=spec):
+            key = hash_key(spec.key_env)
+            return _each(spec.columns, lambda col: hmac_sha256(col, key))
     raise TypeError(f"no transform for cleaning step {step!r}")
 
 

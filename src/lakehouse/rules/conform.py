@@ -7,6 +7,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.specs.models import DatasetSpec
+from lakehouse.specs.names import snake_case
 
 CAST_ERRORS = "_cast_errors"
 
@@ -15,11 +16,19 @@ def _is_text(dtype: T.DataType) -> bool:
     return isinstance(dtype, T.StringType)
 
 
+def standardize_column_names(df: DataFrame) -> DataFrame:
+    """snake_case every column that is not technical (leading underscore)."""
+    return df.withColumnsRenamed({c: snake_case(c) for c in df.columns if not c.startswith("_")
+                                  and snake_case(c) != c})
+
+
 def conform(spec: DatasetSpec, extra_columns: list[str] | None = None):
     """DataFrame -> DataFrame: declared columns cast to their types (missing ones added as null), the
     `extra_columns` kept as they are, lineage kept, and `_cast_errors` listing each value that failed its cast."""
 
     def apply(df: DataFrame) -> DataFrame:
+        if spec.standardizes_names():
+            df = standardize_column_names(df)
         typed: list[Column] = []
         failures: list[Column] = []
         for field in spec.source_schema().fields:

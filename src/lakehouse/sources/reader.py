@@ -8,6 +8,8 @@ kept whole in `_raw_record` and quarantined as `malformed_record`.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 from dataclasses import dataclass
 
 import pyarrow.fs as pafs
@@ -16,6 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.specs.models import DatasetSpec
+from lakehouse.specs.names import snake_case
 from lakehouse.tables.paths import LakeLayout, arrow_uri, join, spark_uri
 
 RAW_RECORD = "_raw_record"
@@ -48,7 +51,48 @@ def partition_folder(layout: str, day: dt.date) -> str:
 def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
     if "://" in path:
         return pafs.FileSystem.from_uri(arrow_uri(path))
-    return pafs.LocalFileSystem(), path
+    return pafs.LocalFileSystem(), os.path.abspath(path)
+
+
+def partition_pattern(layout: str) -> re.Pattern:
+    """A regex matching one day's partition folder of `layout`, capturing its date parts."""
+    parts = {"date": r"(?P<date>\d{4}-\d{2}-\d{2})", "yyyy": r"(?P<yyyy>\d{4})", "mm": r"(?P<mm>\d{2})",
+             "dd": r"(?P<dd>\d{2})"}
+    pattern, last = "", 0
+    for m in re.finditer(r"{(\w+)}", layout):
+        pattern += re.escape(layout[last:m.start()]) + parts[m.group(1)]
+        last = m.end()
+    return re.compile("^" + pattern + re.escape(layout[last:]) + "/")
+
+
+def _date_of(match: re.Match) -> dt.date | None:
+    g = match.groupdict()
+    try:
+        if g.get("date"):
+            return dt.date.fromisoformat(g["date"])
+        return dt.date(int(g["yyyy"]), int(g["mm"]), int(g["dd"]))
+    except ValueError:
+        return None
+
+
+def list_partitions(spec: DatasetSpec, lake: LakeLayout) -> dict[dt.date, list[RawFile]]:
+    """Every raw partition of the dataset with its data files (one listing of the source folder)."""
+    root = lake.raw(spec.source.path)
+    fs, base = _filesystem(root)
+    if fs.get_file_info(base).type != pafs.FileType.Directory:
+        return {}
+    pattern = partition_pattern(spec.source.layout)
+    out: dict[dt.date, list[RawFile]] = {}
+    scheme = arrow_uri(root).split("://")[0] + "://" if "://" in root else ""
+    for entry in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
+        if entry.type != pafs.FileType.File or entry.base_name.startswith((".", "_")):
+            continue
+        relative = entry.path[len(base.rstrip("/")) + 1:]
+        match = pattern.match(relative)
+        day = _date_of(match) if match else None
+        if day is not None:
+            out.setdefault(day, []).append(RawFile(scheme + entry.path, entry.size or 0, entry.mtime))
+    return {d: sorted(files, key=lambda f: f.path) for d, files in sorted(out.items())}
 
 
 def discover(spec: DatasetSpec, lake: LakeLayout, day: dt.date) -> RawDay:
@@ -113,11 +157,8 @@ def read_raw(spark: SparkSession, spec: DatasetSpec, day: RawDay, run_id: str, i
     )
 
 
-def new_columns(spec: DatasetSpec, raw: DataFrame) -> list[str]:
-    """Columns in the raw data that the spec does not declare."""
+def new_columns(spec: DatasetSpec, raw_columns: list[str]) -> list[str]:
+    """Columns in the raw data that the spec does not declare (names as the typed cast will see them)."""
     declared = set(spec.columns) | set(TECHNICAL)
-    return [c for c in raw.columns if c not in declared]
-
-
-def missing_columns(spec: DatasetSpec, raw: DataFrame) -> list[str]:
-    return [c for c in spec.columns if c not in raw.columns]
+    names = [snake_case(c) if spec.standardizes_names() and not c.startswith("_") else c for c in raw_columns]
+    return [c for c in names if c not in declared]

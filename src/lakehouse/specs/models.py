@@ -174,6 +174,27 @@ class NotInFuture(OneOrMoreColumns):
     tolerance_hours: float = 0
 
 
+class NotOlderThan(OneOrMoreColumns):
+    check: Literal["not_older_than"]
+    days: float = Field(gt=0)
+
+
+class Unique(RowCheckBase):
+    check: Literal["unique"]
+    columns: list[str] = Field(min_length=1, description="the combination that must be unique in the batch")
+
+
+class Parseable(OneOrMoreColumns):
+    check: Literal["parseable"]
+    type: Literal["date", "timestamp"] = "timestamp"
+    formats: list[str] = Field(min_length=1, description="Spark datetime patterns, tried in order")
+
+
+class Castable(OneOrMoreColumns):
+    check: Literal["castable"]
+    type: ColumnType
+
+
 class Compare(RowCheckBase):
     check: Literal["compare"]
     left: str
@@ -187,8 +208,8 @@ class Expression(RowCheckBase):
 
 
 RowCheck = Annotated[
-    NotNull | NotEmpty | Range | InSet | Regex | Email | Phone | Length | ExistsIn | NotInFuture | Compare
-    | Expression,
+    NotNull | NotEmpty | Range | InSet | Regex | Email | Phone | Length | ExistsIn | NotInFuture | NotOlderThan
+    | Unique | Parseable | Castable | Compare | Expression,
     Field(discriminator="check"),
 ]
 
@@ -212,13 +233,63 @@ class Completeness(DatasetCheckBase):
     min: float = Field(ge=0, le=1)
 
 
-DatasetCheck = Annotated[RowCount | Completeness, Field(discriminator="check")]
+class Uniqueness(DatasetCheckBase):
+    check: Literal["uniqueness"]
+    columns: list[str] = Field(min_length=1)
+    min: float = Field(ge=0, le=1)
+
+
+class Freshness(DatasetCheckBase):
+    check: Literal["freshness"]
+    column: str
+    max_age_hours: float = Field(gt=0, description="latest value at most this old, measured at the end of the "
+                                                   "run date (UTC)")
+
+
+class Statistic(DatasetCheckBase):
+    check: Literal["statistic"]
+    column: str
+    stat: Literal["min", "max", "mean", "stddev"]
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.min is None and self.max is None:
+            raise ValueError("statistic needs 'min', 'max' or both")
+        return self
+
+
+class RowCountChange(DatasetCheckBase):
+    check: Literal["row_count_change"]
+    max_change: float = Field(gt=0, description="largest allowed |rows - previous| / previous, previous being "
+                                                "the rows read by the latest successful earlier run date")
+
+
+class RequiredColumns(DatasetCheckBase):
+    check: Literal["required_columns"]
+    columns: list[str] = Field(min_length=1, description="columns that must be present in the raw data")
+
+
+DatasetCheck = Annotated[RowCount | Completeness | Uniqueness | Freshness | Statistic | RowCountChange
+                         | RequiredColumns, Field(discriminator="check")]
 
 
 # ---------------------------------------------------------------- cleaning steps
 
 class Step(Spec):
     step: str
+
+
+class ParseSpec(Spec):
+    type: Literal["date", "timestamp"] = "timestamp"
+    formats: list[str] = Field(min_length=1)
+
+
+class HashSpec(Spec):
+    columns: list[str] = Field(min_length=1)
+    key_env: str = Field(default="LAKEHOUSE_HASH_KEY", pattern=r"^[A-Z_][A-Z0-9_]*$",
+                         description="environment variable holding the secret key (never the key itself)")
 
 
 class Trim(Step):
@@ -234,6 +305,41 @@ class Upper(Step):
 class Lower(Step):
     step: Literal["lower"]
     lower: list[str]
+
+
+class Title(Step):
+    step: Literal["title"]
+    title: list[str]
+
+
+class StandardizeColumnNames(Step):
+    step: Literal["standardize_column_names"]
+    standardize_column_names: bool = True
+
+
+class Cast(Step):
+    step: Literal["cast"]
+    cast: dict[str, ColumnType]
+
+
+class Coalesce(Step):
+    step: Literal["coalesce"]
+    coalesce: dict[str, list[str]] = Field(description="target: [SQL expressions tried in order]")
+
+
+class ParseDates(Step):
+    step: Literal["parse_dates"]
+    parse_dates: dict[str, ParseSpec]
+
+
+class MaskCard(Step):
+    step: Literal["mask_card"]
+    mask_card: list[str]
+
+
+class Hash(Step):
+    step: Literal["hash"]
+    hash: HashSpec
 
 
 class FillNull(Step):
@@ -267,7 +373,8 @@ class MaskEmail(Step):
 
 
 CleaningStep = Annotated[
-    Trim | Upper | Lower | FillNull | Derive | Rename | Drop | RegexReplace | MaskEmail,
+    Trim | Upper | Lower | Title | StandardizeColumnNames | FillNull | Derive | Rename | Drop | RegexReplace | Cast
+    | Coalesce | ParseDates | MaskEmail | MaskCard | Hash,
     Field(discriminator="step"),
 ]
 
@@ -297,6 +404,8 @@ class DatasetSpec(Located):
     columns: dict[Identifier, ColumnType] = Field(alias="schema", min_length=1)
     keys: list[str] = Field(min_length=1)
     sequence_by: str | None = None
+    duplicates: Literal["keep_latest", "fail"] = Field(
+        default="keep_latest", description="several rows with one key in a batch: keep the latest, or fail")
     on_new_columns: Literal["fail", "add", "ignore"] = "add"
     cleaning: list[Annotated[CleaningStep, Field()]] = Field(default_factory=list)
     checks: list[RowCheck] = Field(default_factory=list)
@@ -334,13 +443,23 @@ class DatasetSpec(Located):
         """Column names after the cleaning steps (derive adds, rename renames, drop removes)."""
         cols = list(self.columns)
         for step in self.cleaning:
-            if isinstance(step, Derive):
-                cols += [c for c in step.derive if c not in cols]
+            if isinstance(step, Derive | Coalesce):
+                added = step.derive if isinstance(step, Derive) else step.coalesce
+                cols += [c for c in added if c not in cols]
             elif isinstance(step, Rename):
                 cols = [step.rename.get(c, c) for c in cols]
             elif isinstance(step, Drop):
                 cols = [c for c in cols if c not in step.drop]
         return cols
+
+    def has_masking(self) -> bool:
+        return any(isinstance(s, MaskEmail | MaskCard | Hash) for s in self.cleaning)
+
+    def standardizes_names(self) -> bool:
+        return any(isinstance(s, StandardizeColumnNames) and s.standardize_column_names for s in self.cleaning)
+
+    def hash_key_envs(self) -> list[str]:
+        return [s.hash.key_env for s in self.cleaning if isinstance(s, Hash)]
 
     def references(self) -> list[str]:
         return [ref for ref, _ in self.reference_locations()]

@@ -114,8 +114,11 @@ class TableEngine(ABC):
         New nullable columns are added to the table. Returns the new version."""
 
     @abstractmethod
-    def append(self, df: DataFrame, path: str, partition_by: list[str] | None = None) -> int:
-        """Append rows (create the table if missing). Returns the new version."""
+    def append(self, df: DataFrame, path: str, partition_by: list[str] | None = None,
+               txn: tuple[str, int] | None = None) -> int:
+        """Append rows (create the table if missing). Returns the new version. With `txn` = (app id, version),
+        the commit records that application transaction, and an append whose version the table has already
+        seen for that app id is skipped: a retried write cannot apply twice."""
 
     @abstractmethod
     def merge(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
@@ -129,6 +132,10 @@ class TableEngine(ABC):
 
     @abstractmethod
     def vacuum(self, path: str, retention_hours: int, dry_run: bool = False) -> list[str]: ...
+
+    @abstractmethod
+    def delete(self, path: str, where: str) -> int:
+        """Delete the rows matching the SQL condition; returns how many were deleted."""
 
     @abstractmethod
     def restore(self, path: str, version: int) -> int:

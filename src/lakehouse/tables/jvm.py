@@ -42,8 +42,11 @@ class JvmEngine(TableEngine):
             reader = reader.option("versionAsOf", version)
         return reader.load(path)
 
-    def _create(self, df: DataFrame, path: str, partition_by: list[str]) -> None:
+    def _create(self, df: DataFrame, path: str, partition_by: list[str],
+                txn: tuple[str, int] | None = None) -> None:
         writer = df.write.format("delta").mode("append")
+        if txn:
+            writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
         for key, value in _TABLE_PROPERTIES.items():
             writer = writer.option(key, value)
         if partition_by:
@@ -58,11 +61,16 @@ class JvmEngine(TableEngine):
              .option("mergeSchema", "true").save(path))
         return self.version(path)
 
-    def append(self, df: DataFrame, path: str, partition_by: list[str] | None = None) -> int:
+    def append(self, df: DataFrame, path: str, partition_by: list[str] | None = None,
+               txn: tuple[str, int] | None = None) -> int:
         if not self.exists(path):
-            self._create(df, path, partition_by or [])
+            self._create(df, path, partition_by or [], txn)
         else:
-            df.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
+            writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
+            if txn:
+                # Delta's idempotent writes: skipped when the table has seen this (app id, version)
+                writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
+            writer.save(path)
         return self.version(path)
 
     def merge(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
@@ -121,3 +129,10 @@ class JvmEngine(TableEngine):
     def restore(self, path: str, version: int) -> int:
         self._delta(path).restoreToVersion(version)
         return self.version(path)
+
+    def delete(self, path: str, where: str) -> int:
+        before = self.version(path)
+        self._delta(path).delete(where)
+        if self.version(path) == before:
+            return 0
+        return int(self._last_metrics(path).get("numDeletedRows", 0))

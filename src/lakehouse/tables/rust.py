@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as pads
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import DataFrame
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -87,11 +87,16 @@ class RustEngine(TableEngine):
                                 predicate=where, schema_mode="merge")
         return DeltaTable(path).version()
 
-    def append(self, df: DataFrame, path: str, partition_by: list[str] | None = None) -> int:
+    def append(self, df: DataFrame, path: str, partition_by: list[str] | None = None,
+               txn: tuple[str, int] | None = None) -> int:
         path = arrow_uri(path)
+        table = self._table(path)
+        if txn and table is not None and (table.transaction_version(txn[0]) or -1) >= txn[1]:
+            return table.version()
+        properties = CommitProperties(app_transactions=[Transaction(*txn)]) if txn else None
         with self._staged(df) as data:
             write_deltalake(path, data.scanner().to_reader(), partition_by=partition_by or None, mode="append",
-                            schema_mode="merge")
+                            schema_mode="merge", commit_properties=properties)
         return DeltaTable(path).version()
 
     def merge(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
@@ -143,3 +148,7 @@ class RustEngine(TableEngine):
         table = DeltaTable(path)
         table.restore(version)
         return DeltaTable(path).version()
+
+    def delete(self, path: str, where: str) -> int:
+        path = arrow_uri(path)
+        return int(DeltaTable(path).delete(where).get("num_deleted_rows", 0))

@@ -1,0 +1,93 @@
+"""The ingested-file log (`_meta/ingested_files`): which raw file was loaded, with which size and modification
+time. `--pending` compares the raw zone with it: new or changed files make their partition pending, and files
+that disappeared upstream are reported (their rows stay in the tables; deleting data is a human decision)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from pyspark.sql import Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakehouse.sources.reader import RawFile, list_partitions
+from lakehouse.specs import Catalog
+from lakehouse.tables.engine import TableEngine
+
+SCHEMA = T.StructType([
+    T.StructField("dataset", T.StringType()),
+    T.StructField("partition_date", T.DateType()),
+    T.StructField("path", T.StringType()),
+    T.StructField("size", T.LongType()),
+    T.StructField("modified_at", T.TimestampType()),
+    T.StructField("status", T.StringType()),  # ingested | deleted
+    T.StructField("run_id", T.StringType()),
+    T.StructField("recorded_at", T.TimestampType()),
+])
+
+
+@dataclass
+class PendingWork:
+    dates: dict[str, list[dt.date]] = field(default_factory=dict)  # dataset -> partition dates to load
+    changed: dict[str, list[str]] = field(default_factory=dict)  # dataset -> new or changed files
+    deleted: list[dict] = field(default_factory=list)  # latest log rows of files gone upstream
+
+    def datasets_for(self, day: dt.date) -> list[str]:
+        return sorted(name for name, days in self.dates.items() if day in days)
+
+    def all_dates(self) -> list[dt.date]:
+        return sorted({d for days in self.dates.values() for d in days})
+
+
+def _fingerprint(size: int, modified: dt.datetime | None) -> tuple:
+    stamp = modified.astimezone(dt.UTC).replace(tzinfo=None) if modified and modified.tzinfo else modified
+    return int(size), stamp.replace(microsecond=0) if stamp else None
+
+
+def latest_state(engine: TableEngine) -> dict[tuple[str, str], dict]:
+    """(dataset, path) -> the latest log row for that file."""
+    log = engine.read_or_none(engine.layout.meta("ingested_files"))
+    if log is None:
+        return {}
+    window = Window.partitionBy("dataset", "path").orderBy(F.col("recorded_at").desc())
+    rows = log.withColumn("_n", F.row_number().over(window)).where("_n = 1").drop("_n").collect()
+    return {(r.dataset, r.path): r.asDict() for r in rows}
+
+
+def find_pending(engine: TableEngine, catalog: Catalog) -> PendingWork:
+    state = latest_state(engine)
+    work = PendingWork()
+    for spec in catalog.dataset_order():
+        partitions = list_partitions(spec, engine.layout)
+        present = set()
+        for day, files in partitions.items():
+            for f in files:
+                present.add(f.path)
+                seen = state.get((spec.name, f.path))
+                if seen is None or seen["status"] != "ingested" or \
+                        _fingerprint(seen["size"], seen["modified_at"]) != _fingerprint(f.size, f.mtime):
+                    work.changed.setdefault(spec.name, []).append(f.path)
+                    if day not in work.dates.setdefault(spec.name, []):
+                        work.dates[spec.name].append(day)
+        work.deleted += [row for (name, path), row in sorted(state.items())
+                         if name == spec.name and row["status"] == "ingested" and path not in present]
+    return work
+
+
+def record(engine: TableEngine, dataset: str, day: dt.date, files: list[RawFile], run_id: str,
+           status: str = "ingested") -> None:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = [{"dataset": dataset, "partition_date": day, "path": f.path, "size": int(f.size),
+             "modified_at": _fingerprint(f.size, f.mtime)[1], "status": status, "run_id": run_id,
+             "recorded_at": now} for f in files]
+    if rows:
+        engine.append(engine.spark.createDataFrame(rows, SCHEMA), engine.layout.meta("ingested_files"))
+
+
+def record_deleted(engine: TableEngine, rows: list[dict], run_id: str) -> None:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    out = [{**{k: r[k] for k in ("dataset", "partition_date", "path", "size", "modified_at")},
+            "status": "deleted", "run_id": run_id, "recorded_at": now} for r in rows]
+    if out:
+        engine.append(engine.spark.createDataFrame(out, SCHEMA), engine.layout.meta("ingested_files"))

@@ -1,0 +1,225 @@
+"""Incremental and idempotent loads: --pending, changed and deleted raw files, full refresh, schema drift,
+concurrent runs, and a dataset defined in YAML only."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import shutil
+import textwrap
+import threading
+from pathlib import Path
+
+import deltalake
+import pytest
+
+from lakehouse.pipeline.job import DailyJob
+from lakehouse.sample.retail import RetailGenerator
+from lakehouse.specs import load_catalog
+from lakehouse.tables import select_engine
+from lakehouse.tables.paths import LakeLayout
+from tests.conftest import CONF
+
+END = dt.date(2024, 6, 3)
+DAYS = [END - dt.timedelta(days=1), END]
+
+
+def mini_conf(tmp_path: Path) -> Path:
+    """sales + products and the sales summary: enough for every behaviour, half the Spark work."""
+    conf = tmp_path / "conf"
+    (conf / "datasets").mkdir(parents=True)
+    (conf / "aggregations").mkdir()
+    for name in ("sales", "products"):
+        shutil.copy(CONF / "datasets" / f"{name}.yaml", conf / "datasets")
+    shutil.copy(CONF / "aggregations" / "daily_sales_summary.yaml", conf / "aggregations")
+    return conf
+
+
+def table(root: Path, name: str) -> list[dict]:
+    return deltalake.DeltaTable(str(root / name)).to_pyarrow_table().to_pylist()
+
+
+def version(root: Path, name: str) -> int:
+    return deltalake.DeltaTable(str(root / name)).version()
+
+
+@pytest.fixture
+def lake(spark, tmp_path):
+    root = tmp_path / "lake"
+    RetailGenerator(root, days=2, rows_per_day=120, seed=11, end_date=END, products=30, customers=40).write()
+    engine = select_engine(spark, LakeLayout(str(root)), "rust")
+    return root, DailyJob(engine, load_catalog(mini_conf(tmp_path))), tmp_path
+
+
+def test_pending_loads_new_then_only_changed_files(lake):
+    root, job, _ = lake
+    first = job.run_pending()
+    assert [r.run_date for r in first] == DAYS and not any(r.failed for r in first)
+    assert job.run_pending() == []  # nothing new: no run at all
+    sales_file = root / f"raw/sales/date={END}/sales.csv"
+    lines = sales_file.read_bytes().split(b"\n")
+    header, removed, edited = lines[0], lines[1], lines[2].split(b",")
+    edited[4] = b"999"  # quantity
+    sales_file.write_bytes(b"\n".join([header, b",".join(edited), *lines[3:]]))
+    silver_before = {r["transaction_id"]: r for r in table(root, "silver/sales")}
+    gold_version = version(root, "gold/daily_sales_summary")
+    results = job.run_pending()
+    assert [(r.run_date, [o.dataset for o in r.datasets]) for r in results] == [(END, ["sales"])]
+    silver = {r["transaction_id"]: r for r in table(root, "silver/sales")}
+    removed_id, edited_id = removed.split(b",")[0].decode(), edited[0].decode()
+    assert removed_id in silver_before and removed_id not in silver  # a row gone from the file leaves silver
+    assert silver[edited_id]["quantity"] == 999
+    assert {k: v for k, v in silver.items() if k != edited_id} == \
+        {k: v for k, v in silver_before.items() if k not in (removed_id, edited_id)}
+    assert version(root, "gold/daily_sales_summary") == gold_version + 1
+    gold = [g for g in table(root, "gold/daily_sales_summary") if g["transaction_date"] == END]
+    assert sum(g["units_sold"] for g in gold) == sum(
+        r["quantity"] for r in silver.values() if r["transaction_date"] == END)
+
+
+def test_deleted_raw_file_is_reported_not_ignored(lake):
+    root, job, _ = lake
+    job.run_pending()
+    silver_rows = len(table(root, "silver/products"))
+    gone = root / f"raw/products/date={DAYS[1]}/products.json"
+    gone.unlink()
+    results = job.run_pending()
+    assert any("deleted upstream" in n and str(gone) in n for r in results for n in r.notes)
+    log = [r for r in table(root, "_meta/ingested_files") if r["path"] == str(gone)]
+    assert sorted(r["status"] for r in log) == ["deleted", "ingested"]
+    assert len(table(root, "silver/products")) == silver_rows
+    assert job.run_pending() == []  # reported once
+
+
+def test_full_refresh_rebuilds_silver_and_gold_from_bronze_only(lake):
+    root, job, _ = lake
+    job.run(DAYS)
+    silver = sorted(r["transaction_id"] for r in table(root, "silver/sales"))
+    gold = sorted((str(g["transaction_date"]), g["store_id"], g["category"], g["revenue"])
+                  for g in table(root, "gold/daily_sales_summary"))
+    bronze_version = version(root, "bronze/sales")
+    job.engine.delete(str(root / "silver/sales"), "store_id = 'STORE_001'")  # damage silver
+    shutil.rmtree(root / "raw")  # full refresh must not need the raw files
+    results = job.full_refresh(None)
+    assert not any(r.failed for r in results)
+    assert sorted(r["transaction_id"] for r in table(root, "silver/sales")) == silver
+    assert sorted((str(g["transaction_date"]), g["store_id"], g["category"], g["revenue"])
+                  for g in table(root, "gold/daily_sales_summary")) == gold
+    assert version(root, "bronze/sales") == bronze_version
+
+
+def _write_drift_conf(tmp_path: Path, mode: str) -> Path:
+    conf = mini_conf(tmp_path / mode)
+    path = conf / "datasets" / "sales.yaml"
+    path.write_text(path.read_text().replace("on_new_columns: add", f"on_new_columns: {mode}"))
+    return conf
+
+
+def test_schema_drift_fail_stops_the_dataset_and_names_the_columns(lake, spark):
+    root, job, tmp_path = lake
+    job.run([DAYS[0]])
+    # the generator puts an extra payment_method column on the middle day of its range (here: the second)
+    strict = DailyJob(job.engine, load_catalog(_write_drift_conf(tmp_path, "fail")))
+    silver_version = version(root, "silver/sales")
+    result = strict.run_day(DAYS[1])
+    sales = next(o for o in result.datasets if o.dataset == "sales")
+    assert result.failed and sales.status == "failed" and "payment_method" in sales.message
+    assert version(root, "silver/sales") == silver_version
+    assert sales.rows_held_back == sales.rows_read - sales.rows_quarantined and sales.accounted()
+
+
+def test_schema_drift_add_evolves_silver(lake):
+    root, job, _ = lake
+    job.run(DAYS)
+    rows = table(root, "silver/sales")
+    assert {r["payment_method"] for r in rows if r["_source_date"] == DAYS[1]} >= {"card", "cash"}
+    assert {r["payment_method"] for r in rows if r["_source_date"] == DAYS[0]} == {None}
+
+
+def test_two_concurrent_runs_of_one_date_never_duplicate(lake):
+    root, job, _ = lake
+    job.run([DAYS[0]])
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(job.run_day(DAYS[1]))
+        except Exception as exc:  # the job itself must not raise
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for r in results:
+        for o in r.datasets:
+            assert o.status == "ok" or "concurrent writer" in o.message, o.message
+    ids = [r["transaction_id"] for r in table(root, "silver/sales")]
+    assert len(ids) == len(set(ids))
+    expected = DailyJob(job.engine, job.catalog).run_day(DAYS[1])  # a third, sequential run changes nothing
+    assert all(o.merge is None or (o.merge.inserted, o.merge.updated, o.merge.deleted) == (0, 0, 0)
+               for o in expected.datasets)
+
+
+def test_a_dataset_in_yaml_only(spark, tmp_path):
+    """A new source with only documented checks and steps: no Python change."""
+    conf = tmp_path / "conf"
+    (conf / "datasets").mkdir(parents=True)
+    (conf / "aggregations").mkdir()
+    (conf / "datasets" / "returns.yaml").write_text(textwrap.dedent("""\
+        name: returns
+        source: {format: csv, path: raw/returns, layout: "year={yyyy}/month={mm}/day={dd}"}
+        schema: {Return ID: string not null, Amount: string, Reason: string, Card: string, Returned: string}
+        keys: [return_id]
+        duplicates: keep_latest
+        cleaning:
+          - standardize_column_names: true
+          - mask_card: [card]
+          - parse_dates: {returned: {type: date, formats: ["dd/MM/yyyy", "yyyy-MM-dd"]}}
+          - title: [reason]
+        checks:
+          - {check: castable, column: amount, type: "decimal(8,2)"}
+          - {check: range, column: amount, min: 0, inclusive: false}
+          - {check: not_null, column: returned, name: returned_date}
+          - {check: in_set, column: reason, values: [Damaged, Wrong Size, Other], criticality: warn}
+        dataset_checks:
+          - {check: uniqueness, columns: [return_id], min: 0.5, action: warn}
+          - {check: statistic, column: amount, stat: max, max: 1000, action: fail}
+          - {check: required_columns, columns: [Return ID, Amount], action: fail}
+        """).replace("{Return ID: string not null, Amount: string, Reason: string, Card: string, Returned: string}",
+                     "{return_id: string not null, amount: string, reason: string, card: string, returned: string}"))
+    (conf / "aggregations" / "daily_returns.yaml").write_text(textwrap.dedent("""\
+        name: daily_returns
+        from: returns
+        date_column: returned
+        group_by: [returned, reason]
+        measures: {returns: count(*), refunded: sum(amount)}
+        """))
+    raw = tmp_path / "lake/raw/returns/year=2024/month=06/day=03"
+    raw.mkdir(parents=True)
+    (raw / "part-1.csv").write_text(
+        "Return ID,Amount,Reason,Card,Returned\n"
+        "R1,19.99,damaged,4111 1111 1111 1234,03/06/2024\n"
+        "R2,-5,other,,2024-06-03\n"
+        "R3,abc,wrong size,5500-0000-0000-0004,03/06/2024\n"
+        "R4,7.50,lost,,not a date\n"
+        "R1,19.99,damaged,4111 1111 1111 1234,03/06/2024\n")
+    engine = select_engine(spark, LakeLayout(str(tmp_path / "lake")), "rust")
+    result = DailyJob(engine, load_catalog(conf)).run_day(dt.date(2024, 6, 3))
+    returns = result.datasets[0]
+    assert not result.failed, returns.message
+    assert (returns.rows_read, returns.rows_to_silver, returns.rows_quarantined, returns.rows_duplicate) == \
+        (5, 1, 3, 1)
+    silver = table(tmp_path / "lake", "silver/returns")
+    assert [(r["return_id"], r["card"], str(r["amount"]), r["reason"]) for r in silver] == \
+        [("R1", "************1234", "19.99", "Damaged")]
+    assert silver[0]["returned"] == dt.date(2024, 6, 3)
+    reasons = collections.Counter(e["check"] for r in table(tmp_path / "lake", "quarantine/returns")
+                                  for e in r["errors"])
+    assert reasons == {"range": 1, "castable": 1, "returned_date": 1, "in_set": 1}  # warn travels along
+    quarantined_cards = [r["record"] for r in table(tmp_path / "lake", "quarantine/returns")]
+    assert not any("5500-0000-0000-0004" in r for r in quarantined_cards)  # masked before quarantine
+    gold = table(tmp_path / "lake", "gold/daily_returns")
+    assert [(g["reason"], g["returns"]) for g in gold] == [("Damaged", 1)]
