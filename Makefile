@@ -46,3 +46,6 @@ clean:
 k8s-check: $(STAMP) ## render every kustomization and validate it strictly; lint the image recipe
 	$(BIN)/hadolint k8s/image/Dockerfile
 	$(BIN)/pytest -q tests/test_k8s.py
+
+bench: $(STAMP) ## performance targets (sizes: BENCH_CHECK_ROWS, BENCH_ROWS, BENCH_MEMORY_ROWS); bench/results/
+	$(BIN)/python bench/run_bench.py

@@ -140,3 +140,51 @@ def test_rerun_of_the_same_date_changes_nothing(lake):
     quarantine_days = collections.Counter(str(r["_partition_date"]) for r in table(root, "quarantine/sales"))
     assert sum(quarantine_days.values()) == sum(r["rows_quarantined"] for r in table(root, "_meta/runs")
                                                  if r["name"] == "sales" and r["run_id"] != result.run_id)
+
+
+def _quality(root: Path) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = collections.Counter()
+    for q in table(root, "_meta/quality"):
+        out[(q["dataset"], q["check"])] += q["failed_rows"]
+    return out
+
+
+def test_every_injected_defect_is_quarantined_or_flagged(lake):
+    root, _, results = lake
+    reasons = {ds: collections.Counter(e["check"] for r in table(root, f"quarantine/{ds}") for e in r["errors"]
+                                       if e["criticality"] == "error")
+               for ds in ("sales", "customers", "products", "inventory", "campaigns")}
+    # quarantined, with the reason the specs give
+    assert reasons["sales"]["malformed_record"] == 3 and reasons["sales"]["bad_encoding"] == 1
+    assert reasons["sales"]["exists_in"] > 0 and reasons["sales"]["range"] > 0  # unknown product, qty < 1
+    assert reasons["customers"]["email"] > 0
+    assert reasons["products"]["malformed_record"] == 1
+    assert reasons["inventory"]["in_set"] > 0 and reasons["inventory"]["required"] > 0
+    assert reasons["campaigns"]["starts_before_end"] > 0
+    # kept and flagged as warnings
+    quality = _quality(root)
+    for warned in (("sales", "anonymous_sale"), ("customers", "phone"), ("customers", "in_set")):
+        assert quality[warned] > 0, warned
+    warn_rows = {q["check"]: q["status"] for q in table(root, "_meta/quality") if q["dataset"] == "customers"
+                 and q["failed_rows"]}
+    assert warn_rows["phone"] == "warn" and warn_rows["email"] == "fail"
+    # duplicates are counted, the drift day's extra column is recorded, late rows touched older gold dates
+    runs = [r for r in table(root, "_meta/runs") if r["name"] == "sales"]
+    assert sum(r["rows_duplicate"] for r in runs) > 0
+    assert [r["new_columns"] for r in sorted(runs, key=lambda r: r["run_date"])][1] == ["payment_method"]
+    assert any(r["name"] == "daily_sales_summary" and len(r["gold_dates"] or []) > 1
+               for r in table(root, "_meta/runs"))
+
+
+def test_quality_command_prints_the_counts(lake, capsys):
+    from lakehouse.cli import main
+
+    root, _, _ = lake
+    assert main(["quality", "--date", str(END), "--lake-root", str(root), "--engine", "rust",
+                 "--conf-dir", str(CONF)]) == 0
+    out = capsys.readouterr().out
+    expected = {q["check"]: q["failed_rows"] for q in table(root, "_meta/quality")
+                if q["dataset"] == "sales" and str(q["run_date"]) == str(END) and q["check"] == "anonymous_sale"}
+    line = next(ln for ln in out.splitlines() if "anonymous_sale" in ln)
+    assert line.split()[-2] == str(max(expected.values())) and line.split()[-1] == "warn"
+    assert "quality_score" in out

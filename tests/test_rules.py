@@ -10,7 +10,8 @@ from pyspark.sql import types as T
 
 from lakehouse.rules.checks import ERRORS, evaluate
 from lakehouse.rules.cleaning import clean
-from lakehouse.rules.conform import CAST_ERRORS, conform
+from lakehouse.rules.conform import conform
+from lakehouse.rules.failures import CAST_ERRORS
 from lakehouse.specs import models as m
 
 

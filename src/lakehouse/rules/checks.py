@@ -13,18 +13,16 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.rules.conform import CAST_ERRORS
+from lakehouse.rules.failures import CAST_ERRORS, ERROR_TYPE, failure_list
 from lakehouse.sources.reader import RAW_RECORD
 from lakehouse.specs import models as m
 
 ERRORS = "_errors"
+HAS_ERROR = "_has_error"
 EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
 PHONE_PATTERN = r"^\+?[0-9]{7,15}$"
 REPLACEMENT_CHAR = "\ufffd"
 
-ERROR_TYPE = T.ArrayType(T.StructType([
-    T.StructField("check", T.StringType()), T.StructField("column", T.StringType()),
-    T.StructField("message", T.StringType()), T.StructField("criticality", T.StringType())]))
 
 
 @dataclass(frozen=True)
@@ -37,10 +35,9 @@ class CompiledCheck:
     fails: Column
     message: Column
 
-    def failure(self) -> Column:
-        return F.when(F.coalesce(self.fails, F.lit(False)), F.struct(
-            F.lit(self.name).alias("check"), F.lit(self.column).cast("string").alias("column"),
-            self.message.alias("message"), F.lit(self.criticality).alias("criticality")))
+    def failed(self) -> Column:
+        return F.coalesce(self.fails, F.lit(False))
+
 
 
 def parse_with_formats(col: Column, formats: list[str]) -> Column:
@@ -53,7 +50,8 @@ def _c(name: str) -> Column:
 
 
 def _value_message(col: str, text: str) -> Column:
-    return F.format_string(f"{col}=%s {text}", _c(col).cast("string"))
+    # concat, not format_string: String.format is the most expensive part of a failing row
+    return F.concat(F.lit(f"{col}="), F.coalesce(_c(col).cast("string"), F.lit("null")), F.lit(f" {text}"))
 
 
 def ref_column(check_index: int, column: str) -> str:
@@ -197,15 +195,32 @@ def evaluate(spec: m.DatasetSpec, refs: dict[str, DataFrame | None] | None = Non
     def apply(df: DataFrame) -> DataFrame:
         with_refs = attach_references(spec, df, refs or {})
         compiled = compile_checks(spec, with_refs)
-        failures = F.filter(F.array(*[c.failure() for c in compiled]), lambda e: e.isNotNull())
+        # 1) one boolean column per check; 2) the failure records from those flags. Kept apart so that each
+        # generated method stays small enough for the JIT: one expression holding twenty checks and their
+        # messages compiles into a method the JVM leaves interpreted.
+        flags = {f"_fail_{i}": c.failed() for i, c in enumerate(compiled)}
+        flagged = with_refs.withColumns(flags)
+        failing, error = F.lit(False), F.lit(False)
+        for i, c in enumerate(compiled):
+            failing = failing | F.col(f"_fail_{i}")
+            if c.criticality == "error":
+                error = error | F.col(f"_fail_{i}")
+        records = [failure_list(F.col(f"_fail_{i}"), c.name, F.lit(c.column).cast("string"), c.message,
+                                c.criticality) for i, c in enumerate(compiled)]
+        failures = F.concat(*records) if records else F.array()
         if CAST_ERRORS in with_refs.columns:
+            failing = failing | (F.size(CAST_ERRORS) > 0)
+            error = error | (F.size(CAST_ERRORS) > 0)
             failures = F.concat(F.col(CAST_ERRORS), failures)
-        malformed = [c for c in compiled if c.name == "malformed_record"]
+        # most rows pass everything: only a failing row pays for building its failure records
+        failures = F.when(failing, failures).otherwise(F.array())
+        malformed = [i for i, c in enumerate(compiled) if c.name == "malformed_record"]
         if malformed:
             # a line that could not be parsed has no trustworthy fields: that is its only reason
-            failures = F.when(malformed[0].fails, F.array(malformed[0].failure())).otherwise(failures)
-        helpers = [c for c in with_refs.columns if c.startswith("_ref_")] + [CAST_ERRORS]
-        return with_refs.withColumn(ERRORS, failures.cast(ERROR_TYPE)).drop(*helpers)
+            i = malformed[0]
+            failures = F.when(F.col(f"_fail_{i}"), records[i]).otherwise(failures)
+        helpers = [c for c in with_refs.columns if c.startswith("_ref_")] + [CAST_ERRORS, *flags]
+        return flagged.withColumns({ERRORS: failures.cast(ERROR_TYPE), HAS_ERROR: error}).drop(*helpers)
 
     return apply
 
@@ -218,6 +233,6 @@ def check_names(spec: m.DatasetSpec, df: DataFrame) -> list[tuple[str, str | Non
     return list(dict.fromkeys(names))
 
 
-def has_error(errors: Column | None = None) -> Column:
-    errors = F.col(ERRORS) if errors is None else errors
-    return F.exists(errors, lambda e: e["criticality"] == "error")
+def has_error() -> Column:
+    """True on a row with an error-level failure (it goes to quarantine)."""
+    return F.col(HAS_ERROR)

@@ -6,10 +6,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakehouse.rules.failures import CAST_ERRORS, ERROR_TYPE, failure_list
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.names import snake_case
-
-CAST_ERRORS = "_cast_errors"
 
 
 def _is_text(dtype: T.DataType) -> bool:
@@ -45,14 +44,13 @@ def conform(spec: DatasetSpec, extra_columns: list[str] | None = None):
             present = raw.isNotNull()
             if _is_text(df.schema[field.name].dataType):
                 present = present & (F.trim(raw) != "")
-            failures.append(F.when(present & cast.isNull(), F.struct(
-                F.lit("type_mismatch").alias("check"), F.lit(field.name).alias("column"),
-                F.format_string(f"value %s is not a valid {field.dataType.simpleString()}",
-                                raw.cast("string")).alias("message"),
-                F.lit("error").alias("criticality"))))
+            failures.append(failure_list(
+                present & cast.isNull(), "type_mismatch", F.lit(field.name),
+                F.concat(F.lit("value "), raw.cast("string"), F.lit(f" is not a valid {field.dataType.simpleString()}")),
+                "error"))
         rest = [F.col(f"`{c}`") for c in df.columns if c not in spec.columns and
                 (c.startswith("_") or c in (extra_columns or []))]
-        errors = F.filter(F.array(*failures), lambda e: e.isNotNull()) if failures else F.array()
+        errors = F.concat(*failures) if failures else F.array().cast(ERROR_TYPE)
         return df.select(*typed, *rest, errors.alias(CAST_ERRORS))
 
     return apply

@@ -1,0 +1,262 @@
+"""Benchmarks behind the product's performance targets (run with `make bench`; results in bench/results/).
+
+  checks   the checking stage of 1M rows (bronze Parquet -> typed cast -> row checks -> staging Parquet) with 1 vs
+           20 row checks (target: 20 checks cost at most 1.5x one check); the evaluation alone on cached rows is
+           reported beside it.
+  merge    a sales day of ROWS rows loaded after day 1 (day 2) vs the same size of day loaded into a silver
+           table already holding 30 days (day 31) (target <= 1.2x), and a rerun of a loaded day (target <= 0.5x
+           of its first run, no new silver/gold version).
+  memory   peak resident memory of the driver process and its JVM while a day of MEMORY_ROWS rows loads
+           (target 2.5 GB for 10M rows with default settings).
+
+Sizes come from the environment: BENCH_CHECK_ROWS (1000000), BENCH_ROWS (1000000), BENCH_MEMORY_ROWS (0: skip).
+Timings are wall-clock seconds on this machine, best of BENCH_REPEAT (2) where a step can be repeated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def session():
+    from lakehouse.session import build_session
+    from lakehouse.settings import Settings
+
+    spark = build_session(Settings(engine="rust"), "lakehouse-bench", extra={
+        "spark.master": "local[2]", "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "8"})
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+class PeakRss:
+    """Samples the resident memory of this process and all its children (the JVM) every 0.2 s."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _tree_rss(pid: int) -> int:
+        total = 0
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+            for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+                total += PeakRss._tree_rss(int(child))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._tree_rss(os.getpid()))
+            time.sleep(0.2)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def timed(action, repeat: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        action()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+def bench_checks(spark, rows: int, repeat: int, work: Path) -> dict:
+    """The dataset's checking stage as the pipeline runs it: bronze rows (text) read from Parquet, typed cast,
+    row checks, checked rows written to staging Parquet. Also the evaluation alone, on cached rows."""
+    from lakehouse.rules.checks import evaluate
+    from lakehouse.rules.conform import conform
+    from lakehouse.specs.models import DatasetSpec
+
+    data = (spark.range(rows).select(
+        F.col("id").cast("string").alias("id"),
+        (F.col("id") % 1000).cast("int").alias("qty"),
+        F.concat(F.lit("CUST"), F.lpad((F.col("id") % 99999).cast("string"), 5, "0")).alias("customer"),
+        F.when(F.col("id") % 50 == 0, F.lit(None)).otherwise(F.concat(F.col("id"), F.lit("@example.com")))
+        .alias("email"),
+        (F.col("id") % 97 / 3.0).alias("price"),
+        F.expr("timestamp_seconds(1700000000 + id)").alias("ts"),
+    )).cache()
+    data.count()
+    # failure rates like real data: each check fails between 0 and ~2% of rows
+    one = [{"check": "range", "column": "qty", "min": 1, "max": 995}]
+    twenty = one + [
+        {"check": "not_null", "columns": ["id", "customer"]},
+        {"check": "not_empty", "column": "customer", "criticality": "warn"},
+        {"check": "regex", "column": "customer", "pattern": "^CUST\\d{5}$"},
+        {"check": "email", "column": "email", "criticality": "warn"},
+        {"check": "in_set", "column": "qty", "values": [v for v in range(1000) if v != 500], "criticality": "warn"},
+        {"check": "not_in_set", "column": "customer", "values": ["CUST00000"]},
+        {"check": "range", "column": "price", "min": 0, "max": 33, "inclusive": False, "criticality": "warn"},
+        {"check": "length", "column": "customer", "min": 9, "max": 9},
+        {"check": "not_in_future", "column": "ts"},
+        {"check": "not_older_than", "column": "ts", "days": 36500},
+        {"check": "compare", "left": "price", "op": "<=", "right": "qty + 100"},
+        {"check": "expression", "expression": "qty >= 0 OR price > 1", "criticality": "warn"},
+        {"check": "castable", "column": "id", "type": "bigint"},
+        {"check": "parseable", "column": "id", "type": "timestamp", "formats": ["yyyy-MM-dd"],
+         "criticality": "warn", "filter": "qty = 7"},
+        {"check": "phone", "column": "customer", "criticality": "warn", "filter": "qty = 1"},
+        {"check": "range", "column": "qty", "min": -1, "name": "non_negative"},
+        {"check": "not_null", "column": "email", "criticality": "warn"},
+        {"check": "regex", "column": "email", "pattern": "example", "criticality": "warn"},
+        {"check": "length", "column": "email", "max": 40, "criticality": "warn"},
+    ]
+    assert len(twenty) == 20
+    bronze = str(work / "bronze")
+    data.select(*[F.col(c).cast("string").alias(c) for c in data.columns]).write.mode("overwrite").parquet(bronze)
+    out: dict = {"rows": rows}
+    for label, checks in (("1_check", one), ("20_checks", twenty)):
+        spec = DatasetSpec.model_validate({
+            "name": "bench", "source": {"format": "csv", "path": "raw/bench"}, "keys": ["id"],
+            "schema": {"id": "string", "qty": "int", "customer": "string", "email": "string", "price": "double",
+                       "ts": "timestamp"}, "checks": checks})
+
+        def stage(spec=spec):
+            (spark.read.parquet(bronze).transform(conform(spec)).transform(evaluate(spec))
+             .write.mode("overwrite").parquet(str(work / "checked")))
+
+        stage()  # warm-up
+        out[f"stage_{label}_s"] = timed(stage, repeat)
+        evaluated = data.transform(evaluate(spec))
+        evaluated.write.format("noop").mode("overwrite").save()
+        out[f"evaluation_only_{label}_s"] = timed(
+            lambda e=evaluated: e.write.format("noop").mode("overwrite").save(), repeat)
+    data.unpersist()
+    out["stage_ratio"] = out["stage_20_checks_s"] / out["stage_1_check_s"]
+    out["target_stage_ratio"] = "<= 1.5"
+    out["evaluation_only_ratio"] = out["evaluation_only_20_checks_s"] / out["evaluation_only_1_check_s"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- merge
+
+def mini_catalog(folder: Path):
+    from lakehouse.specs import load_catalog
+
+    (folder / "datasets").mkdir(parents=True, exist_ok=True)
+    (folder / "aggregations").mkdir(exist_ok=True)
+    for name in ("sales", "products"):
+        shutil.copy(REPO / "conf" / "datasets" / f"{name}.yaml", folder / "datasets")
+    shutil.copy(REPO / "conf" / "aggregations" / "daily_sales_summary.yaml", folder / "aggregations")
+    return load_catalog(folder)
+
+
+def versions(engine, names: list[str]) -> dict[str, int | None]:
+    return {n: engine.version(engine.layout.silver(n) if not n.startswith("gold:") else
+                              engine.layout.gold(n[5:])) for n in names}
+
+
+def bench_merge(spark, rows: int, work: Path) -> dict:
+    from lakehouse.pipeline.job import DailyJob
+    from lakehouse.sample.retail import RetailGenerator
+    from lakehouse.tables import select_engine
+    from lakehouse.tables.paths import LakeLayout
+
+    lake = work / "lake"
+    day2 = dt.date(2024, 1, 2)
+    start = time.perf_counter()
+    RetailGenerator(lake, days=2, rows_per_day=rows, seed=5, end_date=day2).write()
+    generate_s = time.perf_counter() - start
+    engine = select_engine(spark, LakeLayout(str(lake)), "rust")
+    job = DailyJob(engine, mini_catalog(work / "conf"))
+    day1_s = timed(lambda: job.run_day(day2 - dt.timedelta(days=1)))
+    day2_s = timed(lambda: job.run_day(day2))
+    watched = ["sales", "products", "gold:daily_sales_summary"]
+    before = versions(engine, watched)
+    rerun_s = timed(lambda: job.run_day(day2))
+    rerun_versions_unchanged = versions(engine, watched) == before
+
+    # fill silver with 28 more days shaped like the loaded ones (ids and dates shifted), so it holds 30 days
+    silver_path = engine.layout.silver("sales")
+    base = engine.read(silver_path).where(F.col("transaction_date") == F.lit(day2)).cache()
+    per_day = base.count()
+    for k in range(2, 30):
+        shifted = (base.withColumn("transaction_id", F.concat(F.lit(f"H{k:02d}-"), F.col("transaction_id")))
+                   .withColumn("transaction_date", F.date_sub(F.col("transaction_date"), k))
+                   .withColumn("transaction_timestamp", F.col("transaction_timestamp") - F.expr(f"INTERVAL {k} DAYS"))
+                   .withColumn("_source_date", F.date_sub(F.col("_source_date"), k)))
+        engine.append(shifted, silver_path, ["transaction_date"])
+    base.unpersist()
+    silver_days = engine.read(silver_path).select("transaction_date").distinct().count()
+    day31 = day2 + dt.timedelta(days=1)
+    RetailGenerator(lake, days=1, rows_per_day=rows, seed=6, end_date=day31).write()
+    day31_s = timed(lambda: job.run_day(day31))
+    return {"rows_per_day": rows, "generate_2_days_s": generate_s, "day1_s": day1_s, "day2_s": day2_s,
+            "silver_days_before_day31": silver_days, "silver_rows_per_day": per_day, "day31_s": day31_s,
+            "day31_over_day2": day31_s / day2_s, "target_day31": "<= 1.2",
+            "rerun_s": rerun_s, "rerun_over_first": rerun_s / day2_s, "target_rerun": "<= 0.5",
+            "rerun_new_versions": not rerun_versions_unchanged}
+
+
+def bench_memory(spark, rows: int, work: Path) -> dict:
+    from lakehouse.pipeline.job import DailyJob
+    from lakehouse.sample.retail import RetailGenerator
+    from lakehouse.tables import select_engine
+    from lakehouse.tables.paths import LakeLayout
+
+    lake = work / "memlake"
+    day = dt.date(2024, 2, 1)
+    RetailGenerator(lake, days=1, rows_per_day=rows, seed=9, end_date=day).write()
+    engine = select_engine(spark, LakeLayout(str(lake)), "rust")
+    job = DailyJob(engine, mini_catalog(work / "memconf"))
+    with PeakRss() as rss:
+        seconds = timed(lambda: job.run_day(day))
+    return {"rows": rows, "seconds": seconds, "peak_rss_gb": rss.peak / 1e9, "target": "<= 2.5 GB at 10M rows"}
+
+
+def main() -> int:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    repeat = env_int("BENCH_REPEAT", 2)
+    spark = session()
+    report: dict = {"machine": f"{os.cpu_count()} cores", "when": dt.datetime.now(dt.UTC).isoformat()}
+    work = Path(tempfile.mkdtemp(prefix="lakehouse-bench-"))
+    try:
+        report["checks"] = bench_checks(spark, env_int("BENCH_CHECK_ROWS", 1_000_000), repeat, work)
+        print(json.dumps({"checks": report["checks"]}, indent=2), flush=True)
+        if env_int("BENCH_ROWS", 1_000_000):
+            report["merge"] = bench_merge(spark, env_int("BENCH_ROWS", 1_000_000), work)
+            print(json.dumps({"merge": report["merge"]}, indent=2), flush=True)
+        if env_int("BENCH_MEMORY_ROWS", 0):
+            report["memory"] = bench_memory(spark, env_int("BENCH_MEMORY_ROWS", 0), work)
+            print(json.dumps({"memory": report["memory"]}, indent=2), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out = RESULTS / f"bench-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(report, indent=2, default=str))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
