@@ -279,7 +279,7 @@ class DatasetLoad:
             "quality_score", None, "dataset", out.rows_read, out.rows_read - int(row["clean_rows"]),
             observed=int(row["clean_rows"]) / out.rows_read if out.rows_read else 1.0,
             threshold="share of rows passing every row check", status="info"))
-        for i, (name, column, criticality) in enumerate(names):
+        for name, column, criticality in names:
             failed = int(per_check.get((name, column), 0))
             status = "pass" if failed == 0 else ("fail" if criticality == "error" else "warn")
             out.quality.append(QualityMetric(name, column, criticality, out.rows_read, failed,
