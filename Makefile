@@ -27,12 +27,11 @@ generate: $(STAMP) ## write sample data into $(LAKEHOUSE_ROOT)/raw if it is empt
 validate: $(STAMP)
 	$(BIN)/lakehouse validate-config
 
-run: generate ## run the daily job for every generated day (ends yesterday, UTC)
+run: generate ## run the daily job over every raw partition not loaded yet (all generated days the first time)
 	$(BIN)/lakehouse validate-config
 	$(BIN)/spark-submit --master "local[2]" --conf spark.ui.enabled=false \
 		--driver-java-options "-Dlog4j2.configurationFile=conf/spark/log4j2.properties" \
-		spark_jobs/daily_aggregation.py \
-		--start $$(date -u -d "$(DAYS) days ago" +%F) --end $$(date -u -d "1 day ago" +%F)
+		spark_jobs/daily_aggregation.py --pending
 
 test: $(STAMP) ## the test suite (real Spark, real Delta tables)
 	$(BIN)/pytest -q

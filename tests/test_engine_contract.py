@@ -8,7 +8,7 @@ import deltalake
 import pytest
 from chispa import assert_df_equality
 
-from lakehouse.tables.engine import MergePlan, in_list
+from lakehouse.tables.engine import MergePlan
 
 SCHEMA = "id string, day date, seq int, v string"
 D1, D2, D3 = dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 3)
@@ -49,10 +49,19 @@ def test_merge_partition_predicate_leaves_other_partitions_alone(spark, engine, 
     path = str(tmp_path / "t")
     engine.merge(spark.createDataFrame([("a", D1, 1, "x"), ("b", D2, 1, "y")], SCHEMA), path, plan())
     # gold-style recompute of D2 only: 'b' disappears from D2, 'c' arrives; D1 is not touched
-    result = engine.merge(spark.createDataFrame([("c", D2, 1, "z")], SCHEMA), path,
-                          plan(partition_values={"day": [D2]}, delete_unmatched_when=in_list("t.day", [D2])))
+    result = engine.merge_replacing(spark.createDataFrame([("c", D2, 1, "z")], SCHEMA), path,
+                                    plan(partition_values={"day": [D2]}, replace_scope={"day": [D2]}))
     assert (result.inserted, result.deleted) == (1, 1)
     assert rows(engine, path) == [("a", D1, 1, "x"), ("c", D2, 1, "z")]
+
+
+def test_partition_filtered_read(spark, engine, tmp_path):
+    path = str(tmp_path / "t")
+    engine.merge(spark.createDataFrame([("a", D1, 1, "x"), ("b", D2, 1, "y"), ("c", D3, 1, "z")], SCHEMA), path,
+                 plan())
+    assert [r.id for r in engine.read(path, partitions={"day": [D1, D3]}).orderBy("id").collect()] == ["a", "c"]
+    assert engine.read(path, partitions={"day": []}).count() == 0
+    assert [r.id for r in engine.read(path, partitions={"v": ["y"]}).collect()] == ["b"]  # not a partition column
 
 
 def test_replace_partitions_and_time_travel(spark, engine, tmp_path):

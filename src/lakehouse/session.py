@@ -30,6 +30,8 @@ def build_session(settings: Settings, app_name: str = "lakehouse", extra: dict[s
     if settings.spark_jars or settings.engine == "jvm":
         conf["spark.sql.extensions"] = DELTA_EXTENSION
         conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
+        # tables stay on the basic protocol that delta-rs reads and writes too
+        conf["spark.databricks.delta.properties.defaults.enableDeletionVectors"] = "false"
     conf.update(extra or {})
     conf.update(settings.spark_conf)
     active = SparkSession.getActiveSession()

@@ -21,7 +21,7 @@ from lakehouse.rules.cleaning import clean
 from lakehouse.rules.conform import conform
 from lakehouse.sources.reader import LINEAGE, RAW_RECORD, discover, new_columns, read_raw
 from lakehouse.specs import models as m
-from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, in_list, sql_literal
+from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, sql_literal
 from lakehouse.tables.paths import is_remote
 
 ROW_HASH = "_row_hash"
@@ -215,8 +215,7 @@ class DatasetLoad:
         self.engine.replace_partitions(raw, self.lake.bronze(self.spec.name), ["_partition_date"], where)
 
     def bronze_day(self) -> DataFrame:
-        bronze = self.engine.read(self.lake.bronze(self.spec.name))
-        return bronze.where(F.col("_partition_date") == F.lit(self.run_date))
+        return self.engine.read(self.lake.bronze(self.spec.name), partitions={"_partition_date": [self.run_date]})
 
     def references(self) -> dict[str, DataFrame | None]:
         return {ref: self.engine.read_or_none(self.lake.silver(ref)) for ref in self.spec.references()}
@@ -371,17 +370,15 @@ class DatasetLoad:
         partitions = {c: values[c] for c in spec.target.partition_by}
         # the day's files were read again in full: a silver row that came from one of them and is no longer
         # among its valid rows is deleted (within the partitions this batch touches)
-        stale = [in_list("t._source_file", sorted(self._row_stats["source_files"]))]
-        stale += [in_list(f"t.`{c}`", v) for c, v in partitions.items()]
         plan = MergePlan(
             keys=spec.keys,
             partition_by=spec.target.partition_by,
             update_when=silver_update_condition(spec),
             partition_values=partitions,
-            delete_unmatched_when=" AND ".join(stale),
+            replace_scope={"_source_file": sorted(self._row_stats["source_files"])},
             evolve_schema=bool(extras),
         )
-        result = self.engine.merge(source, self.lake.silver(spec.name), plan)
+        result = self.engine.merge_replacing(source, self.lake.silver(spec.name), plan)
         self.outcome.merge = result
         if result.inserted or result.updated or result.deleted:
             self.outcome.affected_dates = {c: sorted({v for v in values[c] if v is not None})

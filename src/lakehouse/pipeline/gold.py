@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.pipeline.dataset import ROW_HASH, row_hash
 from lakehouse.specs.models import AggregationSpec
-from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, in_list
+from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine
 
 
 @dataclass
@@ -57,8 +57,7 @@ def recompute(engine: TableEngine, spec: AggregationSpec, dates: list[dt.date], 
         outcome.message = "no silver change touched this table's dates"
         return outcome
     lake = engine.layout
-    date_filter = in_list(f"`{spec.date_column}`", dates)
-    source = engine.read(lake.silver(spec.source_dataset)).where(F.expr(date_filter))
+    source = engine.read(lake.silver(spec.source_dataset), partitions={spec.date_column: dates})
     dims = {j.dataset: engine.read(lake.silver(j.dataset)) for j in spec.joins}
     result = aggregate(spec, source, dims)
     columns = result.columns
@@ -68,8 +67,8 @@ def recompute(engine: TableEngine, spec: AggregationSpec, dates: list[dt.date], 
         partition_by=spec.target.partition_by,
         update_when=f"s.{ROW_HASH} <> t.{ROW_HASH}",
         partition_values={c: dates for c in spec.target.partition_by if c == spec.date_column},
-        delete_unmatched_when=in_list(f"t.`{spec.date_column}`", dates),
+        replace_scope={spec.date_column: dates},
     )
-    outcome.merge = engine.merge(result, lake.gold(spec.name), plan)
+    outcome.merge = engine.merge_replacing(result, lake.gold(spec.name), plan)
     outcome.rows = outcome.merge.source_rows
     return outcome

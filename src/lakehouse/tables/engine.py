@@ -52,9 +52,17 @@ class MergePlan:
     update_when: str | None = None
     # restrict the scan of the target to these partition values (the values present in the source)
     partition_values: dict[str, list[Any]] = field(default_factory=dict)
-    # delete target rows that have no source row, within this SQL condition over `t` (gold recompute)
-    delete_unmatched_when: str | None = None
+    # replace scope (column -> values): target rows inside it that have no source row are deleted. Done as a
+    # pruned read + anti-join and a delete-only MERGE, never a "not matched by source" clause: that clause
+    # makes the engines scan the whole table.
+    replace_scope: dict[str, list[Any]] | None = None
     evolve_schema: bool = False
+    # a delete-only plan: matched rows where this condition holds are deleted, nothing else
+    delete_matched_when: str | None = None
+
+    def scope_condition(self, alias: str = "") -> str:
+        prefix = f"{alias}." if alias else ""
+        return " AND ".join(in_list(f"{prefix}`{c}`", v) for c, v in (self.replace_scope or {}).items())
 
     def condition(self) -> str:
         on = [f"t.`{k}` = s.`{k}`" for k in self.keys]
@@ -101,8 +109,10 @@ class TableEngine(ABC):
     def exists(self, path: str) -> bool: ...
 
     @abstractmethod
-    def read(self, path: str, version: int | None = None) -> DataFrame:
-        """The table (current or `version`) as a Spark DataFrame, partition columns typed."""
+    def read(self, path: str, version: int | None = None, partitions: dict[str, list[Any]] | None = None
+             ) -> DataFrame:
+        """The table (current or `version`) as a Spark DataFrame, partition columns typed. With `partitions`
+        (partition column -> values) only those partitions are read: a day's work reads a day's files."""
 
     @abstractmethod
     def version(self, path: str) -> int | None:
@@ -143,6 +153,26 @@ class TableEngine(ABC):
 
     def read_or_none(self, path: str) -> DataFrame | None:
         return self.read(path) if self.exists(path) else None
+
+    def merge_replacing(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
+        """MERGE `df` by `plan`; with `plan.replace_scope`, target rows in that scope (and in the plan's
+        partitions) without a source row are deleted first. Both steps read only the plan's partitions."""
+        deleted = 0
+        if plan.replace_scope and self.exists(path):
+            from pyspark.sql import functions as F
+
+            keys = [F.col(f"`{k}`") for k in plan.keys]
+            target = self.read(path, partitions=plan.partition_values or None).where(F.expr(plan.scope_condition()))
+            stale = (target.select(*keys, *[F.col(f"`{c}`") for c in plan.partition_values])
+                     .join(df.select(*keys), on=plan.keys, how="left_anti"))
+            if stale.limit(1).count():
+                delete_plan = MergePlan(keys=plan.keys, partition_by=plan.partition_by,
+                                        partition_values=plan.partition_values,
+                                        delete_matched_when=plan.scope_condition("t"))
+                deleted = self.merge(stale, path, delete_plan).deleted
+        result = self.merge(df, path, plan)
+        result.deleted += deleted
+        return result
 
 
 def jvm_delta_available(spark: SparkSession) -> bool:

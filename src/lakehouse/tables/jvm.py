@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
-from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine
+from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, in_list
 
 # keep the basic protocol so that delta-rs can read and write every table this engine creates
 _TABLE_PROPERTIES = {"delta.enableDeletionVectors": "false"}
@@ -36,11 +37,15 @@ class JvmEngine(TableEngine):
             return None
         return int(self._delta(path).history(1).select("version").first()[0])
 
-    def read(self, path: str, version: int | None = None) -> DataFrame:
+    def read(self, path: str, version: int | None = None, partitions: dict[str, list[Any]] | None = None
+             ) -> DataFrame:
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
-        return reader.load(path)
+        df = reader.load(path)
+        for column, values in (partitions or {}).items():
+            df = df.where(F.expr(in_list(f"`{column}`", values)))  # Delta prunes files by partition values
+        return df
 
     def _create(self, df: DataFrame, path: str, partition_by: list[str],
                 txn: tuple[str, int] | None = None) -> None:
@@ -74,6 +79,8 @@ class JvmEngine(TableEngine):
         return self.version(path)
 
     def merge(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
+        if not self.exists(path) and plan.delete_matched_when:
+            return MergeResult()
         if not self.exists(path):
             self._create(df, path, plan.partition_by)
             metrics = self._last_metrics(path)
@@ -84,10 +91,11 @@ class JvmEngine(TableEngine):
         builder = self._delta(path).alias("t").merge(df.alias("s"), plan.condition())
         if plan.evolve_schema:
             builder = builder.withSchemaEvolution()
-        builder = builder.whenMatchedUpdateAll(condition=plan.update_when)
-        builder = builder.whenNotMatchedInsertAll()
-        if plan.delete_unmatched_when:
-            builder = builder.whenNotMatchedBySourceDelete(condition=plan.delete_unmatched_when)
+        if plan.delete_matched_when:
+            builder = builder.whenMatchedDelete(condition=plan.delete_matched_when)
+        else:
+            builder = builder.whenMatchedUpdateAll(condition=plan.update_when)
+            builder = builder.whenNotMatchedInsertAll()
         builder.execute()
         after = self.version(path)
         if after == before:
@@ -118,11 +126,11 @@ class JvmEngine(TableEngine):
         return row.asDict(recursive=True) if row else {}
 
     def vacuum(self, path: str, retention_hours: int, dry_run: bool = False) -> list[str]:
+        # the caller has already enforced the retention floor (it refuses less than 7 days unless forced)
+        self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
         if dry_run:
             rows = self.spark.sql(f"VACUUM delta.`{path}` RETAIN {int(retention_hours)} HOURS DRY RUN").collect()
             return [r[0] for r in rows]
-        # the caller has already enforced the retention floor (it refuses less than 7 days unless forced)
-        self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
         self._delta(path).vacuum(retention_hours)
         return []
 

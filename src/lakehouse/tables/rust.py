@@ -19,9 +19,10 @@ import pyarrow.dataset as pads
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
-from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine
+from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, in_list
 from lakehouse.tables.paths import arrow_uri, is_remote, join, spark_uri
 
 
@@ -63,16 +64,27 @@ class RustEngine(TableEngine):
         table = self._table(path)
         return None if table is None else table.version()
 
-    def read(self, path: str, version: int | None = None) -> DataFrame:
+    def read(self, path: str, version: int | None = None, partitions: dict[str, list[Any]] | None = None
+             ) -> DataFrame:
         table = self._table(path, version)
         if table is None:
             raise FileNotFoundError(f"no Delta table at {path}")
         schema = from_arrow_schema(pa.schema(table.schema().to_arrow()))
-        files = [spark_uri(f) for f in table.file_uris()]
+        selected = {c: v for c, v in (partitions or {}).items() if c in table.metadata().partition_columns}
+        filters = [(c, "in", sorted({str(x) for x in v if x is not None})) for c, v in selected.items()]
+        if any(not values for _, _, values in filters):
+            files = []
+        else:
+            files = [spark_uri(f) for f in table.file_uris(file_pruning_predicate=filters or None)]
         if not files:
             return self.spark.createDataFrame([], schema)
-        return (self.spark.read.schema(schema).option("basePath", spark_uri(table.table_uri.rstrip("/")))
-                .parquet(*files).select(*[f"`{c}`" for c in schema.names]))
+        df = (self.spark.read.schema(schema).option("basePath", spark_uri(table.table_uri.rstrip("/")))
+              .parquet(*files).select(*[f"`{c}`" for c in schema.names]))
+        # partitions not known to the table (or null values) are filtered as rows
+        rest = {c: v for c, v in (partitions or {}).items() if c not in selected or None in v}
+        for column, values in rest.items():
+            df = df.where(F.expr(in_list(f"`{column}`", values)))
+        return df
 
     # ------------------------------------------------------------ writes
 
@@ -103,6 +115,8 @@ class RustEngine(TableEngine):
         path = arrow_uri(path)
         with self._staged(df) as data:
             table = self._table(path)
+            if table is None and plan.delete_matched_when:
+                return MergeResult()
             if table is None:
                 write_deltalake(path, data.scanner().to_reader(), partition_by=plan.partition_by or None,
                                 mode="append")
@@ -112,10 +126,11 @@ class RustEngine(TableEngine):
             merger = table.merge(
                 data.scanner().to_reader(), predicate=plan.condition(), source_alias="s", target_alias="t",
                 merge_schema=plan.evolve_schema, streamed_exec=True)
-            merger = merger.when_matched_update_all(predicate=plan.update_when)
-            merger = merger.when_not_matched_insert_all()
-            if plan.delete_unmatched_when:
-                merger = merger.when_not_matched_by_source_delete(predicate=plan.delete_unmatched_when)
+            if plan.delete_matched_when:
+                merger = merger.when_matched_delete(predicate=plan.delete_matched_when)
+            else:
+                merger = merger.when_matched_update_all(predicate=plan.update_when)
+                merger = merger.when_not_matched_insert_all()
             metrics = merger.execute()
         return MergeResult(
             source_rows=int(metrics.get("num_source_rows", 0)),
