@@ -130,9 +130,13 @@ def test_rerun_of_the_same_date_changes_nothing(lake):
     names = ["silver/sales", "silver/products", "silver/customers", "silver/inventory", "silver/campaigns",
              "gold/daily_sales_summary", "gold/daily_inventory_movement"]
     before_versions = versions(root, names)
+    bronze_before = versions(root, ["bronze/sales", "bronze/customers"])
     before = {n: sorted(map(str, table(root, n))) for n in names}
     result = job.run_day(DAYS[1])
     assert not result.failed
+    # the raw files are unchanged since they were ingested: bronze is reused, not parsed and rewritten
+    assert versions(root, ["bronze/sales", "bronze/customers"]) == bronze_before
+    assert all(o.bronze_reused for o in result.datasets)
     assert versions(root, names) == before_versions  # not even a new table version
     assert {n: sorted(map(str, table(root, n))) for n in names} == before
     sales = next(o for o in result.datasets if o.dataset == "sales")

@@ -16,6 +16,7 @@ from typing import Any
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from lakehouse.pipeline import ingested
 from lakehouse.rules.checks import ERRORS, check_names, evaluate, has_error
 from lakehouse.rules.cleaning import clean
 from lakehouse.rules.conform import conform
@@ -65,6 +66,8 @@ class DatasetOutcome:
     affected_dates: dict[str, list[dt.date]] = field(default_factory=dict)
     quality: list[QualityMetric] = field(default_factory=list)
     raw_files: list = field(default_factory=list)
+    bronze_reused: bool = False
+    raw_columns: list[str] = field(default_factory=list)
 
     def accounted(self) -> bool:
         return self.rows_read == (self.rows_to_silver + self.rows_quarantined + self.rows_duplicate
@@ -198,9 +201,17 @@ class DatasetLoad:
                 self.outcome.status = "no_data"
                 self.outcome.message = f"no raw files in {day.folder}"
                 return self.outcome
-            raw = read_raw(self.spark, self.spec, day, self.run_id, self.ingested_at)
-            self.raw_columns = list(raw.columns)
-            self.write_bronze(raw)
+            known = ingested.unchanged_since_ingest(self.engine, self.spec.name, day.files) \
+                if self.engine.exists(self.lake.bronze(self.spec.name)) else None
+            if known is not None:
+                # the same bytes are in bronze already: rebuild silver from there, do not parse them again
+                self.raw_columns = known
+                self.outcome.bronze_reused = True
+            else:
+                raw = read_raw(self.spark, self.spec, day, self.run_id, self.ingested_at)
+                self.raw_columns = [c for c in raw.columns if c not in LINEAGE]
+                self.write_bronze(raw)
+        self.outcome.raw_columns = self.raw_columns
         self.outcome.new_columns = new_columns(self.spec, self.raw_columns)
         checked_path = self.lake.staging(self.run_id, self.spec.name, "checked")
         try:

@@ -22,6 +22,7 @@ SCHEMA = T.StructType([
     T.StructField("size", T.LongType()),
     T.StructField("modified_at", T.TimestampType()),
     T.StructField("status", T.StringType()),  # ingested | deleted
+    T.StructField("columns", T.ArrayType(T.StringType())),  # the raw columns the file was read with
     T.StructField("run_id", T.StringType()),
     T.StructField("recorded_at", T.TimestampType()),
 ])
@@ -50,9 +51,7 @@ def latest_state(engine: TableEngine) -> dict[tuple[str, str], dict]:
     log = engine.read_or_none(engine.layout.meta("ingested_files"))
     if log is None:
         return {}
-    window = Window.partitionBy("dataset", "path").orderBy(F.col("recorded_at").desc())
-    rows = log.withColumn("_n", F.row_number().over(window)).where("_n = 1").drop("_n").collect()
-    return {(r.dataset, r.path): r.asDict() for r in rows}
+    return {(r.dataset, r.path): r.asDict() for r in latest_rows(log)}
 
 
 def find_pending(engine: TableEngine, catalog: Catalog) -> PendingWork:
@@ -75,12 +74,33 @@ def find_pending(engine: TableEngine, catalog: Catalog) -> PendingWork:
     return work
 
 
+def unchanged_since_ingest(engine: TableEngine, dataset: str, files: list[RawFile]) -> list[str] | None:
+    """The raw columns the files were ingested with, when every file is exactly as last ingested; else None."""
+    log = engine.read_or_none(engine.layout.meta("ingested_files"))
+    if log is None or not files:
+        return None
+    state = {(r.dataset, r.path): r.asDict() for r in latest_rows(log.where(F.col("dataset") == dataset))}
+    columns: list[str] = []
+    for f in files:
+        seen = state.get((dataset, f.path))
+        if seen is None or seen["status"] != "ingested" or not seen["columns"] or \
+                _fingerprint(seen["size"], seen["modified_at"]) != _fingerprint(f.size, f.mtime):
+            return None
+        columns += [c for c in seen["columns"] if c not in columns]
+    return columns
+
+
+def latest_rows(log):
+    window = Window.partitionBy("dataset", "path").orderBy(F.col("recorded_at").desc())
+    return log.withColumn("_n", F.row_number().over(window)).where("_n = 1").drop("_n").collect()
+
+
 def record(engine: TableEngine, dataset: str, day: dt.date, files: list[RawFile], run_id: str,
-           status: str = "ingested") -> None:
+           columns: list[str] | None = None, status: str = "ingested") -> None:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows = [{"dataset": dataset, "partition_date": day, "path": f.path, "size": int(f.size),
-             "modified_at": _fingerprint(f.size, f.mtime)[1], "status": status, "run_id": run_id,
-             "recorded_at": now} for f in files]
+             "modified_at": _fingerprint(f.size, f.mtime)[1], "status": status, "columns": columns,
+             "run_id": run_id, "recorded_at": now} for f in files]
     if rows:
         engine.append(engine.spark.createDataFrame(rows, SCHEMA), engine.layout.meta("ingested_files"))
 
@@ -88,6 +108,6 @@ def record(engine: TableEngine, dataset: str, day: dt.date, files: list[RawFile]
 def record_deleted(engine: TableEngine, rows: list[dict], run_id: str) -> None:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     out = [{**{k: r[k] for k in ("dataset", "partition_date", "path", "size", "modified_at")},
-            "status": "deleted", "run_id": run_id, "recorded_at": now} for r in rows]
+            "status": "deleted", "columns": r.get("columns"), "run_id": run_id, "recorded_at": now} for r in rows]
     if out:
         engine.append(engine.spark.createDataFrame(out, SCHEMA), engine.layout.meta("ingested_files"))

@@ -158,8 +158,9 @@ class DailyJob:
                     isinstance(c, RowCount) and (c.min or 0) > 0 and c.action == "fail"
                     for c in spec.dataset_checks):
                 outcome.status = "failed"
-            if outcome.status == "ok" and outcome.raw_files:
-                ingested.record(self.engine, spec.name, run_date, outcome.raw_files, result.run_id)
+            if outcome.status == "ok" and outcome.raw_files and not outcome.bronze_reused:
+                ingested.record(self.engine, spec.name, run_date, outcome.raw_files, result.run_id,
+                                columns=outcome.raw_columns)
             result.datasets.append(outcome)
             touched[spec.name] = outcome.affected_dates
         for agg in self.catalog.aggregations.values():
