@@ -35,6 +35,13 @@ class MergeResult:
     files_removed: int = 0
     version: int | None = None
 
+    @classmethod
+    def from_metrics(cls, metrics: dict[str, Any], names: tuple[str, ...], version: int | None) -> MergeResult:
+        """From an engine's MERGE metrics; `names` are its keys for source rows, inserted, updated, deleted,
+        files added and files removed, in that order."""
+        values = [int(metrics.get(name, 0) or 0) for name in names]
+        return cls(*values, version=version)
+
     @property
     def unchanged(self) -> int:
         return max(self.source_rows - self.inserted - self.updated, 0)

@@ -17,6 +17,8 @@ from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, in_list
 
 # keep the basic protocol so that delta-rs can read and write every table this engine creates
 _TABLE_PROPERTIES = {"delta.enableDeletionVectors": "false"}
+MERGE_METRICS = ("numSourceRows", "numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted",
+                 "numTargetFilesAdded", "numTargetFilesRemoved")
 
 
 class JvmEngine(TableEngine):
@@ -100,16 +102,7 @@ class JvmEngine(TableEngine):
         after = self.version(path)
         if after == before:
             return MergeResult(source_rows=df.count(), version=after)
-        metrics = self._last_metrics(path)
-        return MergeResult(
-            source_rows=int(metrics.get("numSourceRows", 0)),
-            inserted=int(metrics.get("numTargetRowsInserted", 0)),
-            updated=int(metrics.get("numTargetRowsUpdated", 0)),
-            deleted=int(metrics.get("numTargetRowsDeleted", 0)),
-            files_added=int(metrics.get("numTargetFilesAdded", 0)),
-            files_removed=int(metrics.get("numTargetFilesRemoved", 0)),
-            version=after,
-        )
+        return MergeResult.from_metrics(self._last_metrics(path), MERGE_METRICS, after)
 
     def _last_metrics(self, path: str) -> dict[str, str]:
         row = self._delta(path).history(1).select("operationMetrics").first()

@@ -25,6 +25,9 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, in_list
 from lakehouse.tables.paths import arrow_uri, is_remote, join, spark_uri
 
+MERGE_METRICS = ("num_source_rows", "num_target_rows_inserted", "num_target_rows_updated",
+                 "num_target_rows_deleted", "num_target_files_added", "num_target_files_removed")
+
 
 def _nullable(schema: pa.Schema) -> pa.Schema:
     return pa.schema([f.with_nullable(True) for f in schema])
@@ -132,15 +135,7 @@ class RustEngine(TableEngine):
                 merger = merger.when_matched_update_all(predicate=plan.update_when)
                 merger = merger.when_not_matched_insert_all()
             metrics = merger.execute()
-        return MergeResult(
-            source_rows=int(metrics.get("num_source_rows", 0)),
-            inserted=int(metrics.get("num_target_rows_inserted", 0)),
-            updated=int(metrics.get("num_target_rows_updated", 0)),
-            deleted=int(metrics.get("num_target_rows_deleted", 0)),
-            files_added=int(metrics.get("num_target_files_added", 0)),
-            files_removed=int(metrics.get("num_target_files_removed", 0)),
-            version=DeltaTable(path).version(),
-        )
+        return MergeResult.from_metrics(metrics, MERGE_METRICS, DeltaTable(path).version())
 
     # ------------------------------------------------------------ maintenance
 
