@@ -45,6 +45,20 @@ def test_unchanged_merge_writes_no_new_version(spark, engine, tmp_path):
     assert engine.version(path) == before
 
 
+def test_rows_already_held_are_left_out_of_the_merge(spark, engine, tmp_path):
+    path = str(tmp_path / "t")
+    first = spark.createDataFrame([("a", D1, 1, "x"), ("b", D1, 1, "y")], SCHEMA)
+    engine.merge(first, path, plan())
+    hashed = plan(partition_values={"day": [D1]}, content_hash="v")
+    before = engine.version(path)
+    same = engine.merge_replacing(first, path, hashed)
+    assert engine.version(path) == before and (same.source_rows, same.unchanged, same.updated) == (2, 2, 0)
+    changed = engine.merge_replacing(spark.createDataFrame([("a", D1, 2, "x"), ("b", D1, 2, "y2")], SCHEMA),
+                                     path, hashed)
+    assert (changed.source_rows, changed.updated, changed.unchanged) == (2, 1, 1)
+    assert rows(engine, path) == [("a", D1, 1, "x"), ("b", D1, 2, "y2")]
+
+
 def test_merge_partition_predicate_leaves_other_partitions_alone(spark, engine, tmp_path):
     path = str(tmp_path / "t")
     engine.merge(spark.createDataFrame([("a", D1, 1, "x"), ("b", D2, 1, "y")], SCHEMA), path, plan())

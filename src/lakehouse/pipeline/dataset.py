@@ -13,6 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -369,27 +370,33 @@ class DatasetLoad:
                   .withColumnRenamed("_partition_date", "_source_date")
                   .withColumn(ROW_HASH, row_hash(business))
                   .transform(deduplicate(spec))
-                  .select(*[F.col(f"`{c}`") for c in business], *SILVER_LINEAGE, ROW_HASH))
-        self.outcome.rows_to_silver = (self.outcome.rows_read - self.outcome.rows_quarantined
-                                       - self.outcome.rows_duplicate)
-        value_columns = list(dict.fromkeys(spec.target.partition_by + self.gold_date_columns))
-        values: dict[str, list] = {c: [] for c in value_columns}
-        if value_columns and self.outcome.rows_to_silver:
-            for row in source.select(*value_columns).distinct().collect():
-                for c in value_columns:
-                    values[c].append(row[c])
-        partitions = {c: values[c] for c in spec.target.partition_by}
-        # the day's files were read again in full: a silver row that came from one of them and is no longer
-        # among its valid rows is deleted (within the partitions this batch touches)
-        plan = MergePlan(
-            keys=spec.keys,
-            partition_by=spec.target.partition_by,
-            update_when=silver_update_condition(spec),
-            partition_values=partitions,
-            replace_scope={"_source_file": sorted(self._row_stats["source_files"])},
-            evolve_schema=bool(extras),
-        )
-        result = self.engine.merge_replacing(source, self.lake.silver(spec.name), plan)
+                  .select(*[F.col(f"`{c}`") for c in business], *SILVER_LINEAGE, ROW_HASH)
+                  # read by several steps (partition values, stale rows, changed rows, the MERGE); on disk so
+                  # that a large day does not weigh on the heap
+                  .persist(StorageLevel.DISK_ONLY))
+        try:
+            self.outcome.rows_to_silver = (self.outcome.rows_read - self.outcome.rows_quarantined
+                                           - self.outcome.rows_duplicate)
+            value_columns = list(dict.fromkeys(spec.target.partition_by + self.gold_date_columns))
+            values: dict[str, list] = {c: [] for c in value_columns}
+            if value_columns and self.outcome.rows_to_silver:
+                for row in source.select(*value_columns).distinct().collect():
+                    for c in value_columns:
+                        values[c].append(row[c])
+            # the day's files were read again in full: a silver row that came from one of them and is no
+            # longer among its valid rows is deleted (within the partitions this batch touches)
+            plan = MergePlan(
+                keys=spec.keys,
+                partition_by=spec.target.partition_by,
+                update_when=silver_update_condition(spec),
+                partition_values={c: values[c] for c in spec.target.partition_by},
+                replace_scope={"_source_file": sorted(self._row_stats["source_files"])},
+                content_hash=ROW_HASH,
+                evolve_schema=bool(extras),
+            )
+            result = self.engine.merge_replacing(source, self.lake.silver(spec.name), plan)
+        finally:
+            source.unpersist()
         self.outcome.merge = result
         if result.inserted or result.updated or result.deleted:
             self.outcome.affected_dates = {c: sorted({v for v in values[c] if v is not None})

@@ -68,6 +68,7 @@ def recompute(engine: TableEngine, spec: AggregationSpec, dates: list[dt.date], 
         update_when=f"s.{ROW_HASH} <> t.{ROW_HASH}",
         partition_values={c: dates for c in spec.target.partition_by if c == spec.date_column},
         replace_scope={spec.date_column: dates},
+        content_hash=ROW_HASH,
     )
     outcome.merge = engine.merge_replacing(result, lake.gold(spec.name), plan)
     outcome.rows = outcome.merge.source_rows

@@ -66,6 +66,9 @@ class MergePlan:
     evolve_schema: bool = False
     # a delete-only plan: matched rows where this condition holds are deleted, nothing else
     delete_matched_when: str | None = None
+    # a content-hash column: source rows whose (keys, hash) the target already holds are left out of the
+    # MERGE (they could not change anything), so a rerun's MERGE has nothing to do
+    content_hash: str | None = None
 
     def scope_condition(self, alias: str = "") -> str:
         prefix = f"{alias}." if alias else ""
@@ -164,11 +167,12 @@ class TableEngine(ABC):
     def merge_replacing(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
         """MERGE `df` by `plan`; with `plan.replace_scope`, target rows in that scope (and in the plan's
         partitions) without a source row are deleted first. Both steps read only the plan's partitions."""
-        deleted = 0
-        if plan.replace_scope and self.exists(path):
-            from pyspark.sql import functions as F
+        from pyspark.sql import functions as F
 
-            keys = [F.col(f"`{k}`") for k in plan.keys]
+        deleted, skipped = 0, 0
+        exists = self.exists(path)
+        keys = [F.col(f"`{k}`") for k in plan.keys]
+        if plan.replace_scope and exists:
             target = self.read(path, partitions=plan.partition_values or None).where(F.expr(plan.scope_condition()))
             stale = (target.select(*keys, *[F.col(f"`{c}`") for c in plan.partition_values])
                      .join(df.select(*keys), on=plan.keys, how="left_anti"))
@@ -177,7 +181,17 @@ class TableEngine(ABC):
                                         partition_values=plan.partition_values,
                                         delete_matched_when=plan.scope_condition("t"))
                 deleted = self.merge(stale, path, delete_plan).deleted
+        if plan.content_hash and exists:
+            held = self.read(path, partitions=plan.partition_values or None).select(
+                *keys, F.col(f"`{plan.content_hash}`"))
+            total = df.count()
+            df = df.join(held, on=[*plan.keys, plan.content_hash], how="left_anti")
+            changed = df.count()
+            skipped = total - changed
+            if changed == 0:
+                return MergeResult(source_rows=total, deleted=deleted, version=self.version(path))
         result = self.merge(df, path, plan)
+        result.source_rows += skipped
         result.deleted += deleted
         return result
 
