@@ -35,10 +35,6 @@ def spark():
     session.stop()
 
 
-def available_engines(spark) -> list[str]:
-    return ["rust", "jvm"] if jvm_delta_available(spark) else ["rust"]
-
-
 ENGINES = ["rust", "jvm"]
 
 

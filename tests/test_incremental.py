@@ -228,3 +228,11 @@ def test_a_dataset_in_yaml_only(spark, tmp_path):
     assert not any("5500-0000-0000-0004" in r for r in quarantined_cards)  # masked before quarantine
     gold = table(tmp_path / "lake", "gold/daily_returns")
     assert [(g["reason"], g["returns"]) for g in gold] == [("Damaged", 1)]
+    # the same batch under `duplicates: fail`: the dataset fails, naming the colliding key, and merges nothing
+    spec = conf / "datasets" / "returns.yaml"
+    spec.write_text(spec.read_text().replace("duplicates: keep_latest", "duplicates: fail"))
+    silver_version = version(tmp_path / "lake", "silver/returns")
+    strict = DailyJob(engine, load_catalog(conf)).run_day(dt.date(2024, 6, 3))
+    outcome = strict.datasets[0]
+    assert strict.failed and "duplicate" in outcome.message and "'return_id': 'R1'" in outcome.message
+    assert version(tmp_path / "lake", "silver/returns") == silver_version and outcome.accounted()

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from lakehouse.settings import SettingsError
 from lakehouse.tables.paths import LakeLayout
@@ -167,8 +168,6 @@ class TableEngine(ABC):
     def merge_replacing(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
         """MERGE `df` by `plan`; with `plan.replace_scope`, target rows in that scope (and in the plan's
         partitions) without a source row are deleted first. Both steps read only the plan's partitions."""
-        from pyspark.sql import functions as F
-
         deleted, skipped = 0, 0
         exists = self.exists(path)
         keys = [F.col(f"`{k}`") for k in plan.keys]
