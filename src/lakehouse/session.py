@@ -14,6 +14,10 @@ BASE_CONF = {
     # micros with UTC adjustment is the Parquet encoding Delta uses for timestamp; INT96 would not round-trip
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.adaptive.enabled": "true",
+    "spark.sql.adaptive.coalescePartitions.enabled": "true",
+    # let AQE coalesce the partitions of persisted DataFrames too; without it a small day's cached batch keeps
+    # 200 shuffle partitions and every staging write becomes 200 tiny files
+    "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.sql.ansi.enabled": "false",
     "spark.ui.showConsoleProgress": "false",

@@ -74,12 +74,12 @@ def find_pending(engine: TableEngine, catalog: Catalog) -> PendingWork:
     return work
 
 
-def unchanged_since_ingest(engine: TableEngine, dataset: str, files: list[RawFile]) -> list[str] | None:
-    """The raw columns the files were ingested with, when every file is exactly as last ingested; else None."""
-    log = engine.read_or_none(engine.layout.meta("ingested_files"))
-    if log is None or not files:
+def unchanged_since_ingest(state: dict[tuple[str, str], dict], dataset: str, files: list[RawFile]
+                           ) -> list[str] | None:
+    """The raw columns the files were ingested with, when every file is exactly as last ingested (by the log
+    `state` from latest_state); else None."""
+    if not state or not files:
         return None
-    state = {(r.dataset, r.path): r.asDict() for r in latest_rows(log.where(F.col("dataset") == dataset))}
     columns: list[str] = []
     for f in files:
         seen = state.get((dataset, f.path))

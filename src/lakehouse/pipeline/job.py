@@ -139,6 +139,7 @@ class DailyJob:
         started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         result = DayResult(new_run_id(run_date, started), run_date)
         touched: dict[str, dict[str, list[dt.date]]] = {}
+        state = {} if from_bronze else ingested.latest_state(self.engine)
         for spec in self.catalog.dataset_order():
             if datasets is not None and spec.name not in datasets:
                 continue
@@ -146,7 +147,7 @@ class DailyJob:
 
             def load(spec=spec, date_columns=date_columns) -> tuple[DatasetLoad, DatasetOutcome]:
                 attempt = DatasetLoad(self.engine, spec, result.run_id, run_date, started, date_columns,
-                                      from_bronze=from_bronze)
+                                      from_bronze=from_bronze, ingested_state=state)
                 return attempt, attempt.run()
 
             try:

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -169,26 +170,39 @@ class TableEngine(ABC):
         """MERGE `df` by `plan`; with `plan.replace_scope`, target rows in that scope (and in the plan's
         partitions) without a source row are deleted first. Both steps read only the plan's partitions."""
         deleted, skipped = 0, 0
-        exists = self.exists(path)
-        keys = [F.col(f"`{k}`") for k in plan.keys]
-        if plan.replace_scope and exists:
-            target = self.read(path, partitions=plan.partition_values or None).where(F.expr(plan.scope_condition()))
-            stale = (target.select(*keys, *[F.col(f"`{c}`") for c in plan.partition_values])
-                     .join(df.select(*keys), on=plan.keys, how="left_anti"))
-            if stale.limit(1).count():
-                delete_plan = MergePlan(keys=plan.keys, partition_by=plan.partition_by,
-                                        partition_values=plan.partition_values,
-                                        delete_matched_when=plan.scope_condition("t"))
-                deleted = self.merge(stale, path, delete_plan).deleted
-        if plan.content_hash and exists:
-            held = self.read(path, partitions=plan.partition_values or None).select(
-                *keys, F.col(f"`{plan.content_hash}`"))
-            total = df.count()
-            df = df.join(held, on=[*plan.keys, plan.content_hash], how="left_anti")
-            changed = df.count()
-            skipped = total - changed
-            if changed == 0:
-                return MergeResult(source_rows=total, deleted=deleted, version=self.version(path))
+        if (plan.replace_scope or plan.content_hash) and self.exists(path):
+            # one job over the source keys and the target's partitions: which target rows in the scope lost
+            # their source row (stale), and how many source rows the target already holds unchanged
+            keys = [F.col(f"`{k}`") for k in plan.keys]
+            digest = plan.content_hash
+            target = self.read(path, partitions=plan.partition_values or None).select(
+                *keys, *[F.col(f"`{c}`") for c in plan.partition_values if c not in plan.keys],
+                (F.expr(plan.scope_condition()) if plan.replace_scope else F.lit(False)).alias("_in_scope"),
+                (F.col(f"`{digest}`") if digest else F.lit(None)).alias("_held_hash"), F.lit(True).alias("_held"))
+            source = df.select(*keys, (F.col(f"`{digest}`") if digest else F.lit(None)).alias("_new_hash"),
+                               F.lit(True).alias("_new"))
+            joined = source.join(target, on=plan.keys, how="full_outer").persist(StorageLevel.DISK_ONLY)
+            try:
+                counts = joined.agg(
+                    F.count(F.when(F.col("_new"), 1)).alias("total"),
+                    F.count(F.when(F.col("_new") & F.col("_held")
+                                   & F.col("_new_hash").eqNullSafe(F.col("_held_hash")), 1)).alias("same"),
+                    F.count(F.when(F.col("_new").isNull() & F.col("_in_scope"), 1)).alias("stale")).first()
+                if counts["stale"]:
+                    stale = joined.where(F.col("_new").isNull() & F.col("_in_scope")).select(
+                        *keys, *[F.col(f"`{c}`") for c in plan.partition_values if c not in plan.keys])
+                    delete_plan = MergePlan(keys=plan.keys, partition_by=plan.partition_by,
+                                            partition_values=plan.partition_values,
+                                            delete_matched_when=plan.scope_condition("t"))
+                    deleted = self.merge(stale, path, delete_plan).deleted
+            finally:
+                joined.unpersist()
+            if digest:
+                skipped = counts["same"]
+                if counts["total"] == skipped:
+                    return MergeResult(source_rows=counts["total"], deleted=deleted, version=self.version(path))
+                held = self.read(path, partitions=plan.partition_values or None).select(*keys, F.col(f"`{digest}`"))
+                df = df.join(held, on=[*plan.keys, digest], how="left_anti")
         result = self.merge(df, path, plan)
         result.source_rows += skipped
         result.deleted += deleted
