@@ -46,7 +46,8 @@ def _describe(engine: TableEngine, catalog: Catalog, spec: DatasetSpec, day: Raw
     lines.append(f"    merge into {lake.silver(spec.name)} by {spec.keys}")
     for table, dates in _gold_dates(engine, catalog, spec, day).items():
         shown = ", ".join(str(d) for d in dates) or "none"
-        lines.append(f"    recompute {lake.gold(table)} for {len(dates)} date(s): {shown}")
+        lines.append(f"    recompute {lake.gold(table)} for those of these {len(dates)} date(s) whose silver rows "
+                     f"change: {shown}")
     return lines
 
 
