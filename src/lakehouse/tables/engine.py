@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark import StorageLevel
@@ -47,9 +47,6 @@ class MergeResult:
     @property
     def unchanged(self) -> int:
         return max(self.source_rows - self.inserted - self.updated, 0)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "unchanged": self.unchanged}
 
 
 @dataclass(frozen=True)
