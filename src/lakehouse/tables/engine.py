@@ -164,43 +164,42 @@ class TableEngine(ABC):
         return self.read(path) if self.exists(path) else None
 
     def merge_replacing(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
-        """MERGE `df` by `plan`; with `plan.replace_scope`, target rows in that scope (and in the plan's
-        partitions) without a source row are deleted first. Both steps read only the plan's partitions."""
-        deleted, skipped = 0, 0
-        if (plan.replace_scope or plan.content_hash) and self.exists(path):
-            # one job over the source keys and the target's partitions: which target rows in the scope lost
-            # their source row (stale), and how many source rows the target already holds unchanged
-            keys = [F.col(f"`{k}`") for k in plan.keys]
-            digest = plan.content_hash
-            target = self.read(path, partitions=plan.partition_values or None).select(
-                *keys, *[F.col(f"`{c}`") for c in plan.partition_values if c not in plan.keys],
-                (F.expr(plan.scope_condition()) if plan.replace_scope else F.lit(False)).alias("_in_scope"),
-                (F.col(f"`{digest}`") if digest else F.lit(None)).alias("_held_hash"), F.lit(True).alias("_held"))
-            source = df.select(*keys, (F.col(f"`{digest}`") if digest else F.lit(None)).alias("_new_hash"),
-                               F.lit(True).alias("_new"))
-            joined = source.join(target, on=plan.keys, how="full_outer").persist(StorageLevel.DISK_ONLY)
-            try:
-                counts = joined.agg(
-                    F.count(F.when(F.col("_new"), 1)).alias("total"),
-                    F.count(F.when(F.col("_new") & F.col("_held")
-                                   & F.col("_new_hash").eqNullSafe(F.col("_held_hash")), 1)).alias("same"),
-                    F.count(F.when(F.col("_new").isNull() & F.col("_in_scope"), 1)).alias("stale")).first()
-                if counts["stale"]:
-                    stale = joined.where(F.col("_new").isNull() & F.col("_in_scope")).select(
-                        *keys, *[F.col(f"`{c}`") for c in plan.partition_values if c not in plan.keys])
-                    delete_plan = MergePlan(keys=plan.keys, partition_by=plan.partition_by,
-                                            partition_values=plan.partition_values,
-                                            delete_matched_when=plan.scope_condition("t"))
-                    deleted = self.merge(stale, path, delete_plan).deleted
-            finally:
-                joined.unpersist()
-            if digest:
-                skipped = counts["same"]
-                if counts["total"] == skipped:
-                    return MergeResult(source_rows=counts["total"], deleted=deleted, version=self.version(path))
-                held = self.read(path, partitions=plan.partition_values or None).select(*keys, F.col(f"`{digest}`"))
-                df = df.join(held, on=[*plan.keys, digest], how="left_anti")
-        result = self.merge(df, path, plan)
+        """MERGE `df` by `plan`. With `plan.replace_scope`, target rows in that scope (and in the plan's
+        partitions) without a source row are deleted first; with `plan.content_hash`, source rows the target
+        already holds unchanged are left out. Both come from one join that reads only the plan's partitions."""
+        if not (plan.replace_scope or plan.content_hash) or not self.exists(path):
+            return self.merge(df, path, plan)
+        keys = [F.col(f"`{k}`") for k in plan.keys]
+        partition_columns = [F.col(f"`{c}`") for c in plan.partition_values if c not in plan.keys]
+        digest = plan.content_hash
+        target = self.read(path, partitions=plan.partition_values or None).select(
+            *keys, *partition_columns,
+            (F.expr(plan.scope_condition()) if plan.replace_scope else F.lit(False)).alias("_in_scope"),
+            (F.col(f"`{digest}`") if digest else F.lit(None)).alias("_held_hash"), F.lit(True).alias("_held"))
+        source = df.select(*keys, (F.col(f"`{digest}`") if digest else F.lit(None)).alias("_new_hash"),
+                           F.lit(True).alias("_new"))
+        joined = source.join(target, on=plan.keys, how="full_outer").persist(StorageLevel.DISK_ONLY)
+        same = F.col("_new") & F.col("_held") & F.col("_new_hash").eqNullSafe(F.col("_held_hash"))
+        stale = F.col("_new").isNull() & F.col("_in_scope")
+        try:
+            counts = joined.agg(F.count(F.when(F.col("_new"), 1)).alias("total"),
+                                F.count(F.when(same, 1)).alias("same"),
+                                F.count(F.when(stale, 1)).alias("stale")).first()
+            deleted = 0
+            if counts["stale"]:
+                delete_plan = MergePlan(keys=plan.keys, partition_by=plan.partition_by,
+                                        partition_values=plan.partition_values,
+                                        delete_matched_when=plan.scope_condition("t"))
+                deleted = self.merge(joined.where(stale).select(*keys, *partition_columns), path,
+                                     delete_plan).deleted
+            skipped = counts["same"] if digest else 0
+            if digest and counts["total"] == skipped:
+                return MergeResult(source_rows=skipped, deleted=deleted, version=self.version(path))
+            if skipped:
+                df = df.join(joined.where(same).select(*keys), on=plan.keys, how="left_anti")
+            result = self.merge(df, path, plan)
+        finally:
+            joined.unpersist()
         result.source_rows += skipped
         result.deleted += deleted
         return result
