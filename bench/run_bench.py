@@ -9,7 +9,8 @@
   memory   peak resident memory of the driver process and its JVM while a day of MEMORY_ROWS rows loads
            (target 2.5 GB for 10M rows with default settings).
 
-Sizes come from the environment: BENCH_CHECK_ROWS (1000000), BENCH_ROWS (1000000), BENCH_MEMORY_ROWS (0: skip).
+Sizes come from the environment (0 skips a part): BENCH_CHECK_ROWS (1000000), BENCH_ROWS (1000000),
+BENCH_MEMORY_ROWS (0).
 Timings are wall-clock seconds on this machine, best of BENCH_REPEAT (2) where a step can be repeated.
 """
 
@@ -29,6 +30,7 @@ from pyspark.sql import functions as F
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
+CACHE = REPO / "bench" / ".cache"
 
 
 def env_int(name: str, default: int) -> int:
@@ -46,20 +48,29 @@ def session():
 
 
 class PeakRss:
-    """Samples the resident memory of this process and all its children (the JVM) every 0.2 s."""
+    """Samples the resident memory of this process (Python, pyarrow, delta-rs) and of its children (the JVM)
+    every 0.2 s; keeps the peak of the sum and of each side, and the timeline."""
 
     def __init__(self) -> None:
-        self.peak = 0
+        self.peak = self.peak_python = self.peak_jvm = 0
+        self.timeline: list[tuple[float, int, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     @staticmethod
-    def _tree_rss(pid: int) -> int:
-        total = 0
+    def _rss(pid: int) -> int:
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
+                    return int(line.split()[1]) * 1024
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        return 0
+
+    @staticmethod
+    def _tree_rss(pid: int) -> int:
+        total = PeakRss._rss(pid)
+        try:
             for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
                 total += PeakRss._tree_rss(int(child))
         except (FileNotFoundError, ProcessLookupError):
@@ -67,8 +78,14 @@ class PeakRss:
         return total
 
     def _run(self) -> None:
+        start = time.perf_counter()
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._tree_rss(os.getpid()))
+            python = self._rss(os.getpid())
+            jvm = self._tree_rss(os.getpid()) - python
+            self.peak = max(self.peak, python + jvm)
+            self.peak_python = max(self.peak_python, python)
+            self.peak_jvm = max(self.peak_jvm, jvm)
+            self.timeline.append((round(time.perf_counter() - start, 1), python, jvm))
             time.sleep(0.2)
 
     def __enter__(self):
@@ -78,6 +95,19 @@ class PeakRss:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+def generate(lake: Path, days: int, rows: int, seed: int, end: dt.date) -> None:
+    """The sample generator's raw files for these arguments, generated once into bench/.cache (the output is
+    deterministic) and hard-linked into `lake`: the pipeline only reads raw files."""
+    from lakehouse.sample.retail import RetailGenerator
+
+    cached = CACHE / f"raw-{days}d-{rows}r-{seed}s-{end.isoformat()}"
+    if not (cached / "done").exists():
+        shutil.rmtree(cached, ignore_errors=True)
+        RetailGenerator(cached, days=days, rows_per_day=rows, seed=seed, end_date=end).write()
+        (cached / "done").touch()
+    shutil.copytree(cached / "raw", lake / "raw", copy_function=os.link, dirs_exist_ok=True)
 
 
 def timed(action, repeat: int = 1) -> float:
@@ -179,14 +209,13 @@ def versions(engine, names: list[str]) -> dict[str, int | None]:
 
 def bench_merge(spark, rows: int, work: Path) -> dict:
     from lakehouse.pipeline.job import DailyJob
-    from lakehouse.sample.retail import RetailGenerator
     from lakehouse.tables import select_engine
     from lakehouse.tables.paths import LakeLayout
 
     lake = work / "lake"
     day2 = dt.date(2024, 1, 2)
     start = time.perf_counter()
-    RetailGenerator(lake, days=2, rows_per_day=rows, seed=5, end_date=day2).write()
+    generate(lake, 2, rows, 5, day2)
     generate_s = time.perf_counter() - start
     engine = select_engine(spark, LakeLayout(str(lake)), "rust")
     job = DailyJob(engine, mini_catalog(work / "conf"))
@@ -210,7 +239,7 @@ def bench_merge(spark, rows: int, work: Path) -> dict:
     base.unpersist()
     silver_days = engine.read(silver_path).select("transaction_date").distinct().count()
     day31 = day2 + dt.timedelta(days=1)
-    RetailGenerator(lake, days=1, rows_per_day=rows, seed=6, end_date=day31).write()
+    generate(lake, 1, rows, 6, day31)
     day31_s = timed(lambda: job.run_day(day31))
     return {"rows_per_day": rows, "generate_2_days_s": generate_s, "day1_s": day1_s, "day2_s": day2_s,
             "silver_days_before_day31": silver_days, "silver_rows_per_day": per_day, "day31_s": day31_s,
@@ -221,18 +250,20 @@ def bench_merge(spark, rows: int, work: Path) -> dict:
 
 def bench_memory(spark, rows: int, work: Path) -> dict:
     from lakehouse.pipeline.job import DailyJob
-    from lakehouse.sample.retail import RetailGenerator
     from lakehouse.tables import select_engine
     from lakehouse.tables.paths import LakeLayout
 
     lake = work / "memlake"
     day = dt.date(2024, 2, 1)
-    RetailGenerator(lake, days=1, rows_per_day=rows, seed=9, end_date=day).write()
+    generate(lake, 1, rows, 9, day)
     engine = select_engine(spark, LakeLayout(str(lake)), "rust")
     job = DailyJob(engine, mini_catalog(work / "memconf"))
     with PeakRss() as rss:
         seconds = timed(lambda: job.run_day(day))
-    return {"rows": rows, "seconds": seconds, "peak_rss_gb": rss.peak / 1e9, "target": "<= 2.5 GB at 10M rows"}
+    (RESULTS / "memory-timeline.json").write_text(json.dumps(rss.timeline))
+    return {"rows": rows, "seconds": seconds, "peak_rss_gb": rss.peak / 1e9,
+            "peak_python_gb": rss.peak_python / 1e9, "peak_jvm_gb": rss.peak_jvm / 1e9,
+            "target": "<= 2.5 GB at 10M rows"}
 
 
 def main() -> int:
@@ -242,8 +273,9 @@ def main() -> int:
     report: dict = {"machine": f"{os.cpu_count()} cores", "when": dt.datetime.now(dt.UTC).isoformat()}
     work = Path(tempfile.mkdtemp(prefix="lakehouse-bench-"))
     try:
-        report["checks"] = bench_checks(spark, env_int("BENCH_CHECK_ROWS", 1_000_000), repeat, work)
-        print(json.dumps({"checks": report["checks"]}, indent=2), flush=True)
+        if env_int("BENCH_CHECK_ROWS", 1_000_000):
+            report["checks"] = bench_checks(spark, env_int("BENCH_CHECK_ROWS", 1_000_000), repeat, work)
+            print(json.dumps({"checks": report["checks"]}, indent=2), flush=True)
         if env_int("BENCH_ROWS", 1_000_000):
             report["merge"] = bench_merge(spark, env_int("BENCH_ROWS", 1_000_000), work)
             print(json.dumps({"merge": report["merge"]}, indent=2), flush=True)

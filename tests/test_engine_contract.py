@@ -8,6 +8,7 @@ import deltalake
 import pytest
 from chispa import assert_df_equality
 
+from lakehouse.pipeline.job import is_commit_conflict
 from lakehouse.tables.engine import MergePlan
 
 SCHEMA = "id string, day date, seq int, v string"
@@ -67,6 +68,40 @@ def test_merge_partition_predicate_leaves_other_partitions_alone(spark, engine, 
                                     plan(partition_values={"day": [D2]}, replace_scope={"day": [D2]}))
     assert (result.inserted, result.deleted) == (1, 1)
     assert rows(engine, path) == [("a", D1, 1, "x"), ("c", D2, 1, "z")]
+
+
+def test_merge_replacing_sorts_new_changed_unchanged_and_stale_rows(spark, engine, tmp_path):
+    path = str(tmp_path / "t")
+    engine.merge(spark.createDataFrame(
+        [("a", D1, 1, "x"), ("b", D1, 1, "y"), ("c", D1, 1, "z"), ("z", D2, 1, "other day")], SCHEMA), path, plan())
+    # a: unchanged, b: changed and newer, c: gone from the source (stale in scope D1), d: new; D2 is not read
+    source = spark.createDataFrame([("a", D1, 1, "x"), ("b", D1, 2, "y2"), ("d", D1, 1, "w")], SCHEMA)
+    result = engine.merge_replacing(source, path, plan(partition_values={"day": [D1]}, replace_scope={"day": [D1]},
+                                                       content_hash="v"))
+    assert (result.source_rows, result.inserted, result.updated, result.deleted, result.unchanged) == (3, 1, 1, 1, 1)
+    assert rows(engine, path) == [("a", D1, 1, "x"), ("b", D1, 2, "y2"), ("d", D1, 1, "w"), ("z", D2, 1, "other day")]
+    assert result.version == engine.version(path)
+    # the same source again: nothing to do, no new version
+    again = engine.merge_replacing(source, path, plan(partition_values={"day": [D1]}, replace_scope={"day": [D1]},
+                                                      content_hash="v"))
+    assert (again.inserted, again.updated, again.deleted, again.unchanged) == (0, 0, 0, 3)
+    assert engine.version(path) == result.version
+
+
+def test_writers_deciding_on_the_same_snapshot_cannot_both_insert(spark, engine, tmp_path):
+    path = str(tmp_path / "t")
+    engine.merge(spark.createDataFrame([("a", D1, 1, "x")], SCHEMA), path, plan())
+    snapshot = engine.version(path)
+    new = spark.createDataFrame([("n", D1, 1, "new")], SCHEMA)
+    engine.upsert(None, new, path, plan(partition_values={"day": [D1]}), snapshot)
+    # a second writer that also found 'n' absent at `snapshot` must not insert it again: it fails with a
+    # commit conflict (rust: the writers' app-transaction marker) or finds the row (jvm: its MERGE re-reads)
+    try:
+        engine.upsert(None, new, path, plan(partition_values={"day": [D1]}), snapshot)
+        assert engine.name == "jvm", "the rust engine committed an insert decided on a stale snapshot"
+    except Exception as exc:  # noqa: BLE001 - the conflict type differs per engine
+        assert is_commit_conflict(exc), exc
+    assert rows(engine, path) == [("a", D1, 1, "x"), ("n", D1, 1, "new")]
 
 
 def test_partition_filtered_read(spark, engine, tmp_path):

@@ -140,8 +140,20 @@ class TableEngine(ABC):
         seen for that app id is skipped: a retried write cannot apply twice."""
 
     @abstractmethod
-    def merge(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
-        """MERGE `df` into the table by `plan` (create the table from `df` if missing)."""
+    def merge(self, df: DataFrame, path: str, plan: MergePlan, base_version: int | None = None) -> MergeResult:
+        """MERGE `df` into the table by `plan` (create the table from `df` if missing). `base_version` is the
+        version the caller read to prepare `df`: a conflicting commit by another writer since then fails this
+        one (the jvm engine gets the same from the MERGE's own read of the table)."""
+
+    def upsert(self, changed: DataFrame | None, inserts: DataFrame | None, path: str, plan: MergePlan,
+               base_version: int | None) -> MergeResult:
+        """Apply what `merge_replacing` sorted out at `base_version`: `changed` rows match a target row (they
+        update it when the plan's condition holds), `inserts` match none. By default one MERGE of both."""
+        parts = [d for d in (changed, inserts) if d is not None]
+        if not parts:
+            return MergeResult(version=self.version(path))
+        source = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
+        return self.merge(source, path, plan, base_version)
 
     @abstractmethod
     def history(self, path: str, limit: int | None = None) -> list[dict[str, Any]]: ...
@@ -166,41 +178,43 @@ class TableEngine(ABC):
     def merge_replacing(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
         """MERGE `df` by `plan`. With `plan.replace_scope`, target rows in that scope (and in the plan's
         partitions) without a source row are deleted first; with `plan.content_hash`, source rows the target
-        already holds unchanged are left out. Both come from one join that reads only the plan's partitions."""
+        already holds unchanged are left out. One full outer join of the source with the target's keys (only
+        the plan's partitions are read) sorts every row into new, changed, unchanged or stale."""
         if not (plan.replace_scope or plan.content_hash) or not self.exists(path):
             return self.merge(df, path, plan)
+        snapshot = self.version(path)
         keys = [F.col(f"`{k}`") for k in plan.keys]
-        partition_columns = [F.col(f"`{c}`") for c in plan.partition_values if c not in plan.keys]
+        held_partitions = {c: f"_held_part_{i}" for i, c in enumerate(plan.partition_values) if c not in plan.keys}
         digest = plan.content_hash
-        target = self.read(path, partitions=plan.partition_values or None).select(
-            *keys, *partition_columns,
+        target = self.read(path, version=snapshot, partitions=plan.partition_values or None).select(
+            *keys, *[F.col(f"`{c}`").alias(alias) for c, alias in held_partitions.items()],
             (F.expr(plan.scope_condition()) if plan.replace_scope else F.lit(False)).alias("_in_scope"),
             (F.col(f"`{digest}`") if digest else F.lit(None)).alias("_held_hash"), F.lit(True).alias("_held"))
-        source = df.select(*keys, (F.col(f"`{digest}`") if digest else F.lit(None)).alias("_new_hash"),
-                           F.lit(True).alias("_new"))
-        joined = source.join(target, on=plan.keys, how="full_outer").persist(StorageLevel.DISK_ONLY)
-        same = F.col("_new") & F.col("_held") & F.col("_new_hash").eqNullSafe(F.col("_held_hash"))
-        stale = F.col("_new").isNull() & F.col("_in_scope")
+        joined = (df.withColumn("_new", F.lit(True)).join(target, on=plan.keys, how="full_outer")
+                  .persist(StorageLevel.DISK_ONLY))
+        new, held = F.col("_new").isNotNull(), F.col("_held").isNotNull()
+        same = (new & held & F.col(f"`{digest}`").eqNullSafe(F.col("_held_hash"))) if digest else F.lit(False)
+        kinds = {"inserts": new & ~held, "changed": new & held & ~same, "same": same,
+                 "stale": ~new & F.coalesce(F.col("_in_scope"), F.lit(False))}
         try:
-            counts = joined.agg(F.count(F.when(F.col("_new"), 1)).alias("total"),
-                                F.count(F.when(same, 1)).alias("same"),
-                                F.count(F.when(stale, 1)).alias("stale")).first()
+            counts = joined.agg(*[F.count(F.when(c, 1)).alias(k) for k, c in kinds.items()]).first()
             deleted = 0
             if counts["stale"]:
                 delete_plan = MergePlan(keys=plan.keys, partition_by=plan.partition_by,
                                         partition_values=plan.partition_values,
                                         delete_matched_when=plan.scope_condition("t"))
-                deleted = self.merge(joined.where(stale).select(*keys, *partition_columns), path,
-                                     delete_plan).deleted
-            skipped = counts["same"] if digest else 0
-            if digest and counts["total"] == skipped:
-                return MergeResult(source_rows=skipped, deleted=deleted, version=self.version(path))
-            if skipped:
-                df = df.join(joined.where(same).select(*keys), on=plan.keys, how="left_anti")
-            result = self.merge(df, path, plan)
+                stale = joined.where(kinds["stale"]).select(
+                    *keys, *[F.col(alias).alias(c) for c, alias in held_partitions.items()])
+                removed = self.merge(stale, path, delete_plan, snapshot)
+                deleted, snapshot = removed.deleted, removed.version
+            if not counts["inserts"] and not counts["changed"]:
+                return MergeResult(source_rows=counts["same"], deleted=deleted, version=self.version(path))
+            rows = {k: joined.where(kinds[k]).select(*[F.col(f"`{c}`") for c in df.columns]) if counts[k] else None
+                    for k in ("changed", "inserts")}
+            result = self.upsert(rows["changed"], rows["inserts"], path, plan, snapshot)
         finally:
             joined.unpersist()
-        result.source_rows += skipped
+        result.source_rows += counts["same"]
         result.deleted += deleted
         return result
 

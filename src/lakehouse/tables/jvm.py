@@ -80,7 +80,7 @@ class JvmEngine(TableEngine):
             writer.save(path)
         return self.version(path)
 
-    def merge(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
+    def merge(self, df: DataFrame, path: str, plan: MergePlan, base_version: int | None = None) -> MergeResult:
         if not self.exists(path) and plan.delete_matched_when:
             return MergeResult()
         if not self.exists(path):

@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import DataFrame
@@ -33,19 +34,53 @@ def _nullable(schema: pa.Schema) -> pa.Schema:
     return pa.schema([f.with_nullable(True) for f in schema])
 
 
+# rows per Arrow batch handed to delta-rs: its writer and MERGE buffer a number of batches, so the batch size
+# (not the day's size) bounds the memory a write needs
+STAGED_BATCH_ROWS = 8192
+# every silver/gold commit of the pipeline carries this application id: two writers whose commits both carry it
+# conflict, so an insert decided against one snapshot cannot land beside a concurrent writer's insert
+WRITER_APP_ID = "lakehouse.writer"
+
+
+class Staged:
+    """Spark's staging Parquet, read file by file and row group by row group in small batches."""
+
+    def __init__(self, dataset: pads.Dataset, schema: pa.Schema) -> None:
+        self.dataset = dataset
+        self.schema = schema
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        fs = self.dataset.filesystem
+        for path in self.dataset.files:
+            with fs.open_input_file(path) as handle:
+                for batch in pq.ParquetFile(handle).iter_batches(batch_size=STAGED_BATCH_ROWS, use_threads=False):
+                    yield pa.RecordBatch.from_arrays(
+                        [batch.column(f.name).cast(f.type) for f in self.schema], schema=self.schema)
+
+    def reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(self.schema, self._batches())
+
+    def count_rows(self) -> int:
+        return self.dataset.count_rows()
+
+
+def _marker(base_version: int | None) -> CommitProperties:
+    return CommitProperties(app_transactions=[Transaction(WRITER_APP_ID, (base_version or 0) + 1)])
+
+
 class RustEngine(TableEngine):
     name = "rust"
 
     # ------------------------------------------------------------ staging
 
     @contextlib.contextmanager
-    def _staged(self, df: DataFrame) -> Iterator[pads.Dataset]:
-        """Write `df` to staging Parquet with Spark and yield it as an Arrow dataset (read lazily, in batches)."""
+    def _staged(self, df: DataFrame) -> Iterator[Staged]:
+        """Write `df` to staging Parquet with Spark and yield it for delta-rs to read in small batches."""
         folder = join(self.layout.staging("engine"), uuid.uuid4().hex)
         schema = _nullable(to_arrow_schema(df.schema, timestamp_utc=True))
         df.write.mode("overwrite").parquet(folder)
         try:
-            yield pads.dataset(folder, format="parquet", schema=schema)
+            yield Staged(pads.dataset(folder, format="parquet", schema=schema), schema)
         finally:
             if not is_remote(folder):
                 shutil.rmtree(folder, ignore_errors=True)
@@ -94,7 +129,7 @@ class RustEngine(TableEngine):
     def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str], where: str) -> int:
         path = arrow_uri(path)
         with self._staged(df) as data:
-            reader = data.scanner().to_reader()
+            reader = data.reader()
             if self._table(path) is None:
                 write_deltalake(path, reader, partition_by=partition_by or None, mode="append")
             else:
@@ -110,25 +145,27 @@ class RustEngine(TableEngine):
             return table.version()
         properties = CommitProperties(app_transactions=[Transaction(*txn)]) if txn else None
         with self._staged(df) as data:
-            write_deltalake(path, data.scanner().to_reader(), partition_by=partition_by or None, mode="append",
+            write_deltalake(path, data.reader(), partition_by=partition_by or None, mode="append",
                             schema_mode="merge", commit_properties=properties)
         return DeltaTable(path).version()
 
-    def merge(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
+    def merge(self, df: DataFrame, path: str, plan: MergePlan, base_version: int | None = None) -> MergeResult:
         path = arrow_uri(path)
         with self._staged(df) as data:
-            table = self._table(path)
+            table = self._table(path, base_version)
             if table is None and plan.delete_matched_when:
                 return MergeResult()
             if table is None:
-                write_deltalake(path, data.scanner().to_reader(), partition_by=plan.partition_by or None,
-                                mode="append")
+                write_deltalake(path, data.reader(), partition_by=plan.partition_by or None, mode="append",
+                                commit_properties=_marker(None))
+                created = DeltaTable(path)
                 rows = data.count_rows()
-                return MergeResult(source_rows=rows, inserted=rows, files_added=len(DeltaTable(path).file_uris()),
-                                   version=DeltaTable(path).version())
+                return MergeResult(source_rows=rows, inserted=rows, files_added=len(created.file_uris()),
+                                   version=created.version())
             merger = table.merge(
-                data.scanner().to_reader(), predicate=plan.condition(), source_alias="s", target_alias="t",
-                merge_schema=plan.evolve_schema, streamed_exec=True)
+                data.reader(), predicate=plan.condition(), source_alias="s", target_alias="t",
+                merge_schema=plan.evolve_schema, streamed_exec=True,
+                commit_properties=_marker(table.version()))
             if plan.delete_matched_when:
                 merger = merger.when_matched_delete(predicate=plan.delete_matched_when)
             else:
@@ -136,6 +173,38 @@ class RustEngine(TableEngine):
                 merger = merger.when_not_matched_insert_all()
             metrics = merger.execute()
         return MergeResult.from_metrics(metrics, MERGE_METRICS, DeltaTable(path).version())
+
+    def upsert(self, changed: DataFrame | None, inserts: DataFrame | None, path: str, plan: MergePlan,
+               base_version: int | None) -> MergeResult:
+        """Changed rows go through MERGE; new rows are appended (a delta-rs MERGE holds its whole source in
+        memory, an append streams it). Up to two commits, each based on the version the previous one made and
+        marked with WRITER_APP_ID, so a concurrent pipeline commit in between fails this one instead of
+        letting the same key be inserted twice."""
+        result = MergeResult(version=base_version)
+        if changed is not None:
+            result = self.merge(changed, path, plan, base_version)
+        if inserts is not None:
+            path = arrow_uri(path)
+            table = DeltaTable(path, version=result.version)
+            # as MERGE's insert-all does: target columns the source lacks are null, and source columns the
+            # target lacks are added only when the plan evolves the schema
+            target = from_arrow_schema(pa.schema(table.schema().to_arrow()))
+            inserts = inserts.select(
+                *[F.col(f"`{f.name}`") if f.name in inserts.columns else F.lit(None).cast(f.dataType).alias(f.name)
+                  for f in target.fields],
+                *[F.col(f"`{c}`") for c in inserts.columns if plan.evolve_schema and c not in target.names])
+            with self._staged(inserts) as data:
+                write_deltalake(table, data.reader(), mode="append",
+                                schema_mode="merge" if plan.evolve_schema else None,
+                                commit_properties=_marker(result.version))
+                rows = data.count_rows()
+            after = DeltaTable(path)
+            added = (after.history(1)[0].get("operationMetrics") or {}).get("num_added_files", 0)
+            result = MergeResult(source_rows=result.source_rows + rows, inserted=result.inserted + rows,
+                                 updated=result.updated, deleted=result.deleted,
+                                 files_added=result.files_added + int(added or 0),
+                                 files_removed=result.files_removed, version=after.version())
+        return result
 
     # ------------------------------------------------------------ maintenance
 
