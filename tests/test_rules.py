@@ -66,6 +66,24 @@ def test_exists_in_uses_the_reference_table(spark):
     assert failures(spark, spec, [("a", "P1")], refs={"products": None}) == {"a": ["exists_in"]}
 
 
+def test_exists_in_the_same_batch_and_in_the_own_silver_table(spark):
+    # 'batch.<column>': the value must occur in this run's rows (a return pointing at a sale of the same day)
+    spec = dataset([{"check": "exists_in", "column": "v", "ref": "batch.id"}])
+    got = failures(spark, spec, [("a", None), ("b", "a"), ("c", "zz"), ("d", "d"), ("é", "é")])
+    assert got == {"a": [], "b": [], "c": ["exists_in"], "d": [], "é": []}
+    # its own dataset's name: the silver table so far or this batch
+    own = dataset([{"check": "exists_in", "column": "v", "ref": "t.id"}])
+    silver = spark.createDataFrame([("old",)], "id string")
+    got = failures(spark, own, [("a", "old"), ("b", "a"), ("c", "gone")], refs={"t": silver})
+    assert got == {"a": [], "b": [], "c": ["exists_in"]}
+    assert own.references() == ["t"] and spec.references() == []
+
+
+def test_exists_in_batch_names_a_known_column():
+    with pytest.raises(ValueError, match="exists_in ref batch names unknown column"):
+        dataset([{"check": "exists_in", "column": "v", "ref": "batch.nope"}])
+
+
 def test_compare_expression_filter_and_warn(spark):
     spec = dataset([
         {"check": "compare", "left": "lo", "op": "<=", "right": "hi", "name": "ordered"},

@@ -174,17 +174,25 @@ def compile_checks(spec: m.DatasetSpec, df: DataFrame) -> list[CompiledCheck]:
 
 
 def attach_references(spec: m.DatasetSpec, df: DataFrame, refs: dict[str, DataFrame | None]) -> DataFrame:
-    """Left-join the key sets that exists_in checks look up (`refs` maps dataset name -> its silver table)."""
+    """Left-join the key sets that exists_in checks look up: the referenced dataset's silver table (`refs` maps
+    dataset name -> table), this batch ('batch.<column>'), or both when a dataset references itself (a row
+    may point at one loaded earlier or at one arriving with it)."""
+    batch = df
     for i, check in enumerate(spec.checks):
         if not isinstance(check, m.ExistsIn):
             continue
-        ref = refs.get(check.ref_dataset)
         for c in check.targets:
             alias = ref_column(i, c)
-            if ref is None:
+            found = []
+            if check.ref_dataset is not None and refs.get(check.ref_dataset) is not None:
+                found.append(refs[check.ref_dataset].select(_c(check.ref_column).alias(alias)))
+            if check.ref_dataset in (None, spec.name) and check.ref_column in batch.columns:
+                found.append(batch.select(_c(check.ref_column).alias(alias)))
+            if not found:
                 df = df.withColumn(alias, F.lit(None).cast(df.schema[c].dataType))
                 continue
-            keys = ref.select(_c(check.ref_column).alias(alias)).where(_c(alias).isNotNull()).distinct()
+            keys = found[0] if len(found) == 1 else found[0].unionByName(found[1])
+            keys = keys.where(_c(alias).isNotNull()).distinct()
             df = df.join(keys, df[c] == keys[alias], "left")
     return df
 

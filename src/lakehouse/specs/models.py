@@ -150,19 +150,26 @@ class Length(OneOrMoreColumns):
 
 class ExistsIn(OneOrMoreColumns):
     check: Literal["exists_in"]
-    ref: str = Field(description="'<dataset>.<column>' of another dataset's silver table")
+    ref: str = Field(description="'<dataset>.<column>' (that dataset's silver table) or 'batch.<column>' (this "
+                                 "run's rows of the dataset being checked)")
 
     @field_validator("ref")
     @classmethod
     def _ref(cls, v: str) -> str:
         parts = v.removeprefix("silver.").split(".")
         if len(parts) != 2 or not all(re.match(IDENT, p) for p in parts):
-            raise ValueError("ref must look like '<dataset>.<column>', e.g. 'products.product_id'")
+            raise ValueError("ref must look like '<dataset>.<column>' (e.g. 'products.product_id') or "
+                             "'batch.<column>'")
         return v
 
     @property
-    def ref_dataset(self) -> str:
-        return self.ref.removeprefix("silver.").split(".")[0]
+    def in_batch_only(self) -> bool:
+        return self.ref.split(".")[0] == "batch"
+
+    @property
+    def ref_dataset(self) -> str | None:
+        """The dataset whose silver table is looked up; None for 'batch.<column>'."""
+        return None if self.in_batch_only else self.ref.removeprefix("silver.").split(".")[0]
 
     @property
     def ref_column(self) -> str:
@@ -420,8 +427,10 @@ class DatasetSpec(Located):
     @model_validator(mode="after")
     def _known_columns(self):
         known = set(self.output_columns())
+        batch_refs = [c.ref_column for c in self.checks if isinstance(c, ExistsIn) and c.in_batch_only]
         for where, cols in (("keys", self.keys), ("target.partition_by", self.target.partition_by),
-                            ("sequence_by", [self.sequence_by] if self.sequence_by else [])):
+                            ("sequence_by", [self.sequence_by] if self.sequence_by else []),
+                            ("checks: exists_in ref batch", batch_refs)):
             missing = [c for c in cols if c not in known]
             if missing:
                 raise ValueError(f"{where} names unknown column(s) {missing}; columns after cleaning: "
@@ -466,7 +475,7 @@ class DatasetSpec(Located):
 
     def reference_locations(self) -> list[tuple[str, tuple]]:
         return [(c.ref_dataset, ("checks", i, "ref")) for i, c in enumerate(self.checks)
-                if isinstance(c, ExistsIn)]
+                if isinstance(c, ExistsIn) and c.ref_dataset is not None]
 
 
 # ---------------------------------------------------------------- aggregation

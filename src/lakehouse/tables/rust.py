@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -37,6 +37,8 @@ def _nullable(schema: pa.Schema) -> pa.Schema:
 # rows per Arrow batch handed to delta-rs: its writer and MERGE buffer a number of batches, so the batch size
 # (not the day's size) bounds the memory a write needs
 STAGED_BATCH_ROWS = 8192
+# and the rows per Parquet row group it writes: a row group is buffered in memory until it is complete
+WRITER = WriterProperties(max_row_group_size=128 * 1024)
 # every silver/gold commit of the pipeline carries this application id: two writers whose commits both carry it
 # conflict, so an insert decided against one snapshot cannot land beside a concurrent writer's insert
 WRITER_APP_ID = "lakehouse.writer"
@@ -131,10 +133,10 @@ class RustEngine(TableEngine):
         with self._staged(df) as data:
             reader = data.reader()
             if self._table(path) is None:
-                write_deltalake(path, reader, partition_by=partition_by or None, mode="append")
+                write_deltalake(path, reader, partition_by=partition_by or None, mode="append", writer_properties=WRITER)
             else:
                 write_deltalake(path, reader, partition_by=partition_by or None, mode="overwrite",
-                                predicate=where, schema_mode="merge")
+                                predicate=where, schema_mode="merge", writer_properties=WRITER)
         return DeltaTable(path).version()
 
     def append(self, df: DataFrame, path: str, partition_by: list[str] | None = None,
@@ -146,7 +148,8 @@ class RustEngine(TableEngine):
         properties = CommitProperties(app_transactions=[Transaction(*txn)]) if txn else None
         with self._staged(df) as data:
             write_deltalake(path, data.reader(), partition_by=partition_by or None, mode="append",
-                            schema_mode="merge", commit_properties=properties)
+                            schema_mode="merge", commit_properties=properties,
+                            writer_properties=WRITER)
         return DeltaTable(path).version()
 
     def merge(self, df: DataFrame, path: str, plan: MergePlan, base_version: int | None = None) -> MergeResult:
@@ -157,14 +160,14 @@ class RustEngine(TableEngine):
                 return MergeResult()
             if table is None:
                 write_deltalake(path, data.reader(), partition_by=plan.partition_by or None, mode="append",
-                                commit_properties=_marker(None))
+                                commit_properties=_marker(None), writer_properties=WRITER)
                 created = DeltaTable(path)
                 rows = data.count_rows()
                 return MergeResult(source_rows=rows, inserted=rows, files_added=len(created.file_uris()),
                                    version=created.version())
             merger = table.merge(
                 data.reader(), predicate=plan.condition(), source_alias="s", target_alias="t",
-                merge_schema=plan.evolve_schema, streamed_exec=True,
+                merge_schema=plan.evolve_schema, streamed_exec=True, writer_properties=WRITER,
                 commit_properties=_marker(table.version()))
             if plan.delete_matched_when:
                 merger = merger.when_matched_delete(predicate=plan.delete_matched_when)
@@ -196,7 +199,7 @@ class RustEngine(TableEngine):
             with self._staged(inserts) as data:
                 write_deltalake(table, data.reader(), mode="append",
                                 schema_mode="merge" if plan.evolve_schema else None,
-                                commit_properties=_marker(result.version))
+                                commit_properties=_marker(result.version), writer_properties=WRITER)
                 rows = data.count_rows()
             after = DeltaTable(path)
             added = (after.history(1)[0].get("operationMetrics") or {}).get("num_added_files", 0)
