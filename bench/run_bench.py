@@ -202,6 +202,13 @@ def mini_catalog(folder: Path):
     return load_catalog(folder)
 
 
+def stage_seconds(result) -> dict:
+    """Seconds per stage of one run_day result: per dataset, and gold."""
+    out = {o.dataset: o.timings for o in result.datasets}
+    out["gold"] = {g.table: g.seconds for g in result.golds}
+    return out
+
+
 def versions(engine, names: list[str]) -> dict[str, int | None]:
     return {n: engine.version(engine.layout.silver(n) if not n.startswith("gold:") else
                               engine.layout.gold(n[5:])) for n in names}
@@ -219,11 +226,16 @@ def bench_merge(spark, rows: int, work: Path) -> dict:
     generate_s = time.perf_counter() - start
     engine = select_engine(spark, LakeLayout(str(lake)), "rust")
     job = DailyJob(engine, mini_catalog(work / "conf"))
-    day1_s = timed(lambda: job.run_day(day2 - dt.timedelta(days=1)))
-    day2_s = timed(lambda: job.run_day(day2))
+    stages = {}
+
+    def run(day, label):
+        stages[label] = stage_seconds(job.run_day(day))
+
+    day1_s = timed(lambda: run(day2 - dt.timedelta(days=1), "day1"))
+    day2_s = timed(lambda: run(day2, "day2"))
     watched = ["sales", "products", "gold:daily_sales_summary"]
     before = versions(engine, watched)
-    rerun_s = timed(lambda: job.run_day(day2))
+    rerun_s = timed(lambda: run(day2, "rerun"))
     rerun_versions_unchanged = versions(engine, watched) == before
 
     # fill silver with 28 more days shaped like the loaded ones (ids and dates shifted), so it holds 30 days
@@ -240,12 +252,12 @@ def bench_merge(spark, rows: int, work: Path) -> dict:
     silver_days = engine.read(silver_path).select("transaction_date").distinct().count()
     day31 = day2 + dt.timedelta(days=1)
     generate(lake, 1, rows, 6, day31)
-    day31_s = timed(lambda: job.run_day(day31))
+    day31_s = timed(lambda: run(day31, "day31"))
     return {"rows_per_day": rows, "generate_2_days_s": generate_s, "day1_s": day1_s, "day2_s": day2_s,
             "silver_days_before_day31": silver_days, "silver_rows_per_day": per_day, "day31_s": day31_s,
             "day31_over_day2": day31_s / day2_s, "target_day31": "<= 1.2",
             "rerun_s": rerun_s, "rerun_over_first": rerun_s / day2_s, "target_rerun": "<= 0.5",
-            "rerun_new_versions": not rerun_versions_unchanged}
+            "rerun_new_versions": not rerun_versions_unchanged, "stage_seconds": stages}
 
 
 def bench_memory(spark, rows: int, work: Path) -> dict:

@@ -8,18 +8,21 @@ or new columns under `on_new_columns: fail`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse.pipeline import ingested
 from lakehouse.rules.checks import ERRORS, check_names, evaluate, has_error
-from lakehouse.rules.cleaning import clean
+from lakehouse.rules.cleaning import clean, superseded
 from lakehouse.rules.conform import conform
 from lakehouse.sources.reader import LINEAGE, RAW_RECORD, discover, new_columns, read_raw
 from lakehouse.specs import models as m
@@ -69,15 +72,34 @@ class DatasetOutcome:
     raw_files: list = field(default_factory=list)
     bronze_reused: bool = False
     raw_columns: list[str] = field(default_factory=list)
+    # wall-clock seconds per stage (bronze, check, measure, quarantine, silver), for the run log and the bench
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def timed(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = round(self.timings.get(stage, 0.0) + time.perf_counter() - start, 3)
 
     def accounted(self) -> bool:
         return self.rows_read == (self.rows_to_silver + self.rows_quarantined + self.rows_duplicate
                                   + self.rows_held_back)
 
 
-def row_hash(columns: list[str]):
-    """A content hash of the business columns: a matched silver/gold row is rewritten only when it changes."""
-    return F.xxhash64(F.to_json(F.struct(*[F.col(f"`{c}`") for c in columns])))
+def row_hash(df: DataFrame, columns: list[str]):
+    """A content hash of the business columns: a matched silver/gold row is rewritten only when it changes.
+    Atomic values are hashed as they are, with a null flag per column (a hash skips nulls, so without the
+    flags (null, 1) and (1, null) would collide); nested values through their JSON text, which keeps the
+    position of a null inside them."""
+    values, flags = [], []
+    for c in columns:
+        col = F.col(f"`{c}`")
+        nested = isinstance(df.schema[c].dataType, T.StructType | T.ArrayType | T.MapType)
+        values.append(F.to_json(col) if nested else col)
+        flags.append(col.isNull())
+    return F.xxhash64(*values, *flags)
 
 
 def silver_update_condition(spec: m.DatasetSpec) -> str:
@@ -213,7 +235,8 @@ class DatasetLoad:
             else:
                 raw = read_raw(self.spark, self.spec, day, self.run_id, self.ingested_at)
                 self.raw_columns = [c for c in raw.columns if c not in LINEAGE]
-                self.write_bronze(raw)
+                with self.outcome.timed("bronze"):
+                    self.write_bronze(raw)
         self.outcome.raw_columns = self.raw_columns
         self.outcome.new_columns = new_columns(self.spec, self.raw_columns)
         checked_path = self.lake.staging(self.run_id, self.spec.name, "checked")
@@ -241,19 +264,29 @@ class DatasetLoad:
                     .transform(conform(spec, extras))
                     .transform(clean(spec.cleaning))
                     .transform(evaluate(spec, self.references())))
-        prepared.write.mode("overwrite").parquet(checked_path)
+        with self.outcome.timed("check"):
+            prepared.write.mode("overwrite").parquet(checked_path)
         checked = self.spark.read.parquet(checked_path)
-        self.measure(checked)
-        self.write_quarantine(checked)
+        with self.outcome.timed("measure"):
+            self.measure(checked)
+        with self.outcome.timed("quarantine"):
+            self.write_quarantine(checked)
+        with self.outcome.timed("silver_source"):
+            source = self.silver_source(checked)
         try:
             self.gate()
         except DatasetFailed as exc:
+            source.unpersist()
             self.outcome.status = "failed"
             self.outcome.message = str(exc)
             self.outcome.rows_duplicate = 0
             self.outcome.rows_held_back = self.outcome.rows_read - self.outcome.rows_quarantined
             return
-        self.merge_silver(checked, extras)
+        try:
+            with self.outcome.timed("silver"):
+                self.merge_silver(source, extras)
+        finally:
+            source.unpersist()
 
     # ------------------------------------------------------------------ metrics
 
@@ -267,10 +300,10 @@ class DatasetLoad:
             "quarantined": F.sum(error.cast("int")),
             "warned": F.sum((~error & (F.size(ERRORS) > 0)).cast("int")),
             "malformed": F.sum(F.array_contains(F.col(ERRORS).getField("check"), "malformed_record").cast("int")),
-            "distinct_valid_keys": F.count_distinct(
-                F.when(~error, F.struct(*[F.col(f"`{k}`") for k in spec.keys]))),
+            # rows a dedup cleaning step set aside count as duplicates, like rows sharing a key
         }
         aggs["clean_rows"] = F.sum((F.size(ERRORS) == 0).cast("int"))
+        aggs["superseded"] = F.sum((~error & superseded(checked)).cast("int"))
         aggs["source_files"] = F.collect_set("_source_file")
         aggs.update(dataset_check_aggregates(spec, ~error))
         row = checked.agg(*[v.alias(k) for k, v in aggs.items()]).first().asDict()
@@ -286,8 +319,6 @@ class DatasetLoad:
         out.rows_quarantined = int(row["quarantined"])
         out.rows_warned = int(row["warned"])
         out.rows_malformed = int(row["malformed"])
-        valid = out.rows_read - out.rows_quarantined
-        out.rows_duplicate = valid - int(row["distinct_valid_keys"])
         out.quality.append(QualityMetric(
             "quality_score", None, "dataset", out.rows_read, out.rows_read - int(row["clean_rows"]),
             observed=int(row["clean_rows"]) / out.rows_read if out.rows_read else 1.0,
@@ -306,8 +337,9 @@ class DatasetLoad:
         failures = []
         if out.new_columns and spec.on_new_columns == "fail":
             failures.append(f"new columns {out.new_columns} in the raw data (on_new_columns: fail)")
-        if out.rows_duplicate and spec.duplicates == "fail":
-            failures.append(f"{out.rows_duplicate} duplicate row(s) for keys {spec.keys} (duplicates: fail), e.g. "
+        key_duplicates = out.rows_duplicate - int(self._row_stats["superseded"])
+        if key_duplicates and spec.duplicates == "fail":
+            failures.append(f"{key_duplicates} duplicate row(s) for keys {spec.keys} (duplicates: fail), e.g. "
                             f"{self.colliding_keys()}")
         context = DatasetCheckContext(
             valid=out.rows_read - out.rows_quarantined, batch=out.rows_read - out.rows_quarantined - out.rows_duplicate,
@@ -328,7 +360,7 @@ class DatasetLoad:
     def colliding_keys(self, limit: int = 10) -> list[dict]:
         keys = [F.col(f"`{k}`") for k in self.spec.keys]
         checked = self.spark.read.parquet(self.lake.staging(self.run_id, self.spec.name, "checked"))
-        rows = (checked.where(~has_error()).groupBy(*keys).count().where("count > 1")
+        rows = (checked.where(~has_error() & ~superseded(checked)).groupBy(*keys).count().where("count > 1")
                 .orderBy(*keys).limit(limit).collect())
         return [{k: r[k] for k in self.spec.keys} for r in rows]
 
@@ -365,40 +397,46 @@ class DatasetLoad:
         where = f"_partition_date = {sql_literal(self.run_date.isoformat())}"
         self.engine.replace_partitions(rows, self.lake.quarantine(spec.name), ["_partition_date"], where)
 
-    def merge_silver(self, checked: DataFrame, extras: list[str]) -> None:
+    def silver_source(self, checked: DataFrame) -> DataFrame:
+        """The rows for silver: valid, not superseded, one per key (the latest), with their content hash.
+        Persisted on disk (read by the comparison with silver and by the writes) and measured in one job:
+        its row count gives the duplicates, and the values of the partition and gold date columns are kept."""
         spec = self.spec
         business = [c for c in checked.columns if not c.startswith("_")]
-        source = (checked.where(~has_error())
+        source = (checked.where(~has_error() & ~superseded(checked))
                   .withColumnRenamed("_partition_date", "_source_date")
-                  .withColumn(ROW_HASH, row_hash(business))
+                  .withColumn(ROW_HASH, row_hash(checked, business))
                   .transform(deduplicate(spec))
                   .select(*[F.col(f"`{c}`") for c in business], *SILVER_LINEAGE, ROW_HASH)
-                  # read by several steps (partition values, stale rows, changed rows, the MERGE); on disk so
-                  # that a large day does not weigh on the heap
                   .persist(StorageLevel.DISK_ONLY))
-        try:
-            self.outcome.rows_to_silver = (self.outcome.rows_read - self.outcome.rows_quarantined
-                                           - self.outcome.rows_duplicate)
-            value_columns = list(dict.fromkeys(spec.target.partition_by + self.gold_date_columns))
-            values: dict[str, list] = {c: [] for c in value_columns}
-            if value_columns and self.outcome.rows_to_silver:
-                for row in source.select(*value_columns).distinct().collect():
-                    for c in value_columns:
-                        values[c].append(row[c])
-            # the day's files were read again in full: a silver row that came from one of them and is no
-            # longer among its valid rows is deleted (within the partitions this batch touches)
-            plan = MergePlan(
-                keys=spec.keys,
-                partition_by=spec.target.partition_by,
-                update_when=silver_update_condition(spec),
-                partition_values={c: values[c] for c in spec.target.partition_by},
-                replace_scope={"_source_file": sorted(self._row_stats["source_files"])},
-                content_hash=ROW_HASH,
-                evolve_schema=bool(extras),
-            )
-            result = self.engine.merge_replacing(source, self.lake.silver(spec.name), plan)
-        finally:
-            source.unpersist()
+        value_columns = list(dict.fromkeys(spec.target.partition_by + self.gold_date_columns))
+        row = source.agg(F.count(F.lit(1)).alias("_rows"),
+                         *[F.collect_set(f"`{c}`").alias(f"values_{i}") for i, c in enumerate(value_columns)],
+                         *[F.max(F.col(f"`{c}`").isNull()).alias(f"nulls_{i}") for i, c in enumerate(value_columns)]
+                         ).first()
+        self.values = {c: list(row[f"values_{i}"]) + ([None] if row[f"nulls_{i}"] else [])
+                       for i, c in enumerate(value_columns)}
+        out = self.outcome
+        out.rows_duplicate = out.rows_read - out.rows_quarantined - int(row["_rows"])
+        return source
+
+    def merge_silver(self, source: DataFrame, extras: list[str]) -> None:
+        spec = self.spec
+        self.outcome.rows_to_silver = (self.outcome.rows_read - self.outcome.rows_quarantined
+                                       - self.outcome.rows_duplicate)
+        values = self.values
+        # the day's files were read again in full: a silver row that came from one of them and is no
+        # longer among its valid rows is deleted (within the partitions this batch touches)
+        plan = MergePlan(
+            keys=spec.keys,
+            partition_by=spec.target.partition_by,
+            update_when=silver_update_condition(spec),
+            partition_values={c: values[c] for c in spec.target.partition_by},
+            replace_scope={"_source_file": sorted(self._row_stats["source_files"])},
+            content_hash=ROW_HASH,
+            evolve_schema=bool(extras),
+        )
+        result = self.engine.merge_replacing(source, self.lake.silver(spec.name), plan)
         self.outcome.merge = result
         if result.inserted or result.updated or result.deleted:
             self.outcome.affected_dates = {c: sorted({v for v in values[c] if v is not None})

@@ -26,6 +26,7 @@ class GoldOutcome:
     dates: list[dt.date] = field(default_factory=list)
     rows: int = 0
     merge: MergeResult | None = None
+    seconds: float = 0.0
 
 
 def _business(df: DataFrame) -> DataFrame:
@@ -61,7 +62,7 @@ def recompute(engine: TableEngine, spec: AggregationSpec, dates: list[dt.date], 
     dims = {j.dataset: engine.read(lake.silver(j.dataset)) for j in spec.joins}
     result = aggregate(spec, source, dims)
     columns = result.columns
-    result = result.withColumn(ROW_HASH, row_hash(columns)).withColumn("_run_id", F.lit(run_id))
+    result = result.withColumn(ROW_HASH, row_hash(result, columns)).withColumn("_run_id", F.lit(run_id))
     plan = MergePlan(
         keys=spec.keys,
         partition_by=spec.target.partition_by,

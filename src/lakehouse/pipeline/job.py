@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -163,16 +164,20 @@ class DailyJob:
                 ingested.record(self.engine, spec.name, run_date, outcome.raw_files, result.run_id,
                                 columns=outcome.raw_columns)
             result.datasets.append(outcome)
+            log.info("dataset %s for %s: %s, seconds per stage %s", spec.name, run_date, outcome.status,
+                     outcome.timings)
             touched[spec.name] = outcome.affected_dates
         for agg in self.catalog.aggregations.values():
             dates = sorted(set(touched.get(agg.source_dataset, {}).get(agg.date_column, []))
                            | set((extra_gold_dates or {}).get(agg.name, [])))
+            start = time.perf_counter()
             try:
                 gold = with_conflict_retries(lambda agg=agg, dates=dates: recompute(
                     self.engine, agg, dates, run_date, result.run_id), f"gold table {agg.name}")
             except Exception as exc:
                 log.exception("gold table %s failed", agg.name)
                 gold = GoldOutcome(agg.name, run_date, status="failed", dates=dates, message=_first_line(exc))
+            gold.seconds = round(time.perf_counter() - start, 3)
             result.golds.append(gold)
         finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         meta.record(self.engine, result.run_id,

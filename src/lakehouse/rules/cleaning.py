@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from functools import reduce
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.rules.checks import parse_with_formats
@@ -52,6 +52,30 @@ def hash_key(env_name: str) -> bytes:
     return key.encode("utf-8")
 
 
+SUPERSEDED = "_superseded"
+
+
+def superseded(df: DataFrame):
+    """True on a row a dedup step set aside (it is counted as a duplicate, never merged)."""
+    return F.coalesce(F.col(SUPERSEDED), F.lit(False)) if SUPERSEDED in df.columns else F.lit(False)
+
+
+def _dedup(spec: m.DedupSpec) -> Transform:
+    """Mark all but the latest row of each group as superseded; rows are kept (and accounted for), not dropped.
+    Ties on the sequence column go to the later raw day, then the later file, then the content hash, so the
+    choice does not depend on the order Spark reads the rows in."""
+
+    def apply(df: DataFrame) -> DataFrame:
+        business = [F.col(f"`{c}`") for c in df.columns if not c.startswith("_")]
+        order = [superseded(df).asc(), F.col(f"`{spec.keep_latest_by}`").desc_nulls_last()]
+        order += [F.col(c).desc() for c in ("_partition_date", "_source_file") if c in df.columns]
+        order.append(F.xxhash64(*business).desc())
+        window = Window.partitionBy(*[F.col(f"`{c}`") for c in spec.columns]).orderBy(*order)
+        return df.withColumn(SUPERSEDED, superseded(df) | (F.row_number().over(window) > 1))
+
+    return apply
+
+
 def step_transform(step: m.CleaningStep) -> Transform:
     """The transform of one cleaning step."""
     match step:
@@ -94,6 +118,8 @@ def step_transform(step: m.CleaningStep) -> Transform:
         case m.Hash(hash=spec):
             key = hash_key(spec.key_env)
             return _each(spec.columns, lambda col: hmac_sha256(col, key))
+        case m.Dedup(dedup=spec):
+            return _dedup(spec)
     raise TypeError(f"no transform for cleaning step {step!r}")
 
 

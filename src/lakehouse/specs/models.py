@@ -349,6 +349,16 @@ class Hash(Step):
     hash: HashSpec
 
 
+class DedupSpec(Spec):
+    columns: list[str] = Field(min_length=1, description="rows with equal values here are duplicates")
+    keep_latest_by: str = Field(description="the row with the greatest value is kept (nulls count as oldest)")
+
+
+class Dedup(Step):
+    step: Literal["dedup"]
+    dedup: DedupSpec
+
+
 class FillNull(Step):
     step: Literal["fill_null"]
     fill_null: dict[str, Any]
@@ -381,7 +391,7 @@ class MaskEmail(Step):
 
 CleaningStep = Annotated[
     Trim | Upper | Lower | Title | StandardizeColumnNames | FillNull | Derive | Rename | Drop | RegexReplace | Cast
-    | Coalesce | ParseDates | MaskEmail | MaskCard | Hash,
+    | Coalesce | ParseDates | MaskEmail | MaskCard | Hash | Dedup,
     Field(discriminator="step"),
 ]
 
@@ -428,9 +438,11 @@ class DatasetSpec(Located):
     def _known_columns(self):
         known = set(self.output_columns())
         batch_refs = [c.ref_column for c in self.checks if isinstance(c, ExistsIn) and c.in_batch_only]
+        dedup = [c for s in self.cleaning if isinstance(s, Dedup) for c in [*s.dedup.columns, s.dedup.keep_latest_by]
+                 if c not in known and c not in self.columns]
         for where, cols in (("keys", self.keys), ("target.partition_by", self.target.partition_by),
                             ("sequence_by", [self.sequence_by] if self.sequence_by else []),
-                            ("checks: exists_in ref batch", batch_refs)):
+                            ("checks: exists_in ref batch", batch_refs), ("cleaning: dedup", dedup)):
             missing = [c for c in cols if c not in known]
             if missing:
                 raise ValueError(f"{where} names unknown column(s) {missing}; columns after cleaning: "

@@ -15,7 +15,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -178,8 +177,9 @@ class TableEngine(ABC):
     def merge_replacing(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
         """MERGE `df` by `plan`. With `plan.replace_scope`, target rows in that scope (and in the plan's
         partitions) without a source row are deleted first; with `plan.content_hash`, source rows the target
-        already holds unchanged are left out. One full outer join of the source with the target's keys (only
-        the plan's partitions are read) sorts every row into new, changed, unchanged or stale."""
+        already holds unchanged are left out. A full outer join of the source's keys (and content hash) with
+        the target's (only the plan's partitions are read) sorts every row into new, changed, unchanged or
+        stale; the source's other columns join in only when there are rows to write."""
         if not (plan.replace_scope or plan.content_hash) or not self.exists(path):
             return self.merge(df, path, plan)
         snapshot = self.version(path)
@@ -190,30 +190,30 @@ class TableEngine(ABC):
             *keys, *[F.col(f"`{c}`").alias(alias) for c, alias in held_partitions.items()],
             (F.expr(plan.scope_condition()) if plan.replace_scope else F.lit(False)).alias("_in_scope"),
             (F.col(f"`{digest}`") if digest else F.lit(None)).alias("_held_hash"), F.lit(True).alias("_held"))
-        joined = (df.withColumn("_new", F.lit(True)).join(target, on=plan.keys, how="full_outer")
-                  .persist(StorageLevel.DISK_ONLY))
         new, held = F.col("_new").isNotNull(), F.col("_held").isNotNull()
-        same = (new & held & F.col(f"`{digest}`").eqNullSafe(F.col("_held_hash"))) if digest else F.lit(False)
+        same = (new & held & F.col("_new_hash").eqNullSafe(F.col("_held_hash"))) if digest else F.lit(False)
         kinds = {"inserts": new & ~held, "changed": new & held & ~same, "same": same,
                  "stale": ~new & F.coalesce(F.col("_in_scope"), F.lit(False))}
-        try:
-            counts = joined.agg(*[F.count(F.when(c, 1)).alias(k) for k, c in kinds.items()]).first()
-            deleted = 0
-            if counts["stale"]:
-                delete_plan = MergePlan(keys=plan.keys, partition_by=plan.partition_by,
-                                        partition_values=plan.partition_values,
-                                        delete_matched_when=plan.scope_condition("t"))
-                stale = joined.where(kinds["stale"]).select(
-                    *keys, *[F.col(alias).alias(c) for c, alias in held_partitions.items()])
-                removed = self.merge(stale, path, delete_plan, snapshot)
-                deleted, snapshot = removed.deleted, removed.version
-            if not counts["inserts"] and not counts["changed"]:
-                return MergeResult(source_rows=counts["same"], deleted=deleted, version=self.version(path))
-            rows = {k: joined.where(kinds[k]).select(*[F.col(f"`{c}`") for c in df.columns]) if counts[k] else None
-                    for k in ("changed", "inserts")}
-            result = self.upsert(rows["changed"], rows["inserts"], path, plan, snapshot)
-        finally:
-            joined.unpersist()
+        narrow = df.select(*keys, (F.col(f"`{digest}`") if digest else F.lit(None)).alias("_new_hash"),
+                           F.lit(True).alias("_new")).join(target, on=plan.keys, how="full_outer")
+        counts = narrow.agg(*[F.count(F.when(c, 1)).alias(k) for k, c in kinds.items()]).first()
+        deleted = 0
+        if counts["stale"]:
+            delete_plan = MergePlan(keys=plan.keys, partition_by=plan.partition_by,
+                                    partition_values=plan.partition_values,
+                                    delete_matched_when=plan.scope_condition("t"))
+            stale = narrow.where(kinds["stale"]).select(
+                *keys, *[F.col(alias).alias(c) for c, alias in held_partitions.items()])
+            removed = self.merge(stale, path, delete_plan, snapshot)
+            deleted, snapshot = removed.deleted, removed.version
+        if not counts["inserts"] and not counts["changed"]:
+            return MergeResult(source_rows=counts["same"], deleted=deleted, version=self.version(path))
+        # the rows to write, with all their columns: the source left-joined to the same target snapshot
+        full = df.withColumn("_new", F.lit(True)).join(target, on=plan.keys, how="left").withColumn(
+            "_new_hash", F.col(f"`{digest}`") if digest else F.lit(None))
+        rows = {k: full.where(kinds[k]).select(*[F.col(f"`{c}`") for c in df.columns]) if counts[k] else None
+                for k in ("changed", "inserts")}
+        result = self.upsert(rows["changed"], rows["inserts"], path, plan, snapshot)
         result.source_rows += counts["same"]
         result.deleted += deleted
         return result
