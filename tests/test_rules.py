@@ -205,3 +205,22 @@ def test_standardize_column_names_runs_before_the_typed_cast(spark):
     raw = spark.createDataFrame([("A1", "7")], "`Order ID` string, `TotalEUR` string")
     out = raw.transform(conform(spec)).collect()[0]
     assert (out.order_id, out.total_eur) == ("A1", 7)
+
+
+def test_dedup_step_marks_all_but_the_latest_per_group(spark):
+    spec = dataset(cleaning=[{"dedup": {"columns": ["v"], "keep_latest_by": "seq"}}],
+                   schema={"id": "string", "v": "string", "seq": "int"})
+    rows = [("a", "ü", 1), ("b", "ü", 3), ("c", "ü", None), ("d", None, 1), ("e", None, 2), ("f", "", 1),
+            ("g", "x", 5), ("h", "x", 5)]
+    df = spark.createDataFrame(rows, "id string, v string, seq int")
+    out = {r.id: r._superseded for r in df.transform(clean(spec.cleaning)).collect()}
+    # latest seq wins, a null seq is oldest, null groups are not deduplicated, the empty string is a value
+    assert {k: v for k, v in out.items() if k not in "gh"} == {
+        "a": True, "b": False, "c": True, "d": False, "e": False, "f": False}
+    # a tie is broken by content, the same way whatever the input order
+    assert sorted([out["g"], out["h"]]) == [False, True]
+    again = {r.id: r._superseded for r in spark.createDataFrame(list(reversed(rows)), "id string, v string, seq int")
+             .repartition(3).transform(clean(spec.cleaning)).collect()}
+    assert (again["g"], again["h"]) == (out["g"], out["h"])
+    with pytest.raises(ValueError, match="cleaning: dedup names unknown column"):
+        dataset(cleaning=[{"dedup": {"columns": ["nope"], "keep_latest_by": "v"}}])

@@ -61,7 +61,8 @@ def superseded(df: DataFrame):
 
 
 def _dedup(spec: m.DedupSpec) -> Transform:
-    """Mark all but the latest row of each group as superseded; rows are kept (and accounted for), not dropped.
+    """Mark all but the latest row of each group as superseded: such rows are counted as duplicates and never
+    merged, but they stay in the batch (accounted for, and still checked).
     Ties on the sequence column go to the later raw day, then the later file, then the content hash, so the
     choice does not depend on the order Spark reads the rows in."""
 
@@ -71,7 +72,9 @@ def _dedup(spec: m.DedupSpec) -> Transform:
         order += [F.col(c).desc() for c in ("_partition_date", "_source_file") if c in df.columns]
         order.append(F.xxhash64(*business).desc())
         window = Window.partitionBy(*[F.col(f"`{c}`") for c in spec.columns]).orderBy(*order)
-        return df.withColumn(SUPERSEDED, superseded(df) | (F.row_number().over(window) > 1))
+        # a row with a null among the columns is nobody's duplicate (as in the unique check)
+        complete = reduce(lambda acc, c: acc & F.col(f"`{c}`").isNotNull(), spec.columns, F.lit(True))
+        return df.withColumn(SUPERSEDED, superseded(df) | (complete & (F.row_number().over(window) > 1)))
 
     return apply
 
