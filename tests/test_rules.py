@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.rules.checks import ERRORS, evaluate
@@ -224,3 +225,26 @@ def test_dedup_step_marks_all_but_the_latest_per_group(spark):
     assert (again["g"], again["h"]) == (out["g"], out["h"])
     with pytest.raises(ValueError, match="cleaning: dedup names unknown column"):
         dataset(cleaning=[{"dedup": {"columns": ["nope"], "keep_latest_by": "v"}}])
+
+
+@pytest.mark.parametrize("limit", [0, 10])  # 0: rank every row; 10: rank only the rows of repeated keys
+def test_one_row_per_key_is_the_latest_whichever_way_it_is_found(spark, monkeypatch, limit):
+    import types
+
+    from lakehouse.pipeline import dataset as ds
+
+    monkeypatch.setattr(ds, "BROADCAST_REPEATED_KEYS", limit)
+    spec = m.DatasetSpec.model_validate({
+        "name": "t", "source": {"format": "csv", "path": "raw/t"}, "keys": ["id"], "sequence_by": "seq",
+        "schema": {"id": "string", "seq": "int", "v": "string"}})
+    engine = types.SimpleNamespace(spark=spark, layout=None)
+    load = ds.DatasetLoad(engine, spec, "run", dt.date(2024, 1, 2), dt.datetime(2024, 1, 2), [])
+    rows = [("a", 1, "old", dt.date(2024, 1, 1)), ("a", 2, "new", dt.date(2024, 1, 1)),
+            ("b", None, "late file", dt.date(2024, 1, 2)), ("b", None, "early file", dt.date(2024, 1, 1)),
+            ("c", 5, "only", dt.date(2024, 1, 2))]
+    valid = (spark.createDataFrame(rows, "id string, seq int, v string, _source_date date")
+             .withColumn("_source_file", F.lit("f")).withColumn(ds.ROW_HASH, F.xxhash64("v")))
+    got = sorted((r.id, r.v) for r in load.one_per_key(valid).collect())
+    assert got == [("a", "new"), ("b", "late file"), ("c", "only")]
+    unique = valid.where("id = 'c'")
+    assert [r.v for r in load.one_per_key(unique).collect()] == ["only"]

@@ -32,6 +32,8 @@ from lakehouse.tables.paths import is_remote
 ROW_HASH = "_row_hash"
 # an unparseable line cannot be masked column by column; when a dataset masks data, quarantine keeps only this
 WITHHELD = "<withheld: the dataset masks sensitive columns; the raw line is in bronze>"
+# up to this many repeated keys in a batch are resolved by broadcasting them (see DatasetLoad.one_per_key)
+BROADCAST_REPEATED_KEYS = 200_000
 SILVER_LINEAGE = ["_source_file", "_source_date", "_run_id", "_ingested_at"]
 
 
@@ -403,10 +405,10 @@ class DatasetLoad:
         its row count gives the duplicates, and the values of the partition and gold date columns are kept."""
         spec = self.spec
         business = [c for c in checked.columns if not c.startswith("_")]
-        source = (checked.where(~has_error() & ~superseded(checked))
-                  .withColumnRenamed("_partition_date", "_source_date")
-                  .withColumn(ROW_HASH, row_hash(checked, business))
-                  .transform(deduplicate(spec))
+        valid = (checked.where(~has_error() & ~superseded(checked))
+                 .withColumnRenamed("_partition_date", "_source_date")
+                 .withColumn(ROW_HASH, row_hash(checked, business)))
+        source = (self.one_per_key(valid)
                   .select(*[F.col(f"`{c}`") for c in business], *SILVER_LINEAGE, ROW_HASH)
                   .persist(StorageLevel.DISK_ONLY))
         value_columns = list(dict.fromkeys(spec.target.partition_by + self.gold_date_columns))
@@ -419,6 +421,22 @@ class DatasetLoad:
         out = self.outcome
         out.rows_duplicate = out.rows_read - out.rows_quarantined - int(row["_rows"])
         return source
+
+    def one_per_key(self, valid: DataFrame) -> DataFrame:
+        """The latest row per key. Keys that occur more than once are found first (an aggregation over the keys
+        alone); when they are few, only their rows are ranked, so the day's rows are not shuffled and sorted
+        to resolve a handful of corrections."""
+        keys = self.spec.keys
+        repeated = valid.groupBy(*[F.col(f"`{k}`") for k in keys]).count().where("count > 1").drop("count")
+        found = repeated.count()
+        if found == 0:
+            return valid
+        if found > BROADCAST_REPEATED_KEYS:
+            return valid.transform(deduplicate(self.spec))
+        marked = valid.join(F.broadcast(repeated.withColumn("_repeated", F.lit(True))), on=keys, how="left")
+        single = marked.where(F.col("_repeated").isNull()).drop("_repeated")
+        several = marked.where(F.col("_repeated")).drop("_repeated").transform(deduplicate(self.spec))
+        return single.unionByName(several)
 
     def merge_silver(self, source: DataFrame, extras: list[str]) -> None:
         spec = self.spec
