@@ -168,6 +168,15 @@ def test_two_concurrent_runs_of_one_date_never_duplicate(lake):
                for o in expected.datasets)
 
 
+def run_with_raw_csv(spark, tmp_path, conf, folder: str, text: str):
+    """Write one raw CSV file under lake/raw/<folder> and run the job for 2024-06-03 with the specs in `conf`."""
+    raw = tmp_path / "lake/raw" / folder
+    raw.mkdir(parents=True)
+    (raw / "part-1.csv").write_text(text)
+    engine = select_engine(spark, LakeLayout(str(tmp_path / "lake")), "rust")
+    return DailyJob(engine, load_catalog(conf)).run_day(dt.date(2024, 6, 3))
+
+
 def test_a_dataset_in_yaml_only(spark, tmp_path):
     """A new source with only documented checks and steps: no Python change."""
     conf = tmp_path / "conf"
@@ -202,17 +211,13 @@ def test_a_dataset_in_yaml_only(spark, tmp_path):
         group_by: [returned, reason]
         measures: {returns: count(*), refunded: sum(amount)}
         """))
-    raw = tmp_path / "lake/raw/returns/year=2024/month=06/day=03"
-    raw.mkdir(parents=True)
-    (raw / "part-1.csv").write_text(
+    result = run_with_raw_csv(spark, tmp_path, conf, "returns/year=2024/month=06/day=03",
         "Return ID,Amount,Reason,Card,Returned\n"
         "R1,19.99,damaged,4111 1111 1111 1234,03/06/2024\n"
         "R2,-5,other,,2024-06-03\n"
         "R3,abc,wrong size,5500-0000-0000-0004,03/06/2024\n"
         "R4,7.50,lost,,not a date\n"
         "R1,19.99,damaged,4111 1111 1111 1234,03/06/2024\n")
-    engine = select_engine(spark, LakeLayout(str(tmp_path / "lake")), "rust")
-    result = DailyJob(engine, load_catalog(conf)).run_day(dt.date(2024, 6, 3))
     returns = result.datasets[0]
     assert not result.failed, returns.message
     assert (returns.rows_read, returns.rows_to_silver, returns.rows_quarantined, returns.rows_duplicate) == \
@@ -232,6 +237,7 @@ def test_a_dataset_in_yaml_only(spark, tmp_path):
     spec = conf / "datasets" / "returns.yaml"
     spec.write_text(spec.read_text().replace("duplicates: keep_latest", "duplicates: fail"))
     silver_version = version(tmp_path / "lake", "silver/returns")
+    engine = select_engine(spark, LakeLayout(str(tmp_path / "lake")), "rust")
     strict = DailyJob(engine, load_catalog(conf)).run_day(dt.date(2024, 6, 3))
     outcome = strict.datasets[0]
     assert strict.failed and "duplicate" in outcome.message and "'return_id': 'R1'" in outcome.message
@@ -253,9 +259,7 @@ def test_dedup_cleaning_step_keeps_the_latest_and_accounts_for_the_rest(spark, t
         checks:
           - {check: email, column: email}
         """))
-    raw = tmp_path / "lake/raw/signups/date=2024-06-03"
-    raw.mkdir(parents=True)
-    (raw / "part-1.csv").write_text(
+    result = run_with_raw_csv(spark, tmp_path, conf, "signups/date=2024-06-03",
         "signup_id,email,updated_at\n"
         "s1,Ann@Example.com,2024-06-03 08:00:00\n"
         "s2,ann@example.com,2024-06-03 09:00:00\n"
@@ -264,8 +268,6 @@ def test_dedup_cleaning_step_keeps_the_latest_and_accounts_for_the_rest(spark, t
         "s5,,2024-06-03 07:00:00\n"
         "s6,,2024-06-03 07:30:00\n"
         "s7,not-an-email,2024-06-03 07:00:00\n")
-    engine = select_engine(spark, LakeLayout(str(tmp_path / "lake")), "rust")
-    result = DailyJob(engine, load_catalog(conf)).run_day(dt.date(2024, 6, 3))
     signups = result.datasets[0]
     # s1 (older, same email after lower) and s3 (null time counts as oldest) are superseded; rows with no email
     # are nobody's duplicate; `duplicates: fail` is about keys, so the dedup step does not fail the dataset

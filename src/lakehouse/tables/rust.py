@@ -203,10 +203,10 @@ class RustEngine(TableEngine):
                 rows = data.count_rows()
             after = DeltaTable(path)
             added = (after.history(1)[0].get("operationMetrics") or {}).get("num_added_files", 0)
-            result = MergeResult(source_rows=result.source_rows + rows, inserted=result.inserted + rows,
-                                 updated=result.updated, deleted=result.deleted,
-                                 files_added=result.files_added + int(added or 0),
-                                 files_removed=result.files_removed, version=after.version())
+            result.source_rows += rows
+            result.inserted += rows
+            result.files_added += int(added or 0)
+            result.version = after.version()
         return result
 
     # ------------------------------------------------------------ maintenance
