@@ -167,6 +167,59 @@ def test_parseable_castable_and_age_checks(spark):
                    "future": ["not_in_future"]}
 
 
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_age_checks_compare_with_the_given_instant_at_their_boundaries(spark, zone):
+    now = dt.datetime(2026, 3, 1, 12, 0)  # naive: UTC, whatever the session time zone
+    spec = dataset([{"check": "not_in_future", "column": "ts", "tolerance_hours": 1},
+                    {"check": "not_older_than", "column": "ts", "days": 30}],
+                   schema={"id": "string", "ts": "timestamp"})
+    us = dt.timedelta(microseconds=1)
+    rows = [("at_tolerance", now + dt.timedelta(hours=1)), ("past_tolerance", now + dt.timedelta(hours=1) + us),
+            ("at_age", now - dt.timedelta(days=30)), ("past_age", now - dt.timedelta(days=30) - us)]
+    previous = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", zone)
+    try:
+        df = spark.createDataFrame(
+            [(i, r.replace(tzinfo=dt.UTC)) for i, r in rows], "id string, ts timestamp")
+        out = df.transform(evaluate(spec, now=now)).select("id", ERRORS).collect()
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", previous)
+    got = {r.id: sorted(e.check for e in r[ERRORS]) for r in out}
+    assert got == {"at_tolerance": [], "past_tolerance": ["not_in_future"], "at_age": [],
+                   "past_age": ["not_older_than"]}
+
+
+@pytest.mark.parametrize("escaped", ["false", "true"])
+def test_values_from_the_yaml_keep_quotes_backslashes_and_unicode(spark, escaped):
+    """Rule values reach Spark as SQL text: they must mean exactly what the YAML says under either setting of
+    the parser's backslash escapes."""
+    tricky = ["O'Brien", "a\\b", "x\\'; DROP", "日本", "tab\there"]
+    spec = dataset([
+        {"check": "in_set", "column": "v", "values": tricky, "name": "known"},
+        {"check": "not_in_set", "column": "v", "values": ["it's bad"], "name": "banned",
+         "message": "can't be 'it''s bad'"},
+        {"check": "regex", "column": "r", "pattern": "^\\d+'?$"},
+        {"check": "range", "column": "f", "min": 0.1, "max": 0.3, "inclusive": False},
+        {"check": "in_set", "column": "b", "values": [True, None], "name": "flag"},
+    ], schema={"id": "string", "v": "string", "r": "string", "f": "double", "b": "boolean"})
+    rows = [(f"ok{i}", v, "12'", 0.2, True) for i, v in enumerate(tricky)]
+    rows += [("unknown", "O'Brian", "12", 0.1000001, True), ("banned", "it's bad", "1x", 0.1, False),
+             ("edge", "a\\\\b", "\\d", 0.30000000000000004, None)]
+    previous = spark.conf.get("spark.sql.parser.escapedStringLiterals")
+    spark.conf.set("spark.sql.parser.escapedStringLiterals", escaped)
+    try:
+        df = spark.createDataFrame(rows, "id string, v string, r string, f double, b boolean")
+        out = df.transform(evaluate(spec)).select("id", ERRORS).collect()
+    finally:
+        spark.conf.set("spark.sql.parser.escapedStringLiterals", previous)
+    got = {r.id: sorted(e.check for e in r[ERRORS]) for r in out}
+    assert got == {**{f"ok{i}": [] for i in range(len(tricky))}, "unknown": ["known"],
+                   "banned": ["banned", "flag", "known", "range", "regex"], "edge": ["known", "range", "regex"]}
+    messages = {e.check: e.message for r in out for e in r[ERRORS] if r.id == "banned"}
+    assert messages["banned"] == "can't be 'it''s bad'"
+    assert messages["known"] == "v=it's bad is not in the allowed set"
+
+
 def test_masking_and_pseudonymisation_steps(spark, monkeypatch):
     import hashlib
     import hmac

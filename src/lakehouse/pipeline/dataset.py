@@ -265,7 +265,7 @@ class DatasetLoad:
         prepared = (self.bronze_day()
                     .transform(conform(spec, extras))
                     .transform(clean(spec.cleaning))
-                    .transform(evaluate(spec, self.references())))
+                    .transform(evaluate(spec, self.references(), now=self.ingested_at)))
         with self.outcome.timed("check"):
             prepared.write.mode("overwrite").parquet(checked_path)
         checked = self.spark.read.parquet(checked_path)

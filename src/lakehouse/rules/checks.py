@@ -1,19 +1,21 @@
-"""Row checks compiled into one pass: every check becomes a Column that holds a failure struct or null.
+"""Row checks compiled into one pass: every check becomes a SQL condition that holds on a failing row.
 
 `evaluate` adds `_errors` (array<struct<check, column, message, criticality>>): one select over the batch,
-no Spark job per rule. Error-level failures send a row to quarantine; warn-level ones are kept and counted.
+no Spark job per rule, and the whole rule set handed to Spark as SQL text in one call. Error-level failures send a row to quarantine; warn-level ones are kept and counted.
 Checks pass on null values, except `not_null` and `not_empty` (null is what they look for).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.rules.failures import CAST_ERRORS, ERROR_TYPE, failure_list
+from lakehouse.rules.sql import all_of, any_of, ident, instant, literal, sql_type
 from lakehouse.sources.reader import RAW_RECORD
 from lakehouse.specs import models as m
 
@@ -21,155 +23,160 @@ ERRORS = "_errors"
 HAS_ERROR = "_has_error"
 EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
 PHONE_PATTERN = r"^\+?[0-9]{7,15}$"
+PHONE_SEPARATORS = r"[\s().-]"
 REPLACEMENT_CHAR = "\ufffd"
-
 
 
 @dataclass(frozen=True)
 class CompiledCheck:
-    """One check on one column: `fails` is true on a failing row."""
+    """One check on one column, as SQL text: `fails` is true on a failing row, `message` a string expression."""
 
     name: str
     column: str | None
     criticality: str
-    fails: Column
-    message: Column
+    fails: str
+    message: str
 
-    def failed(self) -> Column:
-        return F.coalesce(self.fails, F.lit(False))
-
-
-
-def parse_with_formats(col: Column, formats: list[str]) -> Column:
-    """The first format that parses the text as a timestamp, else null (never an error, ANSI or not)."""
-    return F.coalesce(*[F.try_to_timestamp(col.cast("string"), F.lit(f)) for f in formats])
+    def failed(self) -> str:
+        return f"coalesce({self.fails}, false)"
 
 
-def _c(name: str) -> Column:
-    return F.col(f"`{name}`")
+def parse_with_formats(col: str, formats: list[str]) -> str:
+    """SQL: the first format that parses the text as a timestamp, else null (never an error, ANSI or not)."""
+    return f"coalesce({', '.join(f'try_to_timestamp(CAST({col} AS STRING), {literal(f)})' for f in formats)})"
 
 
-def _value_message(col: str, text: str) -> Column:
+def _value_message(col: str, text: str) -> str:
     # concat, not format_string: String.format is the most expensive part of a failing row
-    return F.concat(F.lit(f"{col}="), F.coalesce(_c(col).cast("string"), F.lit("null")), F.lit(f" {text}"))
+    return f"concat({literal(col + '=')}, coalesce(CAST({ident(col)} AS STRING), 'null'), {literal(' ' + text)})"
 
 
 def ref_column(check_index: int, column: str) -> str:
     return f"_ref_{check_index}_{column}"
 
 
-def _compile_one(check: m.RowCheck, index: int) -> list[CompiledCheck]:
+def _compile_one(check: m.RowCheck, index: int, now: dt.datetime) -> list[CompiledCheck]:
     name = check.name or check.check
-    where = F.expr(check.filter) if check.filter else F.lit(True)
 
-    def make(column: str | None, fails: Column, message: Column) -> CompiledCheck:
+    def make(column: str | None, fails: str, message: str) -> CompiledCheck:
         if check.message:
-            message = F.lit(check.message)
-        return CompiledCheck(name, column, check.criticality, where & fails, message)
+            message = literal(check.message)
+        return CompiledCheck(name, column, check.criticality, all_of(check.filter, fails) if check.filter else fails,
+                             message)
 
     match check:
         case m.NotNull():
-            return [make(c, _c(c).isNull(), F.lit(f"{c} is null")) for c in check.targets]
+            return [make(c, f"{ident(c)} IS NULL", literal(f"{c} is null")) for c in check.targets]
         case m.NotEmpty():
-            return [make(c, _c(c).isNull() | (F.trim(_c(c).cast("string")) == ""), F.lit(f"{c} is empty"))
+            return [make(c, f"{ident(c)} IS NULL OR trim(CAST({ident(c)} AS STRING)) = ''", literal(f"{c} is empty"))
                     for c in check.targets]
         case m.Range():
             out = []
             for c in check.targets:
-                lo = _c(c) >= F.lit(check.min) if check.inclusive else _c(c) > F.lit(check.min)
-                hi = _c(c) <= F.lit(check.max) if check.inclusive else _c(c) < F.lit(check.max)
-                ok = lo if check.max is None else hi if check.min is None else lo & hi
+                lo, hi = (">=", "<=") if check.inclusive else (">", "<")
+                bounds = []
+                if check.min is not None:
+                    bounds.append(f"{ident(c)} {lo} {literal(check.min)}")
+                if check.max is not None:
+                    bounds.append(f"{ident(c)} {hi} {literal(check.max)}")
                 brackets = "[]" if check.inclusive else "()"
                 text = f"is outside {brackets[0]}{check.min}, {check.max}{brackets[1]}"
-                out.append(make(c, ~ok, _value_message(c, text)))
+                out.append(make(c, f"NOT ({all_of(*bounds)})", _value_message(c, text)))
             return out
         case m.InSet():
-            values = [F.lit(v) for v in check.values]
             inside = check.check == "in_set"
             text = "is not in the allowed set" if inside else "is in the forbidden set"
-            return [make(c, ~_c(c).isin(*values) if inside else _c(c).isin(*values), _value_message(c, text))
-                    for c in check.targets]
+            # a null among the values would make IN null for every other value (and the check never fail);
+            # null column values pass anyway, so nulls in the list are left out
+            values = [literal(v) for v in check.values if v is not None]
+            out = []
+            for c in check.targets:
+                if values:
+                    found = f"{ident(c)} IN ({', '.join(values)})"
+                    fails = f"NOT ({found})" if inside else found
+                else:  # only nulls listed: nothing is allowed / nothing is forbidden
+                    fails = f"{ident(c)} IS NOT NULL" if inside else "false"
+                out.append(make(c, fails, _value_message(c, text)))
+            return out
         case m.Regex():
-            return [make(c, ~_c(c).cast("string").rlike(check.pattern),
+            return [make(c, f"NOT (CAST({ident(c)} AS STRING) RLIKE {literal(check.pattern)})",
                          _value_message(c, f"does not match {check.pattern}")) for c in check.targets]
         case m.Email():
-            return [make(c, ~_c(c).rlike(EMAIL_PATTERN), _value_message(c, "is not a valid email address"))
-                    for c in check.targets]
+            return [make(c, f"NOT ({ident(c)} RLIKE {literal(EMAIL_PATTERN)})",
+                         _value_message(c, "is not a valid email address")) for c in check.targets]
         case m.Phone():
-            return [make(c, ~F.regexp_replace(_c(c), r"[\s().-]", "").rlike(PHONE_PATTERN),
+            return [make(c, f"NOT (regexp_replace({ident(c)}, {literal(PHONE_SEPARATORS)}, '') "
+                            f"RLIKE {literal(PHONE_PATTERN)})",
                          _value_message(c, "is not a valid phone number")) for c in check.targets]
         case m.Length():
             out = []
             for c in check.targets:
-                n = F.length(_c(c).cast("string"))
-                ok = F.lit(True)
+                n = f"length(CAST({ident(c)} AS STRING))"
+                bounds = ["true"]
                 if check.min is not None:
-                    ok = ok & (n >= check.min)
+                    bounds.append(f"{n} >= {check.min}")
                 if check.max is not None:
-                    ok = ok & (n <= check.max)
-                out.append(make(c, ~ok, _value_message(c, f"has a length outside [{check.min}, {check.max}]")))
+                    bounds.append(f"{n} <= {check.max}")
+                out.append(make(c, f"NOT ({all_of(*bounds)})",
+                                _value_message(c, f"has a length outside [{check.min}, {check.max}]")))
             return out
         case m.ExistsIn():
-            return [make(c, _c(c).isNotNull() & _c(ref_column(index, c)).isNull(),
+            return [make(c, f"{ident(c)} IS NOT NULL AND {ident(ref_column(index, c))} IS NULL",
                          _value_message(c, f"is not in {check.ref}")) for c in check.targets]
         case m.NotInFuture():
-            limit = F.current_timestamp() + F.expr(f"INTERVAL {float(check.tolerance_hours) * 3600} SECONDS")
-            return [make(c, _c(c).cast("timestamp") > limit, _value_message(c, "is in the future"))
+            limit = instant(now + dt.timedelta(hours=check.tolerance_hours))
+            return [make(c, f"CAST({ident(c)} AS TIMESTAMP) > {limit}", _value_message(c, "is in the future"))
                     for c in check.targets]
         case m.NotOlderThan():
-            limit = F.current_timestamp() - F.expr(f"INTERVAL {float(check.days) * 86400} SECONDS")
-            return [make(c, _c(c).cast("timestamp") < limit, _value_message(c, f"is older than {check.days} days"))
-                    for c in check.targets]
+            limit = instant(now - dt.timedelta(days=check.days))
+            return [make(c, f"CAST({ident(c)} AS TIMESTAMP) < {limit}",
+                         _value_message(c, f"is older than {check.days} days")) for c in check.targets]
         case m.Unique():
-            cols = [_c(c) for c in check.columns]
-            seen = F.count(F.lit(1)).over(Window.partitionBy(*cols))
-            complete = F.lit(True)
-            for col in cols:
-                complete = complete & col.isNotNull()
+            cols = ", ".join(ident(c) for c in check.columns)
+            complete = all_of(*[f"{ident(c)} IS NOT NULL" for c in check.columns])
             label = ", ".join(check.columns)
-            return [make(label, complete & (seen > 1), F.lit(f"({label}) is not unique in the batch"))]
+            return [make(label, all_of(complete, f"count(1) OVER (PARTITION BY {cols}) > 1"),
+                         literal(f"({label}) is not unique in the batch"))]
         case m.Parseable():
-            out = []
-            for c in check.targets:
-                parsed = parse_with_formats(_c(c), check.formats)
-                out.append(make(c, _c(c).isNotNull() & parsed.isNull(),
-                                _value_message(c, f"does not match any of {check.formats}")))
-            return out
+            return [make(c, f"{ident(c)} IS NOT NULL AND {parse_with_formats(ident(c), check.formats)} IS NULL",
+                         _value_message(c, f"does not match any of {check.formats}")) for c in check.targets]
         case m.Castable():
-            return [make(c, _c(c).isNotNull() & F.expr(f"try_cast(`{c}` AS {check.type})").isNull(),
+            return [make(c, f"{ident(c)} IS NOT NULL AND try_cast({ident(c)} AS {check.type}) IS NULL",
                          _value_message(c, f"cannot be cast to {check.type}")) for c in check.targets]
         case m.Compare():
-            condition = F.expr(f"({check.left}) {check.op} ({check.right})")
-            return [make(None, ~condition, F.lit(f"{check.left} {check.op} {check.right} does not hold"))]
+            return [make(None, f"NOT (({check.left}) {check.op} ({check.right}))",
+                         literal(f"{check.left} {check.op} {check.right} does not hold"))]
         case m.Expression():
-            return [make(None, ~F.expr(check.expression), F.lit(f"{check.expression} does not hold"))]
+            return [make(None, f"NOT ({check.expression})", literal(f"{check.expression} does not hold"))]
     raise TypeError(f"no compiler for check {check!r}")
 
 
-def builtin_checks(spec: m.DatasetSpec, df: DataFrame) -> list[CompiledCheck]:
+def builtin_checks(spec: m.DatasetSpec, schema: T.StructType) -> list[CompiledCheck]:
     """Checks every dataset gets: malformed lines, undecodable text, required and key columns present."""
     out = []
-    if RAW_RECORD in df.columns:
-        out.append(CompiledCheck("malformed_record", None, "error", _c(RAW_RECORD).isNotNull(),
-                                 F.lit("the line could not be parsed; raw text kept in raw_record")))
-    texts = [f.name for f in df.schema.fields
-             if isinstance(f.dataType, T.StringType) and not f.name.startswith("_")]
+    names = schema.fieldNames()
+    if RAW_RECORD in names:
+        out.append(CompiledCheck("malformed_record", None, "error", f"{ident(RAW_RECORD)} IS NOT NULL",
+                                 literal("the line could not be parsed; raw text kept in raw_record")))
+    texts = [f.name for f in schema.fields if isinstance(f.dataType, T.StringType) and not f.name.startswith("_")]
     if texts:
-        bad = F.lit(False)
-        for c in texts:
-            bad = bad | F.coalesce(_c(c).contains(REPLACEMENT_CHAR), F.lit(False))
+        bad = any_of(*[f"coalesce(contains({ident(c)}, {literal(REPLACEMENT_CHAR)}), false)" for c in texts])
         out.append(CompiledCheck("bad_encoding", None, "error", bad,
-                                 F.lit("text is not valid in the declared encoding")))
+                                 literal("text is not valid in the declared encoding")))
     required = list(dict.fromkeys(spec.keys + spec.required_columns()))
-    out += [CompiledCheck("required", c, "error", _c(c).isNull(), F.lit(f"{c} is required but null"))
-            for c in required if c in df.columns]
+    out += [CompiledCheck("required", c, "error", f"{ident(c)} IS NULL", literal(f"{c} is required but null"))
+            for c in required if c in names]
     return out
 
 
-def compile_checks(spec: m.DatasetSpec, df: DataFrame) -> list[CompiledCheck]:
-    compiled = builtin_checks(spec, df)
+def compile_checks(spec: m.DatasetSpec, schema: T.StructType, now: dt.datetime | None = None
+                   ) -> list[CompiledCheck]:
+    """Every row check of the dataset (built-in ones first) as SQL. `now` is the instant time-relative checks
+    compare with: the run's start, so that every dataset of a run is judged against the same moment."""
+    now = now or dt.datetime.now(dt.UTC)
+    compiled = builtin_checks(spec, schema)
     for i, check in enumerate(spec.checks):
-        compiled += _compile_one(check, i)
+        compiled += _compile_one(check, i, now)
     return compiled
 
 
@@ -178,6 +185,7 @@ def attach_references(spec: m.DatasetSpec, df: DataFrame, refs: dict[str, DataFr
     dataset name -> table), this batch ('batch.<column>'), or both when a dataset references itself (a row
     may point at one loaded earlier or at one arriving with it)."""
     batch = df
+    batch_columns = batch.columns
     for i, check in enumerate(spec.checks):
         if not isinstance(check, m.ExistsIn):
             continue
@@ -185,50 +193,53 @@ def attach_references(spec: m.DatasetSpec, df: DataFrame, refs: dict[str, DataFr
             alias = ref_column(i, c)
             found = []
             if check.ref_dataset is not None and refs.get(check.ref_dataset) is not None:
-                found.append(refs[check.ref_dataset].select(_c(check.ref_column).alias(alias)))
-            if check.ref_dataset in (None, spec.name) and check.ref_column in batch.columns:
-                found.append(batch.select(_c(check.ref_column).alias(alias)))
+                found.append(refs[check.ref_dataset].selectExpr(f"{ident(check.ref_column)} AS {ident(alias)}"))
+            if check.ref_dataset in (None, spec.name) and check.ref_column in batch_columns:
+                found.append(batch.selectExpr(f"{ident(check.ref_column)} AS {ident(alias)}"))
             if not found:
-                df = df.withColumn(alias, F.lit(None).cast(df.schema[c].dataType))
+                df = df.withColumn(alias, F.lit(None).cast(batch.schema[c].dataType))
                 continue
             keys = found[0] if len(found) == 1 else found[0].unionByName(found[1])
-            keys = keys.where(_c(alias).isNotNull()).distinct()
+            keys = keys.where(f"{ident(alias)} IS NOT NULL").distinct()
             df = df.join(keys, df[c] == keys[alias], "left")
     return df
 
 
-def evaluate(spec: m.DatasetSpec, refs: dict[str, DataFrame | None] | None = None):
-    """DataFrame -> DataFrame: adds `_errors` (cast errors from `conform` included); helper columns removed."""
+def evaluate(spec: m.DatasetSpec, refs: dict[str, DataFrame | None] | None = None, now: dt.datetime | None = None):
+    """DataFrame -> DataFrame: adds `_errors` (cast errors from `conform` included); helper columns removed.
+    `now`: the instant not_in_future / not_older_than compare with (default: the moment this is called)."""
 
     def apply(df: DataFrame) -> DataFrame:
         with_refs = attach_references(spec, df, refs or {})
-        compiled = compile_checks(spec, with_refs)
+        schema = with_refs.schema
+        columns = schema.fieldNames()
+        compiled = compile_checks(spec, schema, now)
         # 1) one boolean column per check; 2) the failure records from those flags. Kept apart so that each
         # generated method stays small enough for the JIT: one expression holding twenty checks and their
         # messages compiles into a method the JVM leaves interpreted.
-        flags = {f"_fail_{i}": c.failed() for i, c in enumerate(compiled)}
-        flagged = with_refs.withColumns(flags)
-        failing, error = F.lit(False), F.lit(False)
-        for i, c in enumerate(compiled):
-            failing = failing | F.col(f"_fail_{i}")
-            if c.criticality == "error":
-                error = error | F.col(f"_fail_{i}")
-        records = [failure_list(F.col(f"_fail_{i}"), c.name, F.lit(c.column).cast("string"), c.message,
-                                c.criticality) for i, c in enumerate(compiled)]
-        failures = F.concat(*records) if records else F.array()
-        if CAST_ERRORS in with_refs.columns:
-            failing = failing | (F.size(CAST_ERRORS) > 0)
-            error = error | (F.size(CAST_ERRORS) > 0)
-            failures = F.concat(F.col(CAST_ERRORS), failures)
+        flags = [f"_fail_{i}" for i in range(len(compiled))]
+        flagged = with_refs.selectExpr("*", *[f"{c.failed()} AS {f}" for f, c in zip(flags, compiled, strict=True)])
+        failing = list(flags)
+        error = [f for f, c in zip(flags, compiled, strict=True) if c.criticality == "error"]
+        records = [failure_list(f, c.name, c.column, c.message, c.criticality)
+                   for f, c in zip(flags, compiled, strict=True)]
+        listed = list(records)
+        if CAST_ERRORS in columns:
+            has_cast_error = f"size({ident(CAST_ERRORS)}) > 0"
+            failing.append(has_cast_error)
+            error.append(has_cast_error)
+            listed.insert(0, ident(CAST_ERRORS))
+        failures = f"concat({', '.join(listed)})" if listed else "array()"
         # most rows pass everything: only a failing row pays for building its failure records
-        failures = F.when(failing, failures).otherwise(F.array())
-        malformed = [i for i, c in enumerate(compiled) if c.name == "malformed_record"]
+        failures = f"CASE WHEN {any_of(*failing)} THEN {failures} ELSE array() END"
+        malformed = [f for f, c in zip(flags, compiled, strict=True) if c.name == "malformed_record"]
         if malformed:
             # a line that could not be parsed has no trustworthy fields: that is its only reason
-            i = malformed[0]
-            failures = F.when(F.col(f"_fail_{i}"), records[i]).otherwise(failures)
-        helpers = [c for c in with_refs.columns if c.startswith("_ref_")] + [CAST_ERRORS, *flags]
-        return flagged.withColumns({ERRORS: failures.cast(ERROR_TYPE), HAS_ERROR: error}).drop(*helpers)
+            i = flags.index(malformed[0])
+            failures = f"CASE WHEN {flags[i]} THEN {records[i]} ELSE {failures} END"
+        kept = [ident(c) for c in columns if not c.startswith("_ref_") and c != CAST_ERRORS]
+        return flagged.selectExpr(*kept, f"CAST({failures} AS {sql_type(ERROR_TYPE)}) AS {ident(ERRORS)}",
+                                  f"{any_of(*error)} AS {ident(HAS_ERROR)}")
 
     return apply
 
@@ -236,7 +247,7 @@ def evaluate(spec: m.DatasetSpec, refs: dict[str, DataFrame | None] | None = Non
 def check_names(spec: m.DatasetSpec, df: DataFrame) -> list[tuple[str, str | None, str]]:
     """(name, column, criticality) of every compiled check, for the quality metrics."""
     names = [("type_mismatch", None, "error")]
-    for c in compile_checks(spec, attach_references(spec, df, {})):
+    for c in compile_checks(spec, df.schema):
         names.append((c.name, c.column, c.criticality))
     return list(dict.fromkeys(names))
 

@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.rules.checks import parse_with_formats
+from lakehouse.rules.sql import ident
 from lakehouse.settings import SettingsError
 from lakehouse.specs import models as m
 
@@ -113,7 +114,7 @@ def step_transform(step: m.CleaningStep) -> Transform:
                                               for c, exprs in targets.items()})
         case m.ParseDates(parse_dates=specs):
             def parse(c, spec):
-                parsed = parse_with_formats(F.col(f"`{c}`"), spec.formats)
+                parsed = F.expr(parse_with_formats(ident(c), spec.formats))
                 return F.to_date(parsed) if spec.type == "date" else parsed
             return lambda df: df.withColumns({c: parse(c, spec) for c, spec in specs.items()})
         case m.MaskCard(mask_card=cols):

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from lakehouse.rules.failures import CAST_ERRORS, ERROR_TYPE, failure_list
+from lakehouse.rules.sql import all_of, ident, literal, sql_type
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.names import snake_case
-
-
-def _is_text(dtype: T.DataType) -> bool:
-    return isinstance(dtype, T.StringType)
 
 
 def standardize_column_names(df: DataFrame) -> DataFrame:
@@ -28,29 +24,30 @@ def conform(spec: DatasetSpec, extra_columns: list[str] | None = None):
     def apply(df: DataFrame) -> DataFrame:
         if spec.standardizes_names():
             df = standardize_column_names(df)
-        typed: list[Column] = []
-        failures: list[Column] = []
+        have = {f.name: f.dataType for f in df.schema.fields}
+        typed: list[str] = []
+        failures: list[str] = []
         for field in spec.source_schema().fields:
-            if field.name not in df.columns:
-                typed.append(F.lit(None).cast(field.dataType).alias(field.name))
+            name, target = ident(field.name), sql_type(field.dataType)
+            if field.name not in have:
+                typed.append(f"CAST(NULL AS {target}) AS {name}")
                 continue
-            raw = F.col(f"`{field.name}`")
-            if df.schema[field.name].dataType == field.dataType:
-                typed.append(raw.alias(field.name))
+            if have[field.name] == field.dataType:
+                typed.append(name)
                 continue
-            cast = raw.cast(field.dataType)
-            typed.append(cast.alias(field.name))
+            cast = f"CAST({name} AS {target})"
+            typed.append(f"{cast} AS {name}")
             # an empty or blank text value is a null, not a type error
-            present = raw.isNotNull()
-            if _is_text(df.schema[field.name].dataType):
-                present = present & (F.trim(raw) != "")
-            failures.append(failure_list(
-                present & cast.isNull(), "type_mismatch", F.lit(field.name),
-                F.concat(F.lit("value "), raw.cast("string"), F.lit(f" is not a valid {field.dataType.simpleString()}")),
-                "error"))
-        rest = [F.col(f"`{c}`") for c in df.columns if c not in spec.columns and
+            present = f"{name} IS NOT NULL"
+            if isinstance(have[field.name], T.StringType):
+                present = all_of(present, f"trim({name}) != ''")
+            message = (f"concat('value ', CAST({name} AS STRING), "
+                       f"{literal(f' is not a valid {field.dataType.simpleString()}')})")
+            failures.append(failure_list(all_of(present, f"{cast} IS NULL"), "type_mismatch", field.name,
+                                         message, "error"))
+        rest = [ident(c) for c in have if c not in spec.columns and
                 (c.startswith("_") or c in (extra_columns or []))]
-        errors = F.concat(*failures) if failures else F.array().cast(ERROR_TYPE)
-        return df.select(*typed, *rest, errors.alias(CAST_ERRORS))
+        errors = f"concat({', '.join(failures)})" if failures else "array()"
+        return df.selectExpr(*typed, *rest, f"CAST({errors} AS {sql_type(ERROR_TYPE)}) AS {ident(CAST_ERRORS)}")
 
     return apply

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pyspark.sql import Column
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
+
+from lakehouse.rules.sql import literal
 
 CAST_ERRORS = "_cast_errors"
 ERROR_TYPE = T.ArrayType(T.StructType([
@@ -12,9 +12,15 @@ ERROR_TYPE = T.ArrayType(T.StructType([
     T.StructField("message", T.StringType()), T.StructField("criticality", T.StringType())]))
 
 
-def failure_list(failed: Column, check: str, column: Column, message: Column, criticality: str) -> Column:
-    # arrays concatenated, not a filter() over nulls: higher-order functions are not code-generated, and
-    # with twenty checks they would cost more than the checks themselves
-    item = F.struct(F.lit(check).alias("check"), column.alias("column"), message.alias("message"),
-                    F.lit(criticality).alias("criticality"))
-    return F.when(failed, F.array(item)).otherwise(F.array())
+def failure_record(check: str, column: str | None, message: str, criticality: str) -> str:
+    """SQL: a one-element failure array; `message` is SQL text (a string expression)."""
+    col = literal(column) if column is not None else "CAST(NULL AS STRING)"
+    return (f"array(named_struct('check', {literal(check)}, 'column', {col}, 'message', {message}, "
+            f"'criticality', {literal(criticality)}))")
+
+
+def failure_list(failed: str, check: str, column: str | None, message: str, criticality: str) -> str:
+    """SQL: the failure record when `failed` holds, else an empty array. Arrays concatenated, not a filter()
+    over nulls: higher-order functions are not code-generated, and with twenty checks they would cost more
+    than the checks themselves."""
+    return f"CASE WHEN {failed} THEN {failure_record(check, column, message, criticality)} ELSE array() END"
