@@ -1,8 +1,8 @@
 """Benchmarks behind the product's performance targets (run with `make bench`; results in bench/results/).
 
   checks   the checking stage of 1M rows (bronze Parquet -> typed cast -> row checks -> staging Parquet) with 1 vs
-           20 row checks (target: 20 checks cost at most 1.5x one check); the evaluation alone on cached rows is
-           reported beside it.
+           20 row checks (target: 20 checks cost at most 1.5x one check; median of 5 runs once the JIT has
+           settled, the cold first run reported beside it); the evaluation alone on cached rows is reported too.
   merge    a sales day of ROWS rows loaded after day 1 (day 2) vs the same size of day loaded into a silver
            table already holding 30 days (day 31) (target <= 1.2x), and a rerun of a loaded day (target <= 0.5x
            of its first run, no new silver/gold version).
@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -31,6 +32,7 @@ from pyspark.sql import functions as F
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 CACHE = REPO / "bench" / ".cache"
+STAGE_RUNS = 5
 
 
 def env_int(name: str, default: int) -> int:
@@ -177,15 +179,23 @@ def bench_checks(spark, rows: int, repeat: int, work: Path) -> dict:
             (spark.read.parquet(bronze).transform(conform(spec)).transform(evaluate(spec, now=now))
              .write.mode("overwrite").parquet(str(work / "checked")))
 
-        stage()  # warm-up
-        out[f"stage_{label}_s"] = timed(stage, repeat)
+        # The generated code of a stage is JIT-compiled while it runs, and a wide check set takes about three
+        # runs of 1M rows to settle: the first run (cold, what a fresh process pays) is reported on its own,
+        # two more runs warm up, and the figure is the median of STAGE_RUNS runs after that.
+        out[f"stage_{label}_cold_s"] = timed(stage)
+        for _ in range(2):
+            stage()
+        runs = sorted(timed(stage) for _ in range(STAGE_RUNS))
+        out[f"stage_{label}_runs_s"] = [round(r, 3) for r in runs]
+        out[f"stage_{label}_s"] = statistics.median(runs)
         evaluated = data.transform(evaluate(spec, now=now))
         evaluated.write.format("noop").mode("overwrite").save()
         out[f"evaluation_only_{label}_s"] = timed(
             lambda e=evaluated: e.write.format("noop").mode("overwrite").save(), repeat)
     data.unpersist()
     out["stage_ratio"] = out["stage_20_checks_s"] / out["stage_1_check_s"]
-    out["target_stage_ratio"] = "<= 1.5"
+    out["target_stage_ratio"] = "<= 1.5 (medians)"
+    out["stage_ratio_cold"] = out["stage_20_checks_cold_s"] / out["stage_1_check_cold_s"]
     out["evaluation_only_ratio"] = out["evaluation_only_20_checks_s"] / out["evaluation_only_1_check_s"]
     return out
 

