@@ -167,6 +167,29 @@ def test_parseable_castable_and_age_checks(spark):
                    "future": ["not_in_future"]}
 
 
+@pytest.mark.parametrize("bounds", [{"min": 2, "max": 4}, {"min": 3, "max": 3}, {"min": 2}, {"max": 3},
+                                    {"min": 0, "max": 0}])
+def test_length_counts_characters_not_bytes(spark, bounds):
+    spec = dataset([{"check": "length", "column": "v", **bounds}])
+    values = ["", "a", "ab", "abc", "abcd", "abcde", "üü", "üüü", "日本語", "日本語です", "😀😀😀", "   ", None]
+    got = failures(spark, spec, [(str(i), v) for i, v in enumerate(values)])
+    lo, hi = bounds.get("min", 0), bounds.get("max", 10**9)
+    assert got == {str(i): [] if v is None or lo <= len(v) <= hi else ["length"] for i, v in enumerate(values)}
+
+
+@pytest.mark.parametrize("pattern", ["example", "a b", "x-y", "日本", "ex.mple", "^ex", "ple$", "e+x", "[ab]", "a|b"])
+def test_regex_check_finds_the_pattern_anywhere_unless_anchored(spark, pattern):
+    """Plain-character patterns run as a substring search, the others through the regex engine: the results
+    must be those of Python's re.search for these patterns, which mean the same in Java."""
+    import re
+
+    spec = dataset([{"check": "regex", "column": "v", "pattern": pattern}])
+    values = ["example", "an example here", "EXAMPLE", "exmple", "a b", "ab", "x-y-z", "日本語", "本日", "exxmple",
+              "e", "", "ple", "b", None]
+    got = failures(spark, spec, [(str(i), v) for i, v in enumerate(values)])
+    assert got == {str(i): [] if v is None or re.search(pattern, v) else ["regex"] for i, v in enumerate(values)}
+
+
 @pytest.mark.parametrize("value, valid", [
     ("a@b.io", True), ("first.last+tag@mail.example.co", True), ("x_1%@a-b.c-d.museum", True),
     ("a@b", False), ("a@b.c", False), ("a@b.c1", False), ("a@.com", False), ("a@b..com", False),

@@ -54,6 +54,32 @@ def _value_message(col: str, text: str) -> str:
     return f"concat({literal(col + '=')}, coalesce(CAST({ident(col)} AS STRING), 'null'), {literal(' ' + text)})"
 
 
+def _length_outside(column: str, low: int | None, high: int | None) -> str:
+    """SQL: the text length (in characters) is outside [low, high]. Counting characters walks the whole UTF-8
+    value, so it is done once: with both bounds as |2n - (low + high)| > high - low; with only a maximum, the byte
+    length (known without counting) settles every value of at most `high` bytes, since characters <= bytes."""
+    n = f"length(CAST({ident(column)} AS STRING))"
+    if low is not None and high is not None:
+        return f"abs(2 * CAST({n} AS BIGINT) - {low + high}) > {high - low}"
+    if low is not None:
+        return f"{n} < {low}"
+    if high is not None:
+        return f"octet_length(CAST({ident(column)} AS STRING)) > {high} AND {n} > {high}"
+    return "false"
+
+
+def _is_literal_pattern(pattern: str) -> bool:
+    return all(ch.isalnum() or ch in " _@,;:'\"/=!<>%&~#-" for ch in pattern)
+
+
+def _matches(text: str, pattern: str) -> str:
+    """SQL: the Java regex finds a match in `text`. A pattern of plain characters only (no metacharacter) is a
+    substring search, done on the UTF-8 bytes without decoding the value or running the regex engine."""
+    if pattern and _is_literal_pattern(pattern):
+        return f"contains({text}, {literal(pattern)})"
+    return f"{text} RLIKE {literal(pattern)}"
+
+
 def ref_column(check_index: int, column: str) -> str:
     return f"_ref_{check_index}_{column}"
 
@@ -102,7 +128,7 @@ def _compile_one(check: m.RowCheck, index: int, now: dt.datetime) -> list[Compil
                 out.append(make(c, fails, _value_message(c, text)))
             return out
         case m.Regex():
-            return [make(c, f"NOT (CAST({ident(c)} AS STRING) RLIKE {literal(check.pattern)})",
+            return [make(c, f"NOT ({_matches(f'CAST({ident(c)} AS STRING)', check.pattern)})",
                          _value_message(c, f"does not match {check.pattern}")) for c in check.targets]
         case m.Email():
             return [make(c, f"NOT ({ident(c)} RLIKE {literal(EMAIL_PATTERN)})",
@@ -112,17 +138,8 @@ def _compile_one(check: m.RowCheck, index: int, now: dt.datetime) -> list[Compil
                             f"RLIKE {literal(PHONE_PATTERN)})",
                          _value_message(c, "is not a valid phone number")) for c in check.targets]
         case m.Length():
-            out = []
-            for c in check.targets:
-                n = f"length(CAST({ident(c)} AS STRING))"
-                bounds = ["true"]
-                if check.min is not None:
-                    bounds.append(f"{n} >= {check.min}")
-                if check.max is not None:
-                    bounds.append(f"{n} <= {check.max}")
-                out.append(make(c, f"NOT ({all_of(*bounds)})",
-                                _value_message(c, f"has a length outside [{check.min}, {check.max}]")))
-            return out
+            return [make(c, _length_outside(c, check.min, check.max),
+                         _value_message(c, f"has a length outside [{check.min}, {check.max}]")) for c in check.targets]
         case m.ExistsIn():
             return [make(c, f"{ident(c)} IS NOT NULL AND {ident(ref_column(index, c))} IS NULL",
                          _value_message(c, f"is not in {check.ref}")) for c in check.targets]
