@@ -167,6 +167,17 @@ def test_parseable_castable_and_age_checks(spark):
                    "future": ["not_in_future"]}
 
 
+@pytest.mark.parametrize("check", [
+    {"check": "expression", "expression": "v = 'a') OR (true"},
+    {"check": "compare", "left": "v", "op": "=", "right": "'a') OR (true"},
+    {"check": "not_null", "column": "v", "filter": "v = 'a') OR (true"}])
+def test_a_sql_fragment_must_be_one_expression_on_its_own(spark, check):
+    """Embedded in the compiled check, such text would parse (as 'NOT (v = 'a') OR (true)') and never fail."""
+    spec = dataset([check])
+    with pytest.raises(ValueError, match="is not a SQL expression"):
+        failures(spark, spec, [("1", "b")])
+
+
 @pytest.mark.parametrize("bounds", [{"min": 2, "max": 4}, {"min": 3, "max": 3}, {"min": 2}, {"max": 3},
                                     {"min": 0, "max": 0}])
 def test_length_counts_characters_not_bytes(spark, bounds):

@@ -1,7 +1,8 @@
 """Row checks compiled into one pass: every check becomes a SQL condition that holds on a failing row.
 
-`evaluate` adds `_errors` (array<struct<check, column, message, criticality>>): one select over the batch,
-no Spark job per rule, and the whole rule set handed to Spark as SQL text in one call. Error-level failures send a row to quarantine; warn-level ones are kept and counted.
+`evaluate` adds `_errors` (array<struct<check, column, message, criticality>>): one select over the batch, no
+Spark job per rule, the whole rule set handed to Spark as SQL text in one call. Error-level failures send a row
+to quarantine; warn-level ones are kept and counted.
 Checks pass on null values, except `not_null` and `not_empty` (null is what they look for).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -225,11 +226,40 @@ def attach_references(spec: m.DatasetSpec, df: DataFrame, refs: dict[str, DataFr
     return df
 
 
+def user_sql(spec: m.DatasetSpec) -> list[tuple[str, str]]:
+    """(where, text) of every SQL fragment of the row checks written in the YAML."""
+    out = []
+    for i, check in enumerate(spec.checks):
+        where = f"checks[{i}] ({check.name or check.check})"
+        if check.filter:
+            out.append((f"{where} filter", check.filter))
+        match check:
+            case m.Compare():
+                out += [(f"{where} left", check.left), (f"{where} right", check.right)]
+            case m.Expression():
+                out.append((f"{where} expression", check.expression))
+    return out
+
+
+def check_user_sql(spec: m.DatasetSpec, spark: SparkSession) -> None:
+    """Parse each SQL fragment of the YAML on its own before it is embedded in the compiled checks: text that is
+    not one expression (an unbalanced parenthesis, say) could otherwise combine with the text around it and
+    mean something else instead of failing."""
+    parser = spark._jsparkSession.sessionState().sqlParser()  # F.expr only parses when the plan is analysed
+    for where, text in user_sql(spec):
+        try:
+            parser.parseExpression(text)
+        except Exception as exc:
+            raise ValueError(f"dataset {spec.name}: {where} is not a SQL expression: {text!r}: "
+                             f"{str(exc).splitlines()[0]}") from exc
+
+
 def evaluate(spec: m.DatasetSpec, refs: dict[str, DataFrame | None] | None = None, now: dt.datetime | None = None):
     """DataFrame -> DataFrame: adds `_errors` (cast errors from `conform` included); helper columns removed.
     `now`: the instant not_in_future / not_older_than compare with (default: the moment this is called)."""
 
     def apply(df: DataFrame) -> DataFrame:
+        check_user_sql(spec, df.sparkSession)
         with_refs = attach_references(spec, df, refs or {})
         schema = with_refs.schema
         columns = schema.fieldNames()
