@@ -132,11 +132,12 @@ def _compile_one(check: m.RowCheck, index: int, now: dt.datetime) -> list[Compil
             return [make(c, f"NOT ({_matches(f'CAST({ident(c)} AS STRING)', check.pattern)})",
                          _value_message(c, f"does not match {check.pattern}")) for c in check.targets]
         case m.Email():
-            return [make(c, f"NOT ({ident(c)} RLIKE {literal(EMAIL_PATTERN)})",
+            return [make(c, f"NOT ({_matches(ident(c), EMAIL_PATTERN)})",
                          _value_message(c, "is not a valid email address")) for c in check.targets]
         case m.Phone():
-            return [make(c, f"NOT (regexp_replace({ident(c)}, {literal(PHONE_SEPARATORS)}, '') "
-                            f"RLIKE {literal(PHONE_PATTERN)})",
+            def digits(c: str) -> str:
+                return f"regexp_replace({ident(c)}, {literal(PHONE_SEPARATORS)}, '')"
+            return [make(c, f"NOT ({_matches(digits(c), PHONE_PATTERN)})",
                          _value_message(c, "is not a valid phone number")) for c in check.targets]
         case m.Length():
             return [make(c, _length_outside(c, check.min, check.max),
@@ -282,10 +283,10 @@ def evaluate(spec: m.DatasetSpec, refs: dict[str, DataFrame | None] | None = Non
         failures = f"concat({', '.join(listed)})" if listed else "array()"
         # most rows pass everything: only a failing row pays for building its failure records
         failures = f"CASE WHEN {any_of(*failing)} THEN {failures} ELSE array() END"
-        malformed = [f for f, c in zip(flags, compiled, strict=True) if c.name == "malformed_record"]
+        malformed = [i for i, c in enumerate(compiled) if c.name == "malformed_record"]
         if malformed:
             # a line that could not be parsed has no trustworthy fields: that is its only reason
-            i = flags.index(malformed[0])
+            i = malformed[0]
             failures = f"CASE WHEN {flags[i]} THEN {records[i]} ELSE {failures} END"
         kept = [ident(c) for c in columns if not c.startswith("_ref_") and c != CAST_ERRORS]
         return flagged.selectExpr(*kept, f"CAST({failures} AS {sql_type(ERROR_TYPE)}) AS {ident(ERRORS)}",
