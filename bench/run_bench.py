@@ -6,11 +6,14 @@
   merge    a sales day of ROWS rows loaded after day 1 (day 2) vs the same size of day loaded into a silver
            table already holding 30 days (day 31) (target <= 1.2x), and a rerun of a loaded day (target <= 0.5x
            of its first run, no new silver/gold version).
+  files    a sales day of FILES_ROWS rows in one CSV file vs the same rows in FILES_COUNT files of one header
+           (target: the many-file day loads in at most 2x the time; every file is probed, and files of one
+           header are read by one scan).
   memory   peak resident memory of the driver process and its JVM while a day of MEMORY_ROWS rows loads
            (target 2.5 GB for 10M rows with default settings).
 
 Sizes come from the environment (0 skips a part): BENCH_CHECK_ROWS (1000000), BENCH_ROWS (1000000),
-BENCH_MEMORY_ROWS (0).
+BENCH_FILES_ROWS (200000) with BENCH_FILES_COUNT (200), BENCH_MEMORY_ROWS (0).
 Timings are wall-clock seconds on this machine, best of BENCH_REPEAT (2) where a step can be repeated.
 """
 
@@ -281,6 +284,45 @@ def bench_merge(spark, rows: int, work: Path) -> dict:
             "rerun_new_versions": not rerun_versions_unchanged, "stage_seconds": stages}
 
 
+def bench_files(spark, rows: int, count: int, work: Path) -> dict:
+    """One day of sales as one file and as `count` files (the same rows, each file with the header), each loaded
+    into a fresh lake after the same products day; the sales dataset's load is timed (median of 3)."""
+    from lakehouse.pipeline.job import DailyJob
+    from lakehouse.tables import select_engine
+    from lakehouse.tables.paths import LakeLayout
+
+    day = dt.date(2024, 3, 2)
+    source = work / "files-source"
+    generate(source, 1, rows, 12, day)
+    sales = next((source / "raw" / "sales").rglob("sales.csv"))
+    header, *lines = sales.read_bytes().split(b"\n")
+    lines = [ln for ln in lines if ln]
+    out: dict = {"rows": len(lines), "files": count}
+    for label, parts in (("one_file", 1), ("many_files", count)):
+        times = []
+        for attempt in range(3):
+            lake = work / f"files-{label}-{attempt}"
+            shutil.copytree(source / "raw", lake / "raw", copy_function=os.link)
+            folder = sales.parent.relative_to(source)
+            (lake / folder / "sales.csv").unlink()
+            step = -(-len(lines) // parts)
+            for i in range(parts):
+                chunk = lines[i * step:(i + 1) * step]
+                (lake / folder / f"part-{i:04d}.csv").write_bytes(b"\n".join([header, *chunk]) + b"\n")
+            engine = select_engine(spark, LakeLayout(str(lake)), "rust")
+            job = DailyJob(engine, mini_catalog(work / f"files-conf-{label}-{attempt}"))
+            result = job.run_day(day)
+            outcome = next(o for o in result.datasets if o.dataset == "sales")
+            assert outcome.status == "ok" and outcome.rows_read == len(lines), (outcome.status, outcome.message)
+            times.append(sum(outcome.timings.values()))
+            shutil.rmtree(lake, ignore_errors=True)
+        out[f"{label}_s"] = statistics.median(times)
+        out[f"{label}_runs_s"] = [round(t, 3) for t in times]
+    out["many_over_one"] = out["many_files_s"] / out["one_file_s"]
+    out["target"] = "<= 2"
+    return out
+
+
 def bench_memory(spark, rows: int, work: Path) -> dict:
     """A day of `rows` sales rows loaded into tables that already hold a day (so silver is MERGEd into, as
     on every day but the first)."""
@@ -317,6 +359,10 @@ def main() -> int:
         if env_int("BENCH_ROWS", 1_000_000):
             report["merge"] = bench_merge(spark, env_int("BENCH_ROWS", 1_000_000), work)
             print(json.dumps({"merge": report["merge"]}, indent=2), flush=True)
+        if env_int("BENCH_FILES_ROWS", 200_000):
+            report["files"] = bench_files(spark, env_int("BENCH_FILES_ROWS", 200_000),
+                                          env_int("BENCH_FILES_COUNT", 200), work)
+            print(json.dumps({"files": report["files"]}, indent=2), flush=True)
         if env_int("BENCH_MEMORY_ROWS", 0):
             report["memory"] = bench_memory(spark, env_int("BENCH_MEMORY_ROWS", 0), work)
             print(json.dumps({"memory": report["memory"]}, indent=2), flush=True)

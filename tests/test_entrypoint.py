@@ -58,12 +58,18 @@ def test_broken_input_ends_the_application_with_exit_code_1(tmp_path):
     RetailGenerator(lake, days=1, rows_per_day=50, seed=3, end_date=DAY, products=20, customers=30).write()
     corrupt = next((lake / "raw/customers").rglob("*.parquet"))
     corrupt.write_bytes(b"PAR1 this is not a parquet file")
+    # a bad file is set aside by default; this dataset's policy makes it fail the dataset
+    conf = mounted_conf(tmp_path)
+    spec = conf / "datasets" / "customers.yaml"
+    spec.write_text(spec.read_text() + "on_bad_file: fail\n")
     # the cluster runs the jvm engine; here only the embedded one exists, everything else is the manifest's
-    args = _with(_with(args, "--conf-dir", str(mounted_conf(tmp_path))), "--engine", "rust")
+    args = _with(_with(args, "--conf-dir", str(conf)), "--engine", "rust")
     proc = spark_submit(script, [*args, "--date", DAY.isoformat()], lake)
     assert proc.returncode == 1, proc.stdout + proc.stderr[-3000:]
     failed = [ln for ln in proc.stdout.splitlines() if ln.strip().startswith("customers")]
     assert failed and " failed " in failed[0], proc.stdout
+    assert f"{corrupt}: not a Parquet file (bad magic bytes)" in failed[0]
+    assert "Py4JJavaError" not in proc.stdout and "Traceback" not in proc.stdout
     # the other datasets still loaded, and the failure is in the run record
     assert "sales" in proc.stdout and (lake / "silver/sales/_delta_log").is_dir()
 

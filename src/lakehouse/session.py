@@ -49,4 +49,16 @@ def build_session(settings: Settings, app_name: str = "lakehouse", extra: dict[s
                     and not key.startswith("spark.sql.catalog"):
                 spark.conf.set(key, value)
     spark.sparkContext.setLogLevel("WARN")
+    _quiet(spark, "org.apache.spark.sql.catalyst.csv.CSVHeaderChecker")
     return spark
+
+
+def _quiet(spark: SparkSession, logger: str) -> None:
+    """Errors only from `logger`: the CSV reader maps each file's header itself and reads columns by position,
+    which Spark's header checker would report as a mismatch for every file."""
+    try:
+        jvm = spark.sparkContext._jvm
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+            logger, jvm.org.apache.logging.log4j.Level.ERROR)
+    except Exception:  # a JVM without log4j-core: the warning stays
+        pass

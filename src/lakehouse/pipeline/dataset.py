@@ -21,11 +21,14 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.pipeline import ingested
+from lakehouse.pipeline.bronze import load_bronze
 from lakehouse.rules.checks import ERRORS, check_names, evaluate, has_error
 from lakehouse.rules.cleaning import clean, superseded
 from lakehouse.rules.conform import conform
-from lakehouse.sources.reader import LINEAGE, RAW_RECORD, discover, new_columns, read_raw
+from lakehouse.sources.files import discover
+from lakehouse.sources.reader import LINEAGE, RAW_RECORD, new_columns
 from lakehouse.specs import models as m
+from lakehouse.specs.names import snake_case
 from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, sql_literal
 from lakehouse.tables.paths import is_remote
 
@@ -71,7 +74,9 @@ class DatasetOutcome:
     new_columns: list[str] = field(default_factory=list)
     affected_dates: dict[str, list[dt.date]] = field(default_factory=dict)
     quality: list[QualityMetric] = field(default_factory=list)
-    raw_files: list = field(default_factory=list)
+    raw_files: list = field(default_factory=list)  # files read
+    rejected: list = field(default_factory=list)  # Rejection of each file that could not be read
+    skipped: list[str] = field(default_factory=list)  # files in the partition that are not data files
     bronze_reused: bool = False
     raw_columns: list[str] = field(default_factory=list)
     # wall-clock seconds per stage (bronze, check, measure, quarantine, silver), for the run log and the bench
@@ -186,7 +191,9 @@ def evaluate_dataset_check(check: m.DatasetCheck, index: int, ctx: DatasetCheckC
             change = abs(ctx.rows_read - ctx.previous_rows) / ctx.previous_rows
             return change, change <= check.max_change, f"|change| <= {check.max_change} vs {ctx.previous_rows}", None
         case m.RequiredColumns():
-            missing = [c for c in check.columns if c not in ctx.raw_columns]
+            # a column as named in the files or as the reader maps it (snake_case, case-insensitive)
+            present = {c.lower() for c in ctx.raw_columns}
+            missing = [c for c in check.columns if c.lower() not in present and snake_case(c) not in present]
             return float(len(missing)), not missing, f"present: {check.columns}", ",".join(missing) or None
     raise TypeError(f"no evaluation for dataset check {check!r}")
 
@@ -212,6 +219,14 @@ class DatasetLoad:
     # ------------------------------------------------------------------ stages
 
     def run(self) -> DatasetOutcome:
+        try:
+            return self._run()
+        finally:
+            staging = self.lake.staging(self.run_id, self.spec.name)
+            if not is_remote(staging):
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def _run(self) -> DatasetOutcome:
         if self.from_bronze:
             # full refresh: silver is rebuilt from what bronze already holds; raw files are not read
             bronze = self.engine.read_or_none(self.lake.bronze(self.spec.name))
@@ -222,36 +237,48 @@ class DatasetLoad:
             self.raw_columns = [c for c in bronze.columns if c not in LINEAGE]
         else:
             day = discover(self.spec, self.lake, self.run_date)
-            self.outcome.files = len(day.files)
-            self.outcome.raw_files = day.files
+            out = self.outcome
+            out.files, out.skipped = len(day.files), list(day.skipped)
             if not day.files:
-                self.outcome.status = "no_data"
-                self.outcome.message = f"no raw files in {day.folder}"
-                return self.outcome
+                out.status = "no_data"
+                out.message = f"no raw files in {day.folder}"
+                return out
             known = ingested.unchanged_since_ingest(self.ingested_state, self.spec.name, day.files) \
                 if self.engine.exists(self.lake.bronze(self.spec.name)) else None
             if known is not None:
                 # the same bytes are in bronze already: rebuild silver from there, do not parse them again
-                self.raw_columns = known
-                self.outcome.bronze_reused = True
+                self.raw_columns = known.columns
+                out.raw_files, out.rejected = known.read, known.rejected
+                out.bronze_reused = True
             else:
-                raw = read_raw(self.spark, self.spec, day, self.run_id, self.ingested_at)
-                self.raw_columns = [c for c in raw.columns if c not in LINEAGE]
-                with self.outcome.timed("bronze"):
-                    self.write_bronze(raw)
+                with out.timed("bronze"):
+                    loaded = load_bronze(self.engine, self.spec, day, self.run_id, self.ingested_at,
+                                         self.lake.staging(self.run_id, self.spec.name, "raw"))
+                self.raw_columns = loaded.columns
+                out.raw_files, out.rejected = loaded.read, loaded.rejected
+                if not loaded.rows:
+                    out.raw_columns = self.raw_columns
+                    out.message = "no readable raw file"
+                    self.gate_files()
+                    return out
         self.outcome.raw_columns = self.raw_columns
         self.outcome.new_columns = new_columns(self.spec, self.raw_columns)
-        checked_path = self.lake.staging(self.run_id, self.spec.name, "checked")
-        try:
-            self.check(checked_path)
-        finally:
-            if not is_remote(checked_path):
-                shutil.rmtree(checked_path, ignore_errors=True)
+        self.check(self.lake.staging(self.run_id, self.spec.name, "checked"))
         return self.outcome
 
-    def write_bronze(self, raw: DataFrame) -> None:
-        where = f"_partition_date = {sql_literal(self.run_date.isoformat())}"
-        self.engine.replace_partitions(raw, self.lake.bronze(self.spec.name), ["_partition_date"], where)
+    def gate_files(self) -> None:
+        """Under `on_bad_file: fail` a rejected file fails the dataset (its other rows are held back)."""
+        out = self.outcome
+        if out.rejected and self.spec.on_bad_file == "fail":
+            out.status = "failed"
+            out.message = self.bad_file_failure()
+            out.rows_duplicate = 0
+            out.rows_held_back = out.rows_read - out.rows_quarantined
+
+    def bad_file_failure(self) -> str:
+        shown = "; ".join(f"{r.file.path}: {r.reason}" for r in self.outcome.rejected[:3])
+        more = f" (and {len(self.outcome.rejected) - 3} more)" if len(self.outcome.rejected) > 3 else ""
+        return f"{len(self.outcome.rejected)} raw file(s) cannot be read (on_bad_file: fail): {shown}{more}"
 
     def bronze_day(self) -> DataFrame:
         return self.engine.read(self.lake.bronze(self.spec.name), partitions={"_partition_date": [self.run_date]})
@@ -337,6 +364,8 @@ class DatasetLoad:
         """Dataset checks and schema drift: raise DatasetFailed when the batch must not reach silver."""
         spec, out = self.spec, self.outcome
         failures = []
+        if out.rejected and spec.on_bad_file == "fail":
+            failures.append(self.bad_file_failure())
         if out.new_columns and spec.on_new_columns == "fail":
             failures.append(f"new columns {out.new_columns} in the raw data (on_new_columns: fail)")
         key_duplicates = out.rows_duplicate - int(self._row_stats["superseded"])

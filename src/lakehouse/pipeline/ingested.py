@@ -11,7 +11,8 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.sources.reader import RawFile, list_partitions
+from lakehouse.sources.files import RawFile, list_raw
+from lakehouse.sources.probe import Rejection
 from lakehouse.specs import Catalog
 from lakehouse.tables.engine import TableEngine
 
@@ -21,7 +22,8 @@ SCHEMA = T.StructType([
     T.StructField("path", T.StringType()),
     T.StructField("size", T.LongType()),
     T.StructField("modified_at", T.TimestampType()),
-    T.StructField("status", T.StringType()),  # ingested | deleted
+    T.StructField("status", T.StringType()),  # ingested | rejected | deleted
+    T.StructField("reason", T.StringType()),  # why a rejected file could not be read
     T.StructField("columns", T.ArrayType(T.StringType())),  # the raw columns the file was read with
     T.StructField("run_id", T.StringType()),
     T.StructField("recorded_at", T.TimestampType()),
@@ -58,13 +60,13 @@ def find_pending(engine: TableEngine, catalog: Catalog) -> PendingWork:
     state = latest_state(engine)
     work = PendingWork()
     for spec in catalog.dataset_order():
-        partitions = list_partitions(spec, engine.layout)
+        partitions = list_raw(spec, engine.layout).days
         present = set()
         for day, files in partitions.items():
             for f in files:
                 present.add(f.path)
                 seen = state.get((spec.name, f.path))
-                if seen is None or seen["status"] != "ingested" or \
+                if seen is None or seen["status"] not in ("ingested", "rejected") or \
                         _fingerprint(seen["size"], seen["modified_at"]) != _fingerprint(f.size, f.mtime):
                     work.changed.setdefault(spec.name, []).append(f.path)
                     if day not in work.dates.setdefault(spec.name, []):
@@ -74,20 +76,34 @@ def find_pending(engine: TableEngine, catalog: Catalog) -> PendingWork:
     return work
 
 
+@dataclass
+class Unchanged:
+    """A day whose files are all exactly as last ingested (or rejected): bronze holds their rows already."""
+
+    columns: list[str]
+    read: list[RawFile]
+    rejected: list[Rejection]
+
+
 def unchanged_since_ingest(state: dict[tuple[str, str], dict], dataset: str, files: list[RawFile]
-                           ) -> list[str] | None:
-    """The raw columns the files were ingested with, when every file is exactly as last ingested (by the log
-    `state` from latest_state); else None."""
+                           ) -> Unchanged | None:
+    """The raw columns the files were ingested with, when every file is exactly as last ingested or rejected (by
+    the log `state` from latest_state); else None."""
     if not state or not files:
         return None
-    columns: list[str] = []
+    out = Unchanged([], [], [])
     for f in files:
         seen = state.get((dataset, f.path))
-        if seen is None or seen["status"] != "ingested" or not seen["columns"] or \
-                _fingerprint(seen["size"], seen["modified_at"]) != _fingerprint(f.size, f.mtime):
+        if seen is None or _fingerprint(seen["size"], seen["modified_at"]) != _fingerprint(f.size, f.mtime):
             return None
-        columns += [c for c in seen["columns"] if c not in columns]
-    return columns
+        if seen["status"] == "rejected":
+            out.rejected.append(Rejection(f, seen.get("reason") or "rejected before"))
+            continue
+        if seen["status"] != "ingested" or seen["columns"] is None:
+            return None
+        out.read.append(f)
+        out.columns += [c for c in seen["columns"] if c not in out.columns]
+    return out if out.read else None
 
 
 def latest_rows(log):
@@ -96,11 +112,14 @@ def latest_rows(log):
 
 
 def record(engine: TableEngine, dataset: str, day: dt.date, files: list[RawFile], run_id: str,
-           columns: list[str] | None = None, status: str = "ingested") -> None:
+           columns: list[str] | None = None, rejected: list[Rejection] = ()) -> None:
+    """Log the files read (status ingested, with the raw columns) and the files rejected (with the reason)."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    entries = [(f, "ingested", None) for f in files] + [(r.file, "rejected", r.reason) for r in rejected]
     rows = [{"dataset": dataset, "partition_date": day, "path": f.path, "size": int(f.size),
-             "modified_at": _fingerprint(f.size, f.mtime)[1], "status": status, "columns": columns,
-             "run_id": run_id, "recorded_at": now} for f in files]
+             "modified_at": _fingerprint(f.size, f.mtime)[1], "status": status, "reason": reason,
+             "columns": columns if status == "ingested" else None, "run_id": run_id, "recorded_at": now}
+            for f, status, reason in entries]
     if rows:
         engine.append(engine.spark.createDataFrame(rows, SCHEMA), engine.layout.meta("ingested_files"))
 
@@ -108,6 +127,7 @@ def record(engine: TableEngine, dataset: str, day: dt.date, files: list[RawFile]
 def record_deleted(engine: TableEngine, rows: list[dict], run_id: str) -> None:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     out = [{**{k: r[k] for k in ("dataset", "partition_date", "path", "size", "modified_at")},
-            "status": "deleted", "columns": r.get("columns"), "run_id": run_id, "recorded_at": now} for r in rows]
+            "status": "deleted", "reason": None, "columns": r.get("columns"), "run_id": run_id,
+            "recorded_at": now} for r in rows]
     if out:
         engine.append(engine.spark.createDataFrame(out, SCHEMA), engine.layout.meta("ingested_files"))

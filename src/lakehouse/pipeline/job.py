@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import functions as F
 
+from lakehouse.errors import describe
 from lakehouse.pipeline import ingested, meta
 from lakehouse.pipeline.dataset import DatasetLoad, DatasetOutcome
 from lakehouse.pipeline.gold import GoldOutcome, recompute
 from lakehouse.specs import Catalog
 from lakehouse.specs.models import RowCount
-from lakehouse.tables.engine import TableEngine, in_list
+from lakehouse.tables.engine import TableEngine, in_list, is_commit_conflict
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +37,6 @@ def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
 CONFLICT_RETRIES = 3
 
 
-def is_commit_conflict(exc: BaseException) -> bool:
-    """A concurrent writer committed first (delta-rs CommitFailedError, Delta's Concurrent*Exception)."""
-    text = f"{type(exc).__name__}: {exc}"
-    return any(word in text for word in ("CommitFailed", "ConcurrentAppend", "ConcurrentDelete",
-                                         "ConcurrentTransaction", "MetadataChanged", "ProtocolChanged",
-                                         "ConcurrentModification", "Transaction failed", "version already exists"))
-
-
 def with_conflict_retries(action, what: str):
     """Run `action`; on a commit conflict run it again: every stage is idempotent, so a retry applies only
     what the other writer has not."""
@@ -59,9 +52,8 @@ def with_conflict_retries(action, what: str):
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
     prefix = "concurrent writer: " if is_commit_conflict(exc) else ""
-    return f"{prefix}{type(exc).__name__}: {text[0] if text else ''}"
+    return prefix + describe(exc)
 
 
 @dataclass
@@ -146,23 +138,30 @@ class DailyJob:
                 continue
             date_columns = sorted({a.date_column for a in self.catalog.aggregations_from(spec.name)})
 
-            def load(spec=spec, date_columns=date_columns) -> tuple[DatasetLoad, DatasetOutcome]:
-                attempt = DatasetLoad(self.engine, spec, result.run_id, run_date, started, date_columns,
-                                      from_bronze=from_bronze, ingested_state=state)
-                return attempt, attempt.run()
+            attempts: list[DatasetLoad] = []
+
+            def load(spec=spec, date_columns=date_columns, attempts=attempts) -> DatasetOutcome:
+                attempts.append(DatasetLoad(self.engine, spec, result.run_id, run_date, started, date_columns,
+                                            from_bronze=from_bronze, ingested_state=state))
+                return attempts[-1].run()
 
             try:
-                _, outcome = with_conflict_retries(load, f"dataset {spec.name}")
+                outcome = with_conflict_retries(load, f"dataset {spec.name}")
             except Exception as exc:  # one dataset's failure is recorded; the others still load
-                log.exception("dataset %s failed", spec.name)
-                outcome = DatasetOutcome(spec.name, run_date, status="failed", message=_first_line(exc))
+                log.error("dataset %s for %s failed: %s", spec.name, run_date, _first_line(exc))
+                log.debug("dataset %s failed", spec.name, exc_info=True)
+                # what happened before the failure (files, rows read) stays in the record
+                outcome = attempts[-1].outcome if attempts else DatasetOutcome(spec.name, run_date)
+                outcome.status, outcome.message = "failed", _first_line(exc)
+                outcome.rows_to_silver = 0
+                outcome.rows_held_back = max(outcome.rows_read - outcome.rows_quarantined - outcome.rows_duplicate, 0)
             if outcome.status == "no_data" and any(
                     isinstance(c, RowCount) and (c.min or 0) > 0 and c.action == "fail"
                     for c in spec.dataset_checks):
                 outcome.status = "failed"
-            if outcome.status == "ok" and outcome.raw_files and not outcome.bronze_reused:
+            if outcome.status == "ok" and (outcome.raw_files or outcome.rejected) and not outcome.bronze_reused:
                 ingested.record(self.engine, spec.name, run_date, outcome.raw_files, result.run_id,
-                                columns=outcome.raw_columns)
+                                columns=outcome.raw_columns, rejected=outcome.rejected)
             result.datasets.append(outcome)
             log.info("dataset %s for %s: %s, seconds per stage %s", spec.name, run_date, outcome.status,
                      outcome.timings)
@@ -175,15 +174,18 @@ class DailyJob:
                 gold = with_conflict_retries(lambda agg=agg, dates=dates: recompute(
                     self.engine, agg, dates, run_date, result.run_id), f"gold table {agg.name}")
             except Exception as exc:
-                log.exception("gold table %s failed", agg.name)
+                log.error("gold table %s failed: %s", agg.name, _first_line(exc))
+                log.debug("gold table %s failed", agg.name, exc_info=True)
                 gold = GoldOutcome(agg.name, run_date, status="failed", dates=dates, message=_first_line(exc))
             gold.seconds = round(time.perf_counter() - start, 3)
             result.golds.append(gold)
         finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        fresh = [o for o in result.datasets if not o.bronze_reused]  # a reused day's rejections are logged
         meta.record(self.engine, result.run_id,
                     meta.run_rows(result.run_id, self.engine.name, started, finished, result.datasets,
                                   result.golds),
-                    meta.quality_rows(result.run_id, result.datasets))
+                    meta.quality_rows(result.run_id, result.datasets),
+                    meta.rejected_rows(result.run_id, fresh, finished))
         return result
 
 
@@ -204,5 +206,8 @@ def summary(result: DayResult) -> str:
         lines.append(f"  gold.{g.table:<17}{g.status:<9}{dates:>16}  rows {g.rows}"
                      + (f" (+{m.inserted} ~{m.updated} -{m.deleted})" if m else "")
                      + (f"  {g.message}" if g.status == "failed" else ""))
+    for o in result.datasets:
+        lines += [f"  rejected file: {o.dataset} {r.file.path}: {r.reason}" for r in o.rejected]
+        lines += [f"  skipped (not a data file): {o.dataset} {path}" for path in o.skipped]
     lines += [f"  note: {n}" for n in result.notes]
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""The _meta tables: run history (one row per run and table) and per-check quality metrics."""
+"""The _meta tables: run history (one row per run and table), per-check quality metrics, rejected raw files."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ RUNS_SCHEMA = T.StructType([
     T.StructField("started_at", T.TimestampType()),
     T.StructField("finished_at", T.TimestampType()),
     T.StructField("files", T.LongType()),
+    T.StructField("files_read", T.LongType()),
+    T.StructField("files_rejected", T.LongType()),
+    T.StructField("files_skipped", T.LongType()),
     T.StructField("rows_read", T.LongType()),
     T.StructField("rows_malformed", T.LongType()),
     T.StructField("rows_quarantined", T.LongType()),
@@ -37,6 +40,17 @@ RUNS_SCHEMA = T.StructType([
     T.StructField("table_version", T.LongType()),
     T.StructField("new_columns", T.ArrayType(T.StringType())),
     T.StructField("gold_dates", T.ArrayType(T.DateType())),
+])
+
+REJECTED_SCHEMA = T.StructType([
+    T.StructField("run_id", T.StringType()),
+    T.StructField("run_date", T.DateType()),
+    T.StructField("dataset", T.StringType()),
+    T.StructField("path", T.StringType()),
+    T.StructField("size", T.LongType()),
+    T.StructField("modified_at", T.TimestampType()),
+    T.StructField("reason", T.StringType()),
+    T.StructField("rejected_at", T.TimestampType()),
 ])
 
 QUALITY_SCHEMA = T.StructType([
@@ -69,7 +83,8 @@ def run_rows(run_id: str, engine: str, started: dt.datetime, finished: dt.dateti
         rows.append({
             "run_id": run_id, "run_date": o.run_date, "layer": "silver", "name": o.dataset, "status": o.status,
             "message": o.message, "engine": engine, "started_at": started, "finished_at": finished,
-            "files": o.files, "rows_read": o.rows_read, "rows_malformed": o.rows_malformed,
+            "files": o.files, "files_read": len(o.raw_files), "files_rejected": len(o.rejected),
+            "files_skipped": len(o.skipped), "rows_read": o.rows_read, "rows_malformed": o.rows_malformed,
             "rows_quarantined": o.rows_quarantined, "rows_warned": o.rows_warned,
             "rows_duplicate": o.rows_duplicate, "rows_held_back": o.rows_held_back,
             "rows_to_silver": o.rows_to_silver, "new_columns": o.new_columns, "gold_dates": None,
@@ -93,7 +108,19 @@ def quality_rows(run_id: str, datasets: list[DatasetOutcome]) -> list[dict]:
     return rows
 
 
-def record(engine: TableEngine, run_id: str, run_rows_: list[dict], quality_rows_: list[dict]) -> None:
+def rejected_rows(run_id: str, datasets: list[DatasetOutcome], at: dt.datetime) -> list[dict]:
+    rows = []
+    for o in datasets:
+        for r in o.rejected:
+            mtime = r.file.mtime.astimezone(dt.UTC).replace(tzinfo=None) if r.file.mtime and r.file.mtime.tzinfo \
+                else r.file.mtime
+            rows.append({"run_id": run_id, "run_date": o.run_date, "dataset": o.dataset, "path": r.file.path,
+                         "size": int(r.file.size), "modified_at": mtime, "reason": r.reason, "rejected_at": at})
+    return rows
+
+
+def record(engine: TableEngine, run_id: str, run_rows_: list[dict], quality_rows_: list[dict],
+           rejected_rows_: list[dict] = ()) -> None:
     """Append the run's records. Each append carries the app transaction (run id, 1): a retried append of the
     same run is skipped instead of duplicating the records."""
     spark = engine.spark
@@ -104,3 +131,6 @@ def record(engine: TableEngine, run_id: str, run_rows_: list[dict], quality_rows
     if quality_rows_:
         engine.append(spark.createDataFrame(quality_rows_, QUALITY_SCHEMA), engine.layout.meta("quality"),
                       ["run_date"], txn=txn)
+    if rejected_rows_:
+        engine.append(spark.createDataFrame(list(rejected_rows_), REJECTED_SCHEMA),
+                      engine.layout.meta("rejected_files"), ["run_date"], txn=txn)

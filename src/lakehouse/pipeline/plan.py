@@ -13,7 +13,8 @@ from pyspark.sql import functions as F
 from lakehouse.pipeline import ingested
 from lakehouse.rules.cleaning import clean
 from lakehouse.rules.conform import conform
-from lakehouse.sources.reader import RawDay, discover, read_raw
+from lakehouse.sources.files import RawDay, discover
+from lakehouse.sources.reader import DayReader
 from lakehouse.specs import Catalog
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.tables.engine import TableEngine
@@ -24,7 +25,10 @@ def _gold_dates(engine: TableEngine, catalog: Catalog, spec: DatasetSpec, day: R
     if not aggs or not day.files:
         return {}
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    rows = read_raw(engine.spark, spec, day, "plan", now).transform(conform(spec)).transform(clean(spec.cleaning))
+    raw = DayReader(engine.spark, spec, engine.layout.staging("plan", spec.name)).read(day, "plan", now)
+    if raw.df is None:
+        return {a.name: [] for a in aggs}
+    rows = raw.df.transform(conform(spec)).transform(clean(spec.cleaning))
     columns = sorted({a.date_column for a in aggs})
     found = {c: sorted(r[0] for r in rows.select(c).where(F.col(c).isNotNull()).distinct().collect())
              for c in columns}
@@ -39,6 +43,7 @@ def _describe(engine: TableEngine, catalog: Catalog, spec: DatasetSpec, day: Raw
     for f in day.files:
         mark = "" if changed is None else ("  (new or changed)" if f.path in changed else "  (unchanged)")
         lines.append(f"    read {f.path}{mark}")
+    lines += [f"    skip {path} (not a data file)" for path in day.skipped]
     if not day.files:
         return lines
     lines.append(f"    replace partition _partition_date={day.date} of {lake.bronze(spec.name)} and "

@@ -182,9 +182,11 @@ def builtin_checks(spec: m.DatasetSpec, schema: T.StructType) -> list[CompiledCh
                                  literal("the line could not be parsed; raw text kept in raw_record")))
     texts = [f.name for f in schema.fields if isinstance(f.dataType, T.StringType) and not f.name.startswith("_")]
     if texts:
-        bad = any_of(*[f"coalesce(contains({ident(c)}, {literal(REPLACEMENT_CHAR)}), false)" for c in texts])
+        # U+FFFD stands for bytes the declared encoding could not decode; a NUL character is binary data
+        bad = any_of(*[f"coalesce(contains({ident(c)}, {literal(REPLACEMENT_CHAR)}) OR contains({ident(c)}, chr(0)), "
+                       f"false)" for c in texts])
         out.append(CompiledCheck("bad_encoding", None, "error", bad,
-                                 literal("text is not valid in the declared encoding")))
+                                 literal("text is not valid in the declared encoding (or holds NUL characters)")))
     required = list(dict.fromkeys(spec.keys + spec.required_columns()))
     out += [CompiledCheck("required", c, "error", f"{ident(c)} IS NULL", literal(f"{c} is required but null"))
             for c in required if c in names]

@@ -7,6 +7,7 @@ from pyspark.sql import types as T
 
 from lakehouse.rules.failures import CAST_ERRORS, ERROR_TYPE, failure_list
 from lakehouse.rules.sql import all_of, ident, literal, sql_type
+from lakehouse.sources.reader import READ_ERRORS
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.names import snake_case
 
@@ -45,7 +46,14 @@ def conform(spec: DatasetSpec, extra_columns: list[str] | None = None):
                        f"{literal(f' is not a valid {field.dataType.simpleString()}')})")
             failures.append(failure_list(all_of(present, f"{cast} IS NULL"), "type_mismatch", field.name,
                                          message, "error"))
-        rest = [ident(c) for c in have if c not in spec.columns and
+        if READ_ERRORS in have:
+            # values the reader could not take as they came (an object where a scalar is declared, a Parquet
+            # value that does not fit the declared type): null in the column, the reason recorded here
+            entry = ("named_struct('check', 'type_mismatch', 'column', e.column, 'message', e.message, "
+                     "'criticality', 'error')")
+            failures.insert(0, f"CASE WHEN size({ident(READ_ERRORS)}) > 0 THEN "
+                               f"transform({ident(READ_ERRORS)}, e -> {entry}) ELSE array() END")
+        rest = [ident(c) for c in have if c not in spec.columns and c != READ_ERRORS and
                 (c.startswith("_") or c in (extra_columns or []))]
         errors = f"concat({', '.join(failures)})" if failures else "array()"
         return df.selectExpr(*typed, *rest, f"CAST({errors} AS {sql_type(ERROR_TYPE)}) AS {ident(CAST_ERRORS)}")

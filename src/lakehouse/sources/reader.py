@@ -1,115 +1,58 @@
-"""Read one day's raw partition of a dataset, as received, with lineage columns.
+"""Read one day's raw files of a dataset, as received, with lineage columns; each file on its own terms.
 
-CSV and JSON are read as text (every leaf a string) so that nothing is lost before the typed cast: a value
-that does not fit its type becomes a quarantine reason, not a silent null. Lines the parser cannot split are
-kept whole in `_raw_record` and quarantined as `malformed_record`.
+Every file is probed first (`probe.py`): a file that cannot be read is set aside whole with its cause, the others
+are read. Files of one shape (a CSV header, a Parquet schema) are read by one Spark scan, so a day of many files
+is not many Spark jobs, and the scans are lined up on one set of bronze columns:
+
+- CSV: columns mapped by each file's own header (order never matters; a declared column a file lacks is null
+  for its rows; other columns are kept under their names). Values are text; a line the parser cannot split is
+  kept whole in `_raw_record` and quarantined as `malformed_record`.
+- JSON: the declared shape with every leaf read as text, so nothing is lost before the typed cast; an object or
+  array where the schema has a scalar is a `type_mismatch` (recorded in `_read_errors`), never its JSON text.
+- Parquet: declared columns converted to the spec's types where the file's type differs but converts value by
+  value (a value that would change is null plus a `_read_errors` entry); a column whose type cannot be
+  reconciled rejects the file. Undeclared columns are kept as text. Files with nanosecond timestamps are
+  rewritten (micros) before Spark reads them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
-import re
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
+import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakehouse.rules.sql import ident, literal, sql_type
+from lakehouse.sources.files import RawDay, RawFile
+from lakehouse.sources.probe import Rejection, Shape, csv_options, probe
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.names import snake_case
-from lakehouse.tables.paths import LakeLayout, arrow_uri, join, spark_uri
+from lakehouse.tables.paths import arrow_uri, spark_uri
 
 RAW_RECORD = "_raw_record"
+READ_ERRORS = "_read_errors"
 LINEAGE = ["_source_file", "_partition_date", "_run_id", "_ingested_at"]
-TECHNICAL = [RAW_RECORD, *LINEAGE]
+TECHNICAL = [RAW_RECORD, READ_ERRORS, *LINEAGE]
+READ_ERROR_TYPE = T.ArrayType(T.StructType([T.StructField("column", T.StringType()),
+                                            T.StructField("message", T.StringType())]))
+NO_READ_ERRORS = f"CAST(array() AS {sql_type(READ_ERROR_TYPE)})"
 
 
-@dataclass(frozen=True)
-class RawFile:
-    path: str
-    size: int
-    mtime: dt.datetime | None
+@dataclass
+class RawRead:
+    """A day's raw rows (None when no file could be read) and what happened to each file."""
 
-
-@dataclass(frozen=True)
-class RawDay:
-    """The files of one dataset's raw partition for one date."""
-
-    dataset: str
-    date: dt.date
-    folder: str
-    files: list[RawFile]
-
-
-def partition_folder(layout: str, day: dt.date) -> str:
-    return layout.format(date=day.isoformat(), yyyy=f"{day.year:04d}", mm=f"{day.month:02d}",
-                         dd=f"{day.day:02d}")
-
-
-def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in path:
-        return pafs.FileSystem.from_uri(arrow_uri(path))
-    return pafs.LocalFileSystem(), os.path.abspath(path)
-
-
-def partition_pattern(layout: str) -> re.Pattern:
-    """A regex matching one day's partition folder of `layout`, capturing its date parts."""
-    parts = {"date": r"(?P<date>\d{4}-\d{2}-\d{2})", "yyyy": r"(?P<yyyy>\d{4})", "mm": r"(?P<mm>\d{2})",
-             "dd": r"(?P<dd>\d{2})"}
-    pattern, last = "", 0
-    for m in re.finditer(r"{(\w+)}", layout):
-        pattern += re.escape(layout[last:m.start()]) + parts[m.group(1)]
-        last = m.end()
-    return re.compile("^" + pattern + re.escape(layout[last:]) + "/")
-
-
-def _date_of(match: re.Match) -> dt.date | None:
-    g = match.groupdict()
-    try:
-        if g.get("date"):
-            return dt.date.fromisoformat(g["date"])
-        return dt.date(int(g["yyyy"]), int(g["mm"]), int(g["dd"]))
-    except ValueError:
-        return None
-
-
-def list_partitions(spec: DatasetSpec, lake: LakeLayout) -> dict[dt.date, list[RawFile]]:
-    """Every raw partition of the dataset with its data files (one listing of the source folder)."""
-    root = lake.raw(spec.source.path)
-    fs, base = _filesystem(root)
-    if fs.get_file_info(base).type != pafs.FileType.Directory:
-        return {}
-    pattern = partition_pattern(spec.source.layout)
-    out: dict[dt.date, list[RawFile]] = {}
-    scheme = arrow_uri(root).split("://")[0] + "://" if "://" in root else ""
-    for entry in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
-        if entry.type != pafs.FileType.File or entry.base_name.startswith((".", "_")):
-            continue
-        relative = entry.path[len(base.rstrip("/")) + 1:]
-        match = pattern.match(relative)
-        day = _date_of(match) if match else None
-        if day is not None:
-            out.setdefault(day, []).append(RawFile(scheme + entry.path, entry.size or 0, entry.mtime))
-    return {d: sorted(files, key=lambda f: f.path) for d, files in sorted(out.items())}
-
-
-def discover(spec: DatasetSpec, lake: LakeLayout, day: dt.date) -> RawDay:
-    """List the data files of `spec`'s raw partition for `day` (hidden and `_`-prefixed files skipped)."""
-    folder = join(lake.raw(spec.source.path), partition_folder(spec.source.layout, day))
-    fs, base = _filesystem(folder)
-    info = fs.get_file_info(base)
-    files: list[RawFile] = []
-    if info.type == pafs.FileType.Directory:
-        for entry in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
-            name = entry.base_name
-            if entry.type != pafs.FileType.File or name.startswith((".", "_")):
-                continue
-            full = entry.path if "://" not in folder else arrow_uri(folder).split("://")[0] + "://" + entry.path
-            files.append(RawFile(full, entry.size or 0, entry.mtime))
-    files.sort(key=lambda f: f.path)
-    return RawDay(spec.name, day, folder, files)
+    df: DataFrame | None
+    read: list[RawFile] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # raw columns the files have (declared ones may be absent)
 
 
 def _as_text(dtype: T.DataType) -> T.DataType:
@@ -123,38 +66,262 @@ def _as_text(dtype: T.DataType) -> T.DataType:
     return T.StringType()
 
 
-def _csv_header(spark: SparkSession, paths: list[str], options: dict) -> list[str]:
-    return spark.read.options(**options).option("inferSchema", False).csv(paths).columns
+def _as_variant(dtype: T.DataType) -> T.DataType:
+    """The same shape with every leaf a variant: the JSON reader then tells an object from a string."""
+    if isinstance(dtype, T.StructType):
+        return T.StructType([T.StructField(f.name, _as_variant(f.dataType), True) for f in dtype.fields])
+    if isinstance(dtype, T.ArrayType):
+        return T.ArrayType(_as_variant(dtype.elementType), True)
+    if isinstance(dtype, T.MapType):
+        return T.MapType(T.StringType(), _as_variant(dtype.valueType), True)
+    return T.VariantType()
 
 
-def read_raw(spark: SparkSession, spec: DatasetSpec, day: RawDay, run_id: str, ingested_at: dt.datetime
-             ) -> DataFrame:
-    """The day's rows as received plus `_raw_record` (text formats) and lineage columns."""
-    paths = [spark_uri(f.path) for f in day.files]
-    fmt = spec.source.format
-    options = {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in spec.source.options.items()}
-    if fmt == "csv":
-        options.setdefault("header", "true")
-        header = _csv_header(spark, paths, options)
-        schema = T.StructType([T.StructField(c, T.StringType(), True) for c in header]
+def _nested_value(expr: str) -> str:
+    return f"left(schema_of_variant({expr}), 1) IN ('O', 'A')"
+
+
+def _variant_to_text(expr: str, dtype: T.DataType, depth: int = 0) -> tuple[str, str]:
+    """SQL (text value, misplaced-object condition) of a variant-leaved value of declared type `dtype`."""
+    if isinstance(dtype, T.StructType):
+        parts, bad = [], []
+        for f in dtype.fields:
+            value, wrong = _variant_to_text(f"{expr}.{ident(f.name)}", f.dataType, depth)
+            parts.append(f"{literal(f.name)}, {value}")
+            bad.append(wrong)
+        return (f"CASE WHEN {expr} IS NULL THEN NULL ELSE named_struct({', '.join(parts)}) END",
+                " OR ".join(f"coalesce({b}, false)" for b in bad))
+    if isinstance(dtype, T.ArrayType | T.MapType):
+        var = f"e{depth}"
+        inner = dtype.elementType if isinstance(dtype, T.ArrayType) else dtype.valueType
+        value, wrong = _variant_to_text(var, inner, depth + 1)
+        if isinstance(dtype, T.ArrayType):
+            return f"transform({expr}, {var} -> {value})", f"exists({expr}, {var} -> coalesce({wrong}, false))"
+        return (f"transform_values({expr}, (k{depth}, {var}) -> {value})",
+                f"exists(map_values({expr}), {var} -> coalesce({wrong}, false))")
+    return f"CASE WHEN {_nested_value(expr)} THEN NULL ELSE CAST({expr} AS STRING) END", _nested_value(expr)
+
+
+def _spark_path(spark: SparkSession, path: str) -> str:
+    """A file's path as Spark's `_metadata.file_path` shows it."""
+    uri = spark._jvm.org.apache.hadoop.fs.Path(spark_uri(path)).toUri().toString()
+    return uri if "://" in spark_uri(path) else "file:" + uri
+
+
+class DayReader:
+    """Reads one RawDay of a dataset into bronze rows."""
+
+    def __init__(self, spark: SparkSession, spec: DatasetSpec, staging: str) -> None:
+        self.spark = spark
+        self.spec = spec
+        self.staging = staging
+
+    # ------------------------------------------------------------------ scans
+
+    def _csv(self, files: list[RawFile], shape: Shape) -> tuple[DataFrame, dict[str, str]]:
+        options = csv_options(self.spec)
+        options.update({"enforceSchema": "true", "mode": "PERMISSIVE", "columnNameOfCorruptRecord": RAW_RECORD})
+        schema = T.StructType([T.StructField(f"_c{i}", T.StringType(), True) for i in range(len(shape.columns))]
                               + [T.StructField(RAW_RECORD, T.StringType(), True)])
-        df = (spark.read.options(**options).schema(schema).option("mode", "PERMISSIVE")
-              .option("enforceSchema", "false").option("columnNameOfCorruptRecord", RAW_RECORD).csv(paths))
-    elif fmt == "json":
-        text = _as_text(spec.source_schema())
-        schema = T.StructType(list(text.fields) + [T.StructField(RAW_RECORD, T.StringType(), True)])
-        df = (spark.read.options(**options).schema(schema).option("mode", "PERMISSIVE")
-              .option("columnNameOfCorruptRecord", RAW_RECORD).json(paths))
-    else:
-        df = spark.read.options(**options).option("mergeSchema", "true").parquet(*paths)
-        df = df.withColumn(RAW_RECORD, F.lit(None).cast("string"))
-    return df.select(
-        *[F.col(f"`{c}`") for c in df.columns],
-        F.col("_metadata.file_path").alias("_source_file"),
-        F.lit(day.date).cast("date").alias("_partition_date"),
-        F.lit(run_id).alias("_run_id"),
-        F.lit(ingested_at).cast("timestamp").alias("_ingested_at"),
-    )
+        df = self.spark.read.options(**options).schema(schema).csv([spark_uri(f.path) for f in files])
+        values = {target: f"_c{i}" for i, (_, target) in enumerate(shape.columns)}
+        values[RAW_RECORD] = ident(RAW_RECORD)
+        values[READ_ERRORS] = NO_READ_ERRORS
+        return df, values
+
+    def _json(self, files: list[RawFile]) -> tuple[DataFrame, dict[str, str]]:
+        declared = self.spec.source_schema()
+        options = {str(k): str(v).lower() if isinstance(v, bool) else str(v)
+                   for k, v in self.spec.source.options.items()}
+        schema = T.StructType([T.StructField(f.name, _as_variant(f.dataType), True) for f in declared.fields]
+                              + [T.StructField(RAW_RECORD, T.StringType(), True)])
+        df = (self.spark.read.options(**options).schema(schema).option("mode", "PERMISSIVE")
+              .option("columnNameOfCorruptRecord", RAW_RECORD).json([spark_uri(f.path) for f in files]))
+        values, errors = {}, []
+        for f in declared.fields:
+            value, wrong = _variant_to_text(ident(f.name), f.dataType)
+            values[f.name] = value
+            what = "a JSON object or array" if isinstance(f.dataType, T.AtomicType) else \
+                "a JSON object or array where a scalar is declared"
+            errors.append(f"CASE WHEN {wrong} THEN array(named_struct('column', {literal(f.name)}, 'message', "
+                          f"concat('value ', CAST({ident(f.name)} AS STRING), {literal(' is ' + what)}))) "
+                          f"ELSE array() END")
+        values[RAW_RECORD] = ident(RAW_RECORD)
+        values[READ_ERRORS] = f"CAST(concat({', '.join(errors)}) AS {sql_type(READ_ERROR_TYPE)})" if errors \
+            else NO_READ_ERRORS
+        return df, values
+
+    def _parquet(self, files: list[RawFile], shape: Shape) -> tuple[DataFrame, dict[str, str]]:
+        declared = self.spec.source_schema()
+        schema = T.StructType([T.StructField(name, t, True) for (name, _), t in zip(shape.columns, shape.types,
+                                                                                    strict=True)])
+        df = self.spark.read.schema(schema).parquet(*[spark_uri(f.path) for f in files])
+        values, errors = {}, []
+        for (name, target), found in zip(shape.columns, shape.types, strict=True):
+            col = ident(name)
+            if target not in declared.names:
+                nested = isinstance(found, T.StructType | T.ArrayType | T.MapType)
+                values[target] = f"to_json({col})" if nested else f"CAST({col} AS STRING)"
+                continue
+            wanted = declared[target].dataType
+            if found == wanted:
+                values[target] = col
+                continue
+            cast = f"CAST({col} AS {sql_type(wanted)})"
+            if isinstance(found, T.AtomicType) and not isinstance(wanted, T.StringType):
+                # a value that does not survive the conversion unchanged is a type mismatch, not a silent change
+                changed = f"{col} IS NOT NULL AND ({cast} IS NULL OR CAST({cast} AS {sql_type(found)}) <> {col})"
+                values[target] = f"CASE WHEN {changed} THEN NULL ELSE {cast} END"
+                message = (f"concat('value ', CAST({col} AS STRING), "
+                           f"{literal(f' ({found.simpleString()} in the file) is not a valid {wanted.simpleString()}')})")
+                errors.append(f"CASE WHEN {changed} THEN array(named_struct('column', {literal(target)}, "
+                              f"'message', {message})) ELSE array() END")
+            else:
+                values[target] = cast
+        values[READ_ERRORS] = f"CAST(concat({', '.join(errors)}) AS {sql_type(READ_ERROR_TYPE)})" if errors \
+            else NO_READ_ERRORS
+        return df, values
+
+    # ------------------------------------------------------------------ nanosecond Parquet
+
+    def _converted(self, f: RawFile) -> RawFile:
+        """A copy of a Parquet file with nanosecond timestamps as microseconds (what Spark reads), row group by
+        row group; sub-microsecond digits are dropped, as Spark keeps microseconds."""
+        def micros(t: pa.DataType) -> pa.DataType:
+            if pa.types.is_timestamp(t) and t.unit == "ns":
+                return pa.timestamp("us", t.tz)
+            if pa.types.is_list(t):
+                return pa.list_(micros(t.value_type))
+            if pa.types.is_large_list(t):
+                return pa.large_list(micros(t.value_type))
+            if pa.types.is_struct(t):
+                return pa.struct([pa.field(t.field(i).name, micros(t.field(i).type)) for i in range(t.num_fields)])
+            if pa.types.is_map(t):
+                return pa.map_(micros(t.key_type), micros(t.item_type))
+            return t
+
+        target = f"{self.staging.rstrip('/')}/converted/{uuid.uuid4().hex}.parquet"
+        out_fs, out_path = pafs.FileSystem.from_uri(arrow_uri(target) if "://" in target
+                                                    else "file://" + os.path.abspath(target))
+        out_fs.create_dir(out_path.rsplit("/", 1)[0], recursive=True)
+        if "://" in f.path:
+            in_fs, inner = pafs.FileSystem.from_uri(arrow_uri(f.path))
+            source = pq.ParquetFile(in_fs.open_input_file(inner))
+        else:
+            source = pq.ParquetFile(f.path)
+        schema = pa.schema([pa.field(x.name, micros(x.type)) for x in source.schema_arrow])
+        with out_fs.open_output_stream(out_path) as sink, pq.ParquetWriter(sink, schema) as writer:
+            for i in range(source.num_row_groups):
+                writer.write_table(source.read_row_group(i).cast(schema, safe=False))
+        local = target if "://" in target else os.path.abspath(target)
+        return RawFile(local, f.size, f.mtime, f.levels)
+
+    # ------------------------------------------------------------------ the day
+
+    def shapes(self, day: RawDay) -> tuple[dict[tuple, tuple[Shape, list[RawFile]]], list[RawFile],
+                                           list[Rejection]]:
+        """Files grouped by shape, empty files, rejected files."""
+        groups: dict[tuple, tuple[Shape, list[RawFile]]] = {}
+        empty, rejected = [], []
+        for f in day.files:
+            found = probe(self.spec, f)
+            if isinstance(found, Rejection):
+                rejected.append(found)
+            elif found.empty:
+                empty.append(f)
+            else:
+                groups.setdefault(found.key, (found, []))[1].append(f)
+        return groups, empty, rejected
+
+    def columns(self, groups) -> list[str]:
+        """Bronze's raw columns: the declared ones, then the others in order of appearance, then the layout's
+        extra levels the files do not have."""
+        declared = list(self.spec.columns)
+        found: list[str] = []
+        for shape, _ in groups.values():
+            found += [t for _, t in shape.columns if t not in declared and t not in found]
+        levels = [snake_case(n) if self.spec.standardizes_names() else n for n in self.spec.source.level_columns]
+        found += [n for n in levels if n not in declared and n not in found]
+        return declared + found + [RAW_RECORD, READ_ERRORS]
+
+    def present(self, groups) -> list[str]:
+        """The raw columns the files actually have (JSON: the declared ones), and the layout's levels."""
+        if self.spec.source.format == "json":
+            names = list(self.spec.columns)
+        else:
+            names = list(dict.fromkeys(t for shape, _ in groups.values() for _, t in shape.columns))
+        levels = [snake_case(n) if self.spec.standardizes_names() else n for n in self.spec.source.level_columns]
+        return names + [n for n in levels if n not in names]
+
+    def read(self, day: RawDay, run_id: str, ingested_at: dt.datetime, exclude: set[str] | None = None
+             ) -> RawRead:
+        groups, empty, rejected = self.shapes(day)
+        if exclude:
+            groups = {k: (s, [f for f in fs if f.path not in exclude]) for k, (s, fs) in groups.items()}
+            groups = {k: v for k, v in groups.items() if v[1]}
+        columns = self.columns(groups)
+        read = empty + [f for _, fs in groups.values() for f in fs]
+        frames = [self._scan(shape, files, columns, day, run_id, ingested_at) for shape, files in groups.values()]
+        df = functools.reduce(DataFrame.unionAll, frames) if frames else None
+        return RawRead(df, sorted(read, key=lambda f: f.path), rejected, self.present(groups))
+
+    def scan_file(self, day: RawDay, f: RawFile, run_id: str, ingested_at: dt.datetime) -> DataFrame | None:
+        """One file's rows, read on their own (to find which file of a failed scan cannot be read)."""
+        groups, _, _ = self.shapes(RawDay(day.dataset, day.date, day.folder, [f]))
+        if not groups:
+            return None
+        (shape, files), = groups.values()
+        return self._scan(shape, files, self.columns(groups), day, run_id, ingested_at)
+
+    def _scan(self, shape: Shape, files: list[RawFile], columns: list[str], day: RawDay, run_id: str,
+              ingested_at: dt.datetime) -> DataFrame:
+        fmt = self.spec.source.format
+        source_file = "_metadata.file_path"
+        if shape.convert:
+            converted = [self._converted(f) for f in files]
+            names = {_spark_path(self.spark, c.path): _spark_path(self.spark, f.path)
+                     for c, f in zip(converted, files, strict=True)}
+            source_file = (f"element_at(map({', '.join(f'{literal(k)}, {literal(v)}' for k, v in names.items())}), "
+                           f"_metadata.file_path)")
+            files = converted
+        if fmt == "csv":
+            df, values = self._csv(files, shape)
+        elif fmt == "json":
+            df, values = self._json(files)
+        else:
+            df, values = self._parquet(files, shape)
+        level_sql = {}
+        for name in self.spec.source.level_columns:
+            target = snake_case(name) if self.spec.standardizes_names() else name
+            if target in values:
+                continue
+            by_file = {_spark_path(self.spark, f.path): dict(f.levels)[name] for f in files}
+            if len(set(by_file.values())) == 1:
+                level_sql[target] = literal(next(iter(by_file.values())))
+            else:
+                level_sql[target] = (f"element_at(map({', '.join(f'{literal(k)}, {literal(v)}' for k, v in by_file.items())}), "
+                                     f"_metadata.file_path)")
+        declared = self.spec.source_schema()
+        select = []
+        for c in columns:
+            if c in values:
+                expr = values[c]
+            elif c in level_sql:
+                expr = level_sql[c]
+            elif c == READ_ERRORS:
+                expr = NO_READ_ERRORS
+            elif c in declared.names:
+                wanted = declared[c].dataType if fmt == "parquet" else _as_text(declared[c].dataType)
+                expr = f"CAST(NULL AS {sql_type(wanted)})"
+            else:
+                expr = "CAST(NULL AS STRING)"
+            if c in declared.names and c in level_sql and fmt == "parquet":
+                expr = f"CAST({expr} AS {sql_type(declared[c].dataType)})"
+            select.append(f"{expr} AS {ident(c)}")
+        select += [f"{source_file} AS _source_file", f"DATE'{day.date.isoformat()}' AS _partition_date",
+                   f"{literal(run_id)} AS _run_id",
+                   f"CAST({literal(ingested_at.replace(tzinfo=None).isoformat(sep=' '))} AS TIMESTAMP) AS _ingested_at"]
+        return df.selectExpr(*select)
 
 
 def new_columns(spec: DatasetSpec, raw_columns: list[str]) -> list[str]:

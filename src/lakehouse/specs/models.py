@@ -55,19 +55,39 @@ class Located(Spec):
 
 # ---------------------------------------------------------------- source
 
+DATE_PARTS = ("date", "yyyy", "mm", "dd")
+
+
 class SourceSpec(Spec):
     format: Literal["csv", "json", "parquet"]
     path: str = Field(description="raw folder, relative to the lake root unless it has a scheme or is absolute")
-    layout: str = Field(default="date={date}", description="partition folder of one day")
+    layout: str = Field(default="date={date}", description="partition folders of one day, e.g. 'date={date}' or "
+                                                           "'year={yyyy}/month={mm}/day={dd}/hour={hour}'")
+    files: list[str] | None = Field(default=None, min_length=1,
+                                    description="name patterns of data files (default: by format)")
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("layout")
     @classmethod
     def _layout(cls, v: str) -> str:
-        names = set(re.findall(r"{(\w+)}", v))
-        if not names or not names <= {"date", "yyyy", "mm", "dd"}:
-            raise ValueError("layout must use {date} or {yyyy}/{mm}/{dd} placeholders, e.g. 'date={date}'")
-        return v
+        names = re.findall(r"{([^}]*)}", v)
+        dates = [n for n in names if n in DATE_PARTS]
+        if "date" not in dates and not {"yyyy", "mm", "dd"} <= set(dates):
+            raise ValueError("layout must place the day with {date} or {yyyy}/{mm}/{dd}, e.g. 'date={date}'")
+        bad = [n for n in names if not re.match(IDENT, n)]
+        if bad:
+            raise ValueError(f"layout placeholder {{{bad[0]}}} is not a name (letters, digits, underscore)")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"layout names {{{repeated[0]}}} twice")
+        if v.startswith("/") or "//" in v or ".." in v.split("/"):
+            raise ValueError("layout is a relative folder path below the source path, e.g. 'date={date}'")
+        return v.rstrip("/")
+
+    @property
+    def level_columns(self) -> list[str]:
+        """Names of the layout's extra levels (`{hour}`, `{region}`), read as string columns."""
+        return [n for n in re.findall(r"{(\w+)}", self.layout) if n not in DATE_PARTS]
 
 
 # ---------------------------------------------------------------- row checks
@@ -424,6 +444,8 @@ class DatasetSpec(Located):
     duplicates: Literal["keep_latest", "fail"] = Field(
         default="keep_latest", description="several rows with one key in a batch: keep the latest, or fail")
     on_new_columns: Literal["fail", "add", "ignore"] = "add"
+    on_bad_file: Literal["reject", "fail"] = Field(
+        default="reject", description="a raw file that cannot be read: set it aside (the rest loads) or fail")
     cleaning: list[Annotated[CleaningStep, Field()]] = Field(default_factory=list)
     checks: list[RowCheck] = Field(default_factory=list)
     dataset_checks: list[DatasetCheck] = Field(default_factory=list)

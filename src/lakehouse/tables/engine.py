@@ -104,6 +104,15 @@ def in_list(column: str, values: list[Any]) -> str:
     return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
 
 
+def is_commit_conflict(exc: BaseException) -> bool:
+    """A concurrent writer committed first (delta-rs CommitFailedError, Delta's Concurrent*Exception)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return any(word in text for word in ("CommitFailed", "ConcurrentAppend", "ConcurrentDelete",
+                                         "ConcurrentTransaction", "MetadataChanged", "ProtocolChanged",
+                                         "ConcurrentModification", "Transaction failed", "version already exists"))
+
+
+
 class TableEngine(ABC):
     """Delta I/O used by the pipeline. Paths are table roots (local or s3://)."""
 

@@ -1,0 +1,76 @@
+"""Raw -> bronze for one dataset and run date, with the file as the unit of failure.
+
+The day's files are probed and read (`sources.reader`); files that cannot be read are rejected with their cause
+and the rest is written. A file that passes its probe but fails inside Spark's scan (a corrupt Parquet page, say)
+fails the whole write: then each file is scanned on its own, the ones that fail are rejected, and the write is
+done again without them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from lakehouse.errors import describe
+from lakehouse.sources.files import RawDay, RawFile
+from lakehouse.sources.probe import Rejection
+from lakehouse.sources.reader import DayReader, RawRead
+from lakehouse.specs.models import DatasetSpec
+from lakehouse.tables.engine import TableEngine, is_commit_conflict, sql_literal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BronzeLoad:
+    """What the bronze stage did with the day's files."""
+
+    read: list[RawFile] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    rows: bool = False  # any readable file
+
+
+def _unreadable(reader: DayReader, day: RawDay, files: list[RawFile], run_id: str, ingested_at: dt.datetime
+                ) -> list[Rejection]:
+    """The files whose own scan fails, each with the root cause."""
+    bad = []
+    for f in files:
+        df = reader.scan_file(day, f, run_id, ingested_at)
+        if df is None:
+            continue
+        try:
+            df.write.format("noop").mode("overwrite").save()
+        except Exception as exc:
+            bad.append(Rejection(f, f"unreadable: {describe(exc)}"))
+    return bad
+
+
+def load_bronze(engine: TableEngine, spec: DatasetSpec, day: RawDay, run_id: str, ingested_at: dt.datetime,
+                staging: str) -> BronzeLoad:
+    """Replace the day's bronze partition with the rows of every readable file of `day`."""
+    reader = DayReader(engine.spark, spec, staging)
+    path = engine.layout.bronze(spec.name)
+    where = f"_partition_date = {sql_literal(day.date.isoformat())}"
+    raw: RawRead = reader.read(day, run_id, ingested_at)
+    rejected = list(raw.rejected)
+    for attempt in range(2):
+        if raw.df is None:
+            break
+        try:
+            engine.replace_partitions(raw.df, path, ["_partition_date"], where)
+            break
+        except Exception as exc:
+            if attempt == 1 or is_commit_conflict(exc):
+                raise
+            bad = _unreadable(reader, day, raw.read, run_id, ingested_at)
+            if not bad:
+                raise
+            log.debug("bronze write of %s failed; unreadable files found", spec.name, exc_info=True)
+            rejected += bad
+            raw = reader.read(day, run_id, ingested_at, exclude={r.file.path for r in rejected})
+            rejected = list(raw.rejected) + bad
+    for r in rejected:
+        log.warning("dataset %s: rejected %s: %s", spec.name, r.file.path, r.reason)
+    return BronzeLoad(raw.read, rejected, raw.columns, raw.df is not None)

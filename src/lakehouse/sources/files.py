@@ -1,0 +1,216 @@
+"""Which files of the raw zone are a dataset's data, and which day (and extra partition levels) each belongs to.
+
+A dataset's raw folder holds partition folders described by the source's `layout` (`date={date}`,
+`year={yyyy}/month={mm}/day={dd}/hour={hour}`, `region={region}/date={date}`, `*` for any one folder name).
+Everything below a matched partition folder belongs to it, at any depth. A file is a data file when its name
+matches the source's name patterns (by default per format, compressed variants included); hidden and
+`_`-prefixed files and folders are ignored, other files are skipped and reported. A file is listed once, however
+many symlinks lead to it, and a folder symlink that leads back up the tree is not followed twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import os
+import re
+from dataclasses import dataclass, field
+
+import pyarrow.fs as pafs
+
+from lakehouse.specs.models import DATE_PARTS, DatasetSpec
+from lakehouse.tables.paths import LakeLayout, arrow_uri, join
+
+COMPRESSED = (".gz", ".bz2")
+DEFAULT_PATTERNS = {
+    "csv": ["*.csv", "*.tsv", "*.txt"],
+    "json": ["*.json", "*.jsonl", "*.ndjson"],
+    "parquet": ["*.parquet", "*.parq", "*.pq"],
+}
+
+
+def name_patterns(spec: DatasetSpec) -> list[str]:
+    """The source's data-file name patterns (case-insensitive; text formats with their .gz/.bz2 variants)."""
+    if spec.source.files:
+        return list(spec.source.files)
+    base = DEFAULT_PATTERNS[spec.source.format]
+    if spec.source.format == "parquet":
+        return base
+    return base + [p + ext for p in base for ext in COMPRESSED]
+
+
+@dataclass(frozen=True)
+class RawFile:
+    path: str
+    size: int
+    mtime: dt.datetime | None
+    # values of the layout's extra levels ({hour}, {region}), in layout order
+    levels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class RawListing:
+    """A dataset's raw files by partition date, and the files that are not data files."""
+
+    days: dict[dt.date, list[RawFile]] = field(default_factory=dict)
+    skipped: dict[dt.date | None, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RawDay:
+    """The files of one dataset's raw partition for one date."""
+
+    dataset: str
+    date: dt.date
+    folder: str
+    files: list[RawFile]
+    skipped: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- layout
+
+_PLACEHOLDER = re.compile(r"{(\w+)}|\*")
+_DATE_REGEX = {"date": r"\d{4}-\d{2}-\d{2}", "yyyy": r"\d{4}", "mm": r"\d{2}", "dd": r"\d{2}"}
+
+
+def partition_folder(layout: str, day: dt.date) -> str:
+    """The layout with the day's parts filled in (extra levels left as they are)."""
+    values = {"date": day.isoformat(), "yyyy": f"{day.year:04d}", "mm": f"{day.month:02d}", "dd": f"{day.day:02d}"}
+    return re.sub(r"{(\w+)}", lambda m: values.get(m.group(1), m.group(0)), layout)
+
+
+def listing_prefix(layout: str, day: dt.date | None) -> str:
+    """The deepest folder below the source path that holds all of `day`'s partitions (all days' when None)."""
+    cut = len(layout)
+    for m in _PLACEHOLDER.finditer(layout):
+        if day is None or m.group(0) == "*" or m.group(1) not in DATE_PARTS:
+            cut = m.start()
+            break
+    fixed = partition_folder(layout[:cut], day) if day is not None else layout[:cut]
+    return fixed if cut == len(layout) else fixed.rsplit("/", 1)[0] if "/" in fixed else ""
+
+
+def partition_pattern(layout: str) -> re.Pattern:
+    """A regex matching a partition folder of `layout` at the start of a relative path, capturing its parts."""
+    pattern, last = "", 0
+    for m in _PLACEHOLDER.finditer(layout):
+        pattern += re.escape(layout[last:m.start()])
+        name = m.group(1)
+        if name is None:
+            pattern += r"[^/]+"
+        elif name in _DATE_REGEX:
+            pattern += f"(?P<{name}>{_DATE_REGEX[name]})"
+        else:
+            pattern += f"(?P<level_{name}>[^/]+)"
+        last = m.end()
+    return re.compile("^" + pattern + re.escape(layout[last:]) + "/")
+
+
+def _date_of(match: re.Match) -> dt.date | None:
+    g = match.groupdict()
+    try:
+        if g.get("date"):
+            return dt.date.fromisoformat(g["date"])
+        return dt.date(int(g["yyyy"]), int(g["mm"]), int(g["dd"]))
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------- listing
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith((".", "_"))
+
+
+def _walk_local(base: str) -> list[tuple[str, os.stat_result]]:
+    """Every regular file below `base` (symlinks followed) as (path, stat), each file once: a file reached by
+    several paths (symlinks) keeps its first path in sorted order; a folder already visited is not entered
+    again, so symlink loops end."""
+    found: dict[tuple[int, int], tuple[str, os.stat_result]] = {}
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def visit(folder: str) -> None:
+        try:
+            st = os.stat(folder)
+        except OSError:
+            return
+        if (st.st_dev, st.st_ino) in seen_dirs:
+            return
+        seen_dirs.add((st.st_dev, st.st_ino))
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            if _is_hidden(entry.name):
+                continue
+            try:
+                target = os.stat(entry.path)  # follows symlinks
+            except OSError:
+                continue  # a broken symlink: nothing to read
+            if os.path.isdir(entry.path):
+                visit(entry.path)
+            elif os.path.isfile(entry.path):
+                found.setdefault((target.st_dev, target.st_ino), (entry.path, target))
+
+    visit(base)
+    return sorted(found.values(), key=lambda item: item[0])
+
+
+def _walk(root: str) -> list[tuple[str, int, dt.datetime | None]]:
+    """(path relative to root, size, modification time) of every non-hidden file below `root`."""
+    if "://" not in root:
+        base = os.path.abspath(root)
+        if not os.path.isdir(base):
+            return []
+        return [(os.path.relpath(path, base).replace(os.sep, "/"), st.st_size,
+                 dt.datetime.fromtimestamp(st.st_mtime, dt.UTC)) for path, st in _walk_local(base)]
+    fs, base = pafs.FileSystem.from_uri(arrow_uri(root))
+    if fs.get_file_info(base).type != pafs.FileType.Directory:
+        return []
+    out = []
+    prefix = base.rstrip("/") + "/"
+    for entry in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
+        relative = entry.path[len(prefix):]
+        if entry.type != pafs.FileType.File or any(_is_hidden(p) for p in relative.split("/")):
+            continue
+        out.append((relative, entry.size or 0, entry.mtime))
+    return sorted(out)
+
+
+def list_raw(spec: DatasetSpec, lake: LakeLayout, day: dt.date | None = None) -> RawListing:
+    """The dataset's raw files by partition date (only `day`'s partitions when given)."""
+    root = lake.raw(spec.source.path)
+    root = root if "://" in root else os.path.abspath(root)
+    layout = spec.source.layout
+    prefix = listing_prefix(layout, day)
+    start = join(root, prefix) if prefix else root
+    pattern = partition_pattern(layout)
+    patterns = [p.lower() for p in name_patterns(spec)]
+    levels = spec.source.level_columns
+    listing = RawListing()
+    for relative, size, mtime in _walk(start):
+        relative = f"{prefix}/{relative}" if prefix else relative
+        full = join(root, relative)
+        match = pattern.match(relative)
+        date = _date_of(match) if match else None
+        if match is None or date is None:
+            listing.skipped.setdefault(day, []).append(full)  # not in any partition folder of the layout
+            continue
+        if day is not None and date != day:
+            continue
+        name = relative.rsplit("/", 1)[-1].lower()
+        if not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            listing.skipped.setdefault(date, []).append(full)
+            continue
+        values = tuple((n, match.group(f"level_{n}")) for n in levels)
+        listing.days.setdefault(date, []).append(RawFile(full, size, mtime, values))
+    listing.days = {d: sorted(files, key=lambda f: f.path) for d, files in sorted(listing.days.items())}
+    return listing
+
+
+def discover(spec: DatasetSpec, lake: LakeLayout, day: dt.date) -> RawDay:
+    """The data files of `spec`'s raw partition(s) for `day`, and the other files found there."""
+    listing = list_raw(spec, lake, day)
+    folder = join(lake.raw(spec.source.path), partition_folder(spec.source.layout, day))
+    return RawDay(spec.name, day, folder, listing.days.get(day, []), sorted(listing.skipped.get(day, [])))
