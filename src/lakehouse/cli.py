@@ -74,8 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--end-date", type=_date, help="last day to generate (default: yesterday, UTC)")
     gen.add_argument("--if-empty", action="store_true", help="do nothing when the raw zone has files")
 
-    val = sub.add_parser("validate-config", help="check every spec under the conf folder")
+    val = sub.add_parser("validate-config", help="check every spec under the conf folder, resolving every column "
+                                                 "reference and SQL fragment (starts a local Spark)")
     val.add_argument("--conf-dir")
+    val.add_argument("--no-spark", action="store_true",
+                     help="structure, names and types only: no Spark, SQL fragments not resolved")
 
     quality = sub.add_parser("quality", help="print the quality metrics of a run date")
     _common(quality)
@@ -155,6 +158,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lakehouse.pipeline.job import DailyJob, summary
 
     engine = _engine(settings, "lakehouse-daily")
+    from lakehouse.specs.resolve import resolve_catalog
+
+    resolve_catalog(catalog, engine.spark)  # what would fail at run time fails here, before any data moves
     job = DailyJob(engine, catalog)
     mode = "pending" if args.pending else ("full refresh " if args.full_refresh else "") + (
         f"{dates[0]}..{dates[-1]}" if dates else "everything")
@@ -210,6 +216,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     catalog = load_catalog(settings.conf_dir)
+    if not args.no_spark:
+        from lakehouse.session import build_session
+        from lakehouse.specs.resolve import resolve_catalog
+
+        spark = build_session(settings, "lakehouse-validate", extra={"spark.ui.enabled": "false"})
+        resolve_catalog(catalog, spark)
     print(f"{settings.conf_dir}: {len(catalog.datasets)} datasets "
           f"({', '.join(s.name for s in catalog.dataset_order())}), "
           f"{len(catalog.aggregations)} aggregations ({', '.join(sorted(catalog.aggregations))}): ok")
@@ -336,6 +348,8 @@ COMMANDS = {"run": cmd_run, "plan": cmd_plan, "generate": cmd_generate, "validat
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    # PySpark logs each analysis error with a Java stack; the cause reaches the user as one line instead
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from pyspark.sql import SparkSession
 
-from lakehouse.settings import Settings
+from lakehouse.settings import Settings, SettingsError
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
@@ -24,14 +26,35 @@ BASE_CONF = {
 }
 
 
+def under_spark_submit() -> bool:
+    """True when spark-submit started the JVM this Python process talks to."""
+    return bool(os.environ.get("PYSPARK_GATEWAY_PORT")) and SparkSession.getActiveSession() is None
+
+
+def _submitted_jars() -> list[str]:
+    """The jars spark-submit put on the classpath (`--jars`), from the JVM's system properties."""
+    if not os.environ.get("PYSPARK_GATEWAY_PORT"):
+        return []
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # connect to spark-submit's JVM to read its settings
+    return [j for j in SparkConf().get("spark.jars", "").split(",") if j]
+
+
 def build_session(settings: Settings, app_name: str = "lakehouse", extra: dict[str, str] | None = None
                   ) -> SparkSession:
     """Get or create the session. Settings already given by spark-submit or the operator are kept."""
     builder = SparkSession.builder.appName(app_name)
     conf = dict(BASE_CONF)
+    submitted = _submitted_jars()
     if settings.spark_jars:
-        conf["spark.jars"] = ",".join(settings.spark_jars)
-    if settings.spark_jars or settings.engine == "jvm":
+        if under_spark_submit() and not any("delta-spark" in j for j in submitted):
+            raise SettingsError(
+                "LAKEHOUSE_SPARK_JARS is set, but under spark-submit the driver's classpath is fixed before this "
+                "code runs; give the jars to spark-submit itself: spark-submit --jars "
+                f"{','.join(settings.spark_jars)} spark_jobs/daily_aggregation.py ...")
+        conf["spark.jars"] = ",".join(dict.fromkeys([*submitted, *settings.spark_jars]))
+    if settings.spark_jars or settings.engine == "jvm" or any("delta-spark" in j for j in submitted):
         conf["spark.sql.extensions"] = DELTA_EXTENSION
         conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
         # tables stay on the basic protocol that delta-rs reads and writes too

@@ -25,6 +25,7 @@ from lakehouse.pipeline.bronze import load_bronze
 from lakehouse.rules.checks import ERRORS, check_names, evaluate, has_error
 from lakehouse.rules.cleaning import clean, superseded
 from lakehouse.rules.conform import conform
+from lakehouse.rules.sql import ident, literal
 from lakehouse.sources.files import discover
 from lakehouse.sources.reader import LINEAGE, RAW_RECORD, new_columns
 from lakehouse.specs import models as m
@@ -97,16 +98,16 @@ class DatasetOutcome:
 
 def row_hash(df: DataFrame, columns: list[str]):
     """A content hash of the business columns: a matched silver/gold row is rewritten only when it changes.
-    Atomic values are hashed as they are, with a null flag per column (a hash skips nulls, so without the
-    flags (null, 1) and (1, null) would collide); nested values through their JSON text, which keeps the
-    position of a null inside them."""
-    values, flags = [], []
-    for c in columns:
-        col = F.col(f"`{c}`")
+    Each non-null value is hashed with its column's name and the hashes are combined by XOR, so the hash does not
+    depend on the order of the columns, and a null value counts as an absent column: a batch that carries an
+    optional or evolved column with nulls (a full refresh from bronze, a later day's files) hashes like one
+    without it. Nested values are hashed through their JSON text."""
+    parts = []
+    for c in sorted(columns):
         nested = isinstance(df.schema[c].dataType, T.StructType | T.ArrayType | T.MapType)
-        values.append(F.to_json(col) if nested else col)
-        flags.append(col.isNull())
-    return F.xxhash64(*values, *flags)
+        value = f"to_json({ident(c)})" if nested else ident(c)
+        parts.append(f"(CASE WHEN {ident(c)} IS NULL THEN 0L ELSE xxhash64({literal(c)}, {value}) END)")
+    return F.expr(" ^ ".join(parts) if parts else "0L")
 
 
 def silver_update_condition(spec: m.DatasetSpec) -> str:
@@ -474,12 +475,18 @@ class DatasetLoad:
         values = self.values
         # the day's files were read again in full: a silver row that came from one of them and is no
         # longer among its valid rows is deleted (within the partitions this batch touches)
+        if self.from_bronze:
+            # a rebuild from bronze: every silver row of this raw day is in scope, wherever it is partitioned
+            partitions, scope = {}, {"_source_date": [self.run_date]}
+        else:
+            partitions = {c: values[c] for c in spec.target.partition_by}
+            scope = {"_source_file": sorted(self._row_stats["source_files"])}
         plan = MergePlan(
             keys=spec.keys,
             partition_by=spec.target.partition_by,
             update_when=silver_update_condition(spec),
-            partition_values={c: values[c] for c in spec.target.partition_by},
-            replace_scope={"_source_file": sorted(self._row_stats["source_files"])},
+            partition_values=partitions,
+            replace_scope=scope,
             content_hash=ROW_HASH,
             evolve_schema=bool(extras),
         )

@@ -7,6 +7,8 @@ inserts new groups and deletes groups of those dates that no longer exist. Other
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
@@ -50,19 +52,55 @@ def aggregate(spec: AggregationSpec, source: DataFrame, dims: dict[str, DataFram
     return out
 
 
+SPEC_COLUMN = "_spec"
+
+
+def spec_fingerprint(spec: AggregationSpec) -> str:
+    """A digest of what the aggregation computes (its YAML as parsed): a gold row built under another one is
+    stale."""
+    text = json.dumps(spec.model_dump(mode="json", by_alias=True, exclude={"description"}), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def dates_to_build(engine: TableEngine, spec: AggregationSpec) -> tuple[str, list[dt.date]] | None:
+    """("new" | "changed", every date to build) when the gold table does not exist yet although its silver table
+    does, or when it holds rows built under another version of its spec; None when it follows its spec."""
+    lake = engine.layout
+    silver = engine.read_or_none(lake.silver(spec.source_dataset))
+    if silver is None:
+        return None
+    gold = engine.read_or_none(lake.gold(spec.name))
+    current = spec_fingerprint(spec)
+    if gold is not None:
+        if SPEC_COLUMN in gold.columns:
+            found = {r[0] for r in gold.select(SPEC_COLUMN).distinct().collect()}
+            if found <= {current}:
+                return None
+        dates = {r[0] for r in silver.select(spec.date_column).distinct().collect()}
+        dates |= {r[0] for r in gold.select(spec.date_column).distinct().collect()}
+        return "changed", sorted(d for d in dates if d is not None)
+    dates = {r[0] for r in silver.select(spec.date_column).distinct().collect()}
+    return "new", sorted(d for d in dates if d is not None)
+
+
 def recompute(engine: TableEngine, spec: AggregationSpec, dates: list[dt.date], run_date: dt.date,
-              run_id: str) -> GoldOutcome:
+              run_id: str, rebuild: bool = False) -> GoldOutcome:
+    """MERGE the aggregate of `dates` into the gold table. With `rebuild`, the table's rows are deleted first
+    (its spec changed: every row is built again under the new one)."""
     outcome = GoldOutcome(spec.name, run_date, dates=sorted(dates))
     if not dates:
         outcome.status = "skipped"
         outcome.message = "no silver change touched this table's dates"
         return outcome
     lake = engine.layout
+    if rebuild and engine.exists(lake.gold(spec.name)):
+        engine.delete(lake.gold(spec.name), "TRUE")
     source = engine.read(lake.silver(spec.source_dataset), partitions={spec.date_column: dates})
     dims = {j.dataset: engine.read(lake.silver(j.dataset)) for j in spec.joins}
     result = aggregate(spec, source, dims)
     columns = result.columns
-    result = result.withColumn(ROW_HASH, row_hash(result, columns)).withColumn("_run_id", F.lit(run_id))
+    result = (result.withColumn(ROW_HASH, row_hash(result, columns)).withColumn("_run_id", F.lit(run_id))
+              .withColumn(SPEC_COLUMN, F.lit(spec_fingerprint(spec))))
     plan = MergePlan(
         keys=spec.keys,
         partition_by=spec.target.partition_by,
@@ -70,6 +108,7 @@ def recompute(engine: TableEngine, spec: AggregationSpec, dates: list[dt.date], 
         partition_values={c: dates for c in spec.target.partition_by if c == spec.date_column},
         replace_scope={spec.date_column: dates},
         content_hash=ROW_HASH,
+        evolve_schema=rebuild,
     )
     outcome.merge = engine.merge_replacing(result, lake.gold(spec.name), plan)
     outcome.rows = outcome.merge.source_rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from pyspark.sql import functions as F
 from lakehouse.errors import describe
 from lakehouse.pipeline import ingested, meta
 from lakehouse.pipeline.dataset import DatasetLoad, DatasetOutcome
-from lakehouse.pipeline.gold import GoldOutcome, recompute
+from lakehouse.pipeline.gold import GoldOutcome, dates_to_build, recompute
 from lakehouse.specs import Catalog
 from lakehouse.specs.models import RowCount
 from lakehouse.tables.engine import TableEngine, in_list, is_commit_conflict
@@ -97,10 +98,12 @@ class DailyJob:
         return results
 
     def full_refresh(self, dates: list[dt.date] | None) -> list[DayResult]:
-        """Rebuild silver and gold from bronze for `dates` (None: everything), without touching bronze."""
+        """Rebuild silver and gold from bronze for `dates` (None: everything), without touching bronze or raw.
+        Each day's bronze rows are MERGEd as a fresh load: a silver row of that raw day that is not among them
+        is deleted, a row that differs is rewritten, and a table that already matches gets no new version."""
         lake = self.engine.layout
         bronze_dates: dict[str, list[dt.date]] = {}
-        stale_gold: dict[str, set[dt.date]] = {}
+        gold_dates: dict[str, set[dt.date]] = {}
         for spec in self.catalog.dataset_order():
             bronze = self.engine.read_or_none(lake.bronze(spec.name))
             if bronze is None:
@@ -108,24 +111,37 @@ class DailyJob:
             if dates is not None:
                 bronze = bronze.where(F.col("_partition_date").isin(dates))
             bronze_dates[spec.name] = sorted(r[0] for r in bronze.select("_partition_date").distinct().collect())
-            silver_path = lake.silver(spec.name)
-            if not self.engine.exists(silver_path):
+            silver = self.engine.read_or_none(lake.silver(spec.name))
+            if silver is None:
                 continue
-            where = "TRUE" if dates is None else in_list("_source_date", dates)
-            silver = self.engine.read(silver_path).where(F.expr(where))
+            # the gold dates of the rows these raw days loaded before: a row the rebuild drops leaves its date
+            scope = silver if dates is None else silver.where(F.expr(in_list("_source_date", dates)))
             for agg in self.catalog.aggregations_from(spec.name):
-                stale_gold.setdefault(agg.name, set()).update(
-                    r[0] for r in silver.select(agg.date_column).distinct().collect())
-            self.engine.delete(silver_path, where)
+                gold_dates.setdefault(agg.name, set()).update(
+                    r[0] for r in scope.select(agg.date_column).distinct().collect() if r[0] is not None)
         days = sorted({d for ds in bronze_dates.values() for d in ds})
         results = []
         for i, day in enumerate(days):
-            # the last day also recomputes gold dates whose rows were deleted and not reloaded
-            extra = {name: sorted(d for d in found if d is not None) for name, found in stale_gold.items()} \
-                if i == len(days) - 1 else {}
+            extra = {name: sorted(found) for name, found in gold_dates.items()} if i == len(days) - 1 else {}
             results.append(self.run_day(day, datasets=[n for n, ds in bronze_dates.items() if day in ds],
                                         from_bronze=True, extra_gold_dates=extra))
         return results
+
+    def orphan_gold_tables(self) -> list[str]:
+        """Gold tables in the lake whose aggregation spec is gone (reported, never dropped)."""
+        import pyarrow.fs as pafs
+
+        from lakehouse.tables.paths import arrow_uri
+
+        root = self.engine.layout.gold("")
+        try:
+            fs, base = pafs.FileSystem.from_uri(arrow_uri(root)) if "://" in root else \
+                (pafs.LocalFileSystem(), os.path.abspath(root))
+            entries = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+        except (OSError, ValueError):
+            return []
+        return sorted(e.base_name for e in entries if e.type == pafs.FileType.Directory
+                      and not e.base_name.startswith((".", "_")) and e.base_name not in self.catalog.aggregations)
 
     def run_day(self, run_date: dt.date, datasets: list[str] | None = None, from_bronze: bool = False,
                 extra_gold_dates: dict[str, list[dt.date]] | None = None) -> DayResult:
@@ -171,14 +187,23 @@ class DailyJob:
                            | set((extra_gold_dates or {}).get(agg.name, [])))
             start = time.perf_counter()
             try:
-                gold = with_conflict_retries(lambda agg=agg, dates=dates: recompute(
-                    self.engine, agg, dates, run_date, result.run_id), f"gold table {agg.name}")
+                build = dates_to_build(self.engine, agg)
+                if build is not None:
+                    # a gold table that is new, or whose spec changed, is built for every date silver holds
+                    kind, every = build
+                    result.notes.append(f"gold table {agg.name} is {kind}: built for {len(every)} date(s)")
+                    dates = sorted(set(dates) | set(every))
+                rebuild = build is not None and build[0] == "changed"
+                gold = with_conflict_retries(lambda agg=agg, dates=dates, rebuild=rebuild: recompute(
+                    self.engine, agg, dates, run_date, result.run_id, rebuild), f"gold table {agg.name}")
             except Exception as exc:
                 log.error("gold table %s failed: %s", agg.name, _first_line(exc))
                 log.debug("gold table %s failed", agg.name, exc_info=True)
                 gold = GoldOutcome(agg.name, run_date, status="failed", dates=dates, message=_first_line(exc))
             gold.seconds = round(time.perf_counter() - start, 3)
             result.golds.append(gold)
+        result.notes += [f"gold table {name} has no spec in conf/aggregations: kept as it is, no longer updated"
+                         for name in self.orphan_gold_tables()]
         finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         fresh = [o for o in result.datasets if not o.bronze_reused]  # a reused day's rejections are logged
         meta.record(self.engine, result.run_id,

@@ -85,7 +85,8 @@ def ref_column(check_index: int, column: str) -> str:
     return f"_ref_{check_index}_{column}"
 
 
-def _compile_one(check: m.RowCheck, index: int, now: dt.datetime) -> list[CompiledCheck]:
+def compile_check(check: m.RowCheck, index: int, now: dt.datetime) -> list[CompiledCheck]:
+    """One row check (the `index`-th of its dataset) as SQL, one CompiledCheck per column it applies to."""
     name = check.name or check.check
 
     def make(column: str | None, fails: str, message: str) -> CompiledCheck:
@@ -200,7 +201,7 @@ def compile_checks(spec: m.DatasetSpec, schema: T.StructType, now: dt.datetime |
     now = now or dt.datetime.now(dt.UTC)
     compiled = builtin_checks(spec, schema)
     for i, check in enumerate(spec.checks):
-        compiled += _compile_one(check, i, now)
+        compiled += compile_check(check, i, now)
     return compiled
 
 
@@ -229,19 +230,33 @@ def attach_references(spec: m.DatasetSpec, df: DataFrame, refs: dict[str, DataFr
     return df
 
 
+def check_sql(check: m.RowCheck) -> list[tuple[str, str]]:
+    """(field, text) of every SQL fragment of one row check written in the YAML."""
+    out = [("filter", check.filter)] if check.filter else []
+    match check:
+        case m.Compare():
+            out += [("left", check.left), ("right", check.right)]
+        case m.Expression():
+            out.append(("expression", check.expression))
+    return out
+
+
 def user_sql(spec: m.DatasetSpec) -> list[tuple[str, str]]:
     """(where, text) of every SQL fragment of the row checks written in the YAML."""
-    out = []
-    for i, check in enumerate(spec.checks):
-        where = f"checks[{i}] ({check.name or check.check})"
-        if check.filter:
-            out.append((f"{where} filter", check.filter))
-        match check:
-            case m.Compare():
-                out += [(f"{where} left", check.left), (f"{where} right", check.right)]
-            case m.Expression():
-                out.append((f"{where} expression", check.expression))
-    return out
+    return [(f"checks[{i}] ({check.name or check.check}) {name}", text)
+            for i, check in enumerate(spec.checks) for name, text in check_sql(check)]
+
+
+def check_user_sql_text(spark: SparkSession, check: m.RowCheck) -> tuple[str, str] | None:
+    """(field, problem) of the first SQL fragment of `check` that is not one expression on its own."""
+    parser = spark._jsparkSession.sessionState().sqlParser()
+    for name, text in check_sql(check):
+        try:
+            parser.parseExpression(text)
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return name, f"not a SQL expression on its own: {text!r}: {first}"
+    return None
 
 
 def check_user_sql(spec: m.DatasetSpec, spark: SparkSession) -> None:

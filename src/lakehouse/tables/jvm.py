@@ -90,6 +90,15 @@ class JvmEngine(TableEngine):
             return MergeResult(source_rows=rows, inserted=rows, files_added=int(metrics.get("numFiles", 0)),
                                version=self.version(path))
         before = self.version(path)
+        total = None
+        if not plan.delete_matched_when:
+            df = self._aligned(df, path)
+            if plan.update_when:
+                df, total, writing = self._rows_that_change(df, path, plan)
+                if writing == 0:
+                    # Delta rewrites every file holding a key-matched row even when no update condition holds:
+                    # a MERGE that would change nothing is not run at all (no new version)
+                    return MergeResult(source_rows=total, version=before)
         builder = self._delta(path).alias("t").merge(df.alias("s"), plan.condition())
         if plan.evolve_schema:
             builder = builder.withSchemaEvolution()
@@ -101,8 +110,30 @@ class JvmEngine(TableEngine):
         builder.execute()
         after = self.version(path)
         if after == before:
-            return MergeResult(source_rows=df.count(), version=after)
-        return MergeResult.from_metrics(self._last_metrics(path), MERGE_METRICS, after)
+            return MergeResult(source_rows=total if total is not None else df.count(), version=after)
+        result = MergeResult.from_metrics(self._last_metrics(path), MERGE_METRICS, after)
+        if total is not None:
+            result.source_rows = total  # rows left out before the MERGE count as unchanged
+        return result
+
+    def _aligned(self, df: DataFrame, path: str) -> DataFrame:
+        """The source with every target column it lacks as a typed null (as the rust engine's MERGE does): a
+        batch without an optional or evolved column updates a row to null there instead of failing to
+        resolve the column."""
+        target = self._delta(path).toDF().schema
+        missing = [f for f in target.fields if f.name not in df.columns]
+        if not missing:
+            return df
+        return df.select("*", *[F.lit(None).cast(f.dataType).alias(f.name) for f in missing])
+
+    def _rows_that_change(self, df: DataFrame, path: str, plan: MergePlan) -> tuple[DataFrame, int, int]:
+        """(the source rows that insert or update, all source rows, how many of them insert or update): a
+        matched row whose update condition is false is left out of the MERGE."""
+        target = self.read(path, partitions=plan.partition_values or None).withColumn("_held", F.lit(True))
+        joined = df.alias("s").join(target.alias("t"), F.expr(plan.condition()), "left")
+        writes = F.expr(f"t._held IS NULL OR ({plan.update_when})")
+        counts = joined.agg(F.count(F.lit(1)).alias("total"), F.count(F.when(writes, 1)).alias("writing")).first()
+        return joined.where(writes).select("s.*"), int(counts["total"]), int(counts["writing"])
 
     def _last_metrics(self, path: str) -> dict[str, str]:
         row = self._delta(path).history(1).select("operationMetrics").first()
@@ -119,13 +150,19 @@ class JvmEngine(TableEngine):
         return row.asDict(recursive=True) if row else {}
 
     def vacuum(self, path: str, retention_hours: int, dry_run: bool = False) -> list[str]:
-        # the caller has already enforced the retention floor (it refuses less than 7 days unless forced)
-        self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-        if dry_run:
-            rows = self.spark.sql(f"VACUUM delta.`{path}` RETAIN {int(retention_hours)} HOURS DRY RUN").collect()
-            return [r[0] for r in rows]
-        self._delta(path).vacuum(retention_hours)
-        return []
+        """The files deleted (or that would be). The caller has already enforced the retention floor (it refuses
+        less than 7 days unless forced); Delta's own check is lifted for this call only."""
+        key = "spark.databricks.delta.retentionDurationCheck.enabled"
+        previous = self.spark.conf.get(key, "true")
+        self.spark.conf.set(key, "false")
+        try:
+            sql = f"VACUUM delta.`{path}` RETAIN {int(retention_hours)} HOURS DRY RUN"
+            files = [r[0] for r in self.spark.sql(sql).collect()]
+            if not dry_run and files:
+                self._delta(path).vacuum(retention_hours)
+            return files
+        finally:
+            self.spark.conf.set(key, previous)
 
     def restore(self, path: str, version: int) -> int:
         self._delta(path).restoreToVersion(version)
