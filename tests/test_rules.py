@@ -326,22 +326,18 @@ def test_dedup_step_marks_all_but_the_latest_per_group(spark):
 
 @pytest.mark.parametrize("limit", [0, 10])  # 0: rank every row; 10: rank only the rows of repeated keys
 def test_one_row_per_key_is_the_latest_whichever_way_it_is_found(spark, monkeypatch, limit):
-    import types
+    from lakehouse.pipeline import silver
 
-    from lakehouse.pipeline import dataset as ds
-
-    monkeypatch.setattr(ds, "BROADCAST_REPEATED_KEYS", limit)
+    monkeypatch.setattr(silver, "BROADCAST_REPEATED_KEYS", limit)
     spec = m.DatasetSpec.model_validate({
         "name": "t", "source": {"format": "csv", "path": "raw/t"}, "keys": ["id"], "sequence_by": "seq",
         "schema": {"id": "string", "seq": "int", "v": "string"}})
-    engine = types.SimpleNamespace(spark=spark, layout=None)
-    load = ds.DatasetLoad(engine, spec, "run", dt.date(2024, 1, 2), dt.datetime(2024, 1, 2), [])
     rows = [("a", 1, "old", dt.date(2024, 1, 1)), ("a", 2, "new", dt.date(2024, 1, 1)),
             ("b", None, "late file", dt.date(2024, 1, 2)), ("b", None, "early file", dt.date(2024, 1, 1)),
             ("c", 5, "only", dt.date(2024, 1, 2))]
     valid = (spark.createDataFrame(rows, "id string, seq int, v string, _source_date date")
-             .withColumn("_source_file", F.lit("f")).withColumn(ds.ROW_HASH, F.xxhash64("v")))
-    got = sorted((r.id, r.v) for r in load.one_per_key(valid).collect())
+             .withColumn("_source_file", F.lit("f")).withColumn(silver.ROW_HASH, F.xxhash64("v")))
+    got = sorted((r.id, r.v) for r in silver.one_per_key(spec, valid).collect())
     assert got == [("a", "new"), ("b", "late file"), ("c", "only")]
     unique = valid.where("id = 'c'")
-    assert [r.v for r in load.one_per_key(unique).collect()] == ["only"]
+    assert [r.v for r in silver.one_per_key(spec, unique).collect()] == ["only"]

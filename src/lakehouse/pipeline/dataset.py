@@ -1,202 +1,37 @@
-"""One dataset, one run date: raw -> bronze -> (quarantine | silver).
+"""One dataset, one run date: raw -> bronze -> checks -> (quarantine | silver), the stages in order.
 
-Row accounting holds for every outcome:
-    rows_read = rows_to_silver + rows_quarantined + rows_duplicate + rows_held_back
-where rows_held_back are valid rows not merged because the dataset failed (a dataset check with action fail,
-or new columns under `on_new_columns: fail`).
+Each stage lives in its own module (bronze, quarantine, silver, dataset_checks); this one runs them, measures the
+batch and keeps the row accounting of `outcome.DatasetOutcome`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import shutil
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from lakehouse.pipeline import ingested
 from lakehouse.pipeline.bronze import load_bronze
+from lakehouse.pipeline.dataset_checks import (
+    DatasetCheckContext,
+    dataset_check_aggregates,
+    evaluate_dataset_check,
+)
+from lakehouse.pipeline.outcome import DatasetFailed, DatasetOutcome, QualityMetric
+from lakehouse.pipeline.quarantine import write_quarantine
+from lakehouse.pipeline.silver import ROW_HASH, SILVER_LINEAGE, one_per_key, row_hash, silver_plan
 from lakehouse.rules.checks import ERRORS, check_names, evaluate, has_error
 from lakehouse.rules.cleaning import clean, superseded
 from lakehouse.rules.conform import conform
-from lakehouse.rules.sql import ident, literal
 from lakehouse.sources.files import discover
-from lakehouse.sources.reader import LINEAGE, RAW_RECORD, new_columns
+from lakehouse.sources.reader import LINEAGE, new_columns
 from lakehouse.specs import models as m
-from lakehouse.specs.names import snake_case
-from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, sql_literal
+from lakehouse.tables.engine import TableEngine
 from lakehouse.tables.paths import is_remote
-
-ROW_HASH = "_row_hash"
-# an unparseable line cannot be masked column by column; when a dataset masks data, quarantine keeps only this
-WITHHELD = "<withheld: the dataset masks sensitive columns; the raw line is in bronze>"
-# up to this many repeated keys in a batch are resolved by broadcasting them (see DatasetLoad.one_per_key)
-BROADCAST_REPEATED_KEYS = 200_000
-SILVER_LINEAGE = ["_source_file", "_source_date", "_run_id", "_ingested_at"]
-
-
-class DatasetFailed(Exception):
-    """The dataset cannot be merged this run (its rows are held back, the run exits 1)."""
-
-
-@dataclass
-class QualityMetric:
-    check: str
-    column: str | None
-    criticality: str
-    evaluated_rows: int
-    failed_rows: int
-    observed: float | None = None
-    threshold: str | None = None
-    status: str = "pass"
-
-
-@dataclass
-class DatasetOutcome:
-    dataset: str
-    run_date: dt.date
-    status: str = "ok"  # ok | no_data | failed
-    message: str = ""
-    files: int = 0
-    rows_read: int = 0
-    rows_malformed: int = 0
-    rows_quarantined: int = 0
-    rows_warned: int = 0
-    rows_duplicate: int = 0
-    rows_held_back: int = 0
-    rows_to_silver: int = 0
-    merge: MergeResult | None = None
-    new_columns: list[str] = field(default_factory=list)
-    affected_dates: dict[str, list[dt.date]] = field(default_factory=dict)
-    quality: list[QualityMetric] = field(default_factory=list)
-    raw_files: list = field(default_factory=list)  # files read
-    rejected: list = field(default_factory=list)  # Rejection of each file that could not be read
-    skipped: list[str] = field(default_factory=list)  # files in the partition that are not data files
-    bronze_reused: bool = False
-    raw_columns: list[str] = field(default_factory=list)
-    # wall-clock seconds per stage (bronze, check, measure, quarantine, silver), for the run log and the bench
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @contextlib.contextmanager
-    def timed(self, stage: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[stage] = round(self.timings.get(stage, 0.0) + time.perf_counter() - start, 3)
-
-    def accounted(self) -> bool:
-        return self.rows_read == (self.rows_to_silver + self.rows_quarantined + self.rows_duplicate
-                                  + self.rows_held_back)
-
-
-def row_hash(df: DataFrame, columns: list[str]):
-    """A content hash of the business columns: a matched silver/gold row is rewritten only when it changes.
-    Each non-null value is hashed with its column's name and the hashes are combined by XOR, so the hash does not
-    depend on the order of the columns, and a null value counts as an absent column: a batch that carries an
-    optional or evolved column with nulls (a full refresh from bronze, a later day's files) hashes like one
-    without it. Nested values are hashed through their JSON text."""
-    parts = []
-    for c in sorted(columns):
-        nested = isinstance(df.schema[c].dataType, T.StructType | T.ArrayType | T.MapType)
-        value = f"to_json({ident(c)})" if nested else ident(c)
-        parts.append(f"(CASE WHEN {ident(c)} IS NULL THEN 0L ELSE xxhash64({literal(c)}, {value}) END)")
-    return F.expr(" ^ ".join(parts) if parts else "0L")
-
-
-def silver_update_condition(spec: m.DatasetSpec) -> str:
-    """Update a matched row only when the content changed and the source row is not older."""
-    newer = "s._source_date >= t._source_date"
-    if spec.sequence_by:
-        q = f"`{spec.sequence_by}`"
-        newer = (f"(s.{q} > t.{q} OR t.{q} IS NULL OR "
-                 f"((s.{q} IS NOT DISTINCT FROM t.{q}) AND s._source_date >= t._source_date))")
-    condition = f"s.{ROW_HASH} <> t.{ROW_HASH} AND {newer}"
-    if spec.target.merge_update_when:
-        condition += f" AND ({spec.target.merge_update_when})"
-    return condition
-
-
-def deduplicate(spec: m.DatasetSpec):
-    """DataFrame -> DataFrame: keep one row per key, the latest by the sequence column then the raw day."""
-    order = []
-    if spec.sequence_by:
-        order.append(F.col(f"`{spec.sequence_by}`").desc_nulls_last())
-    order += [F.col("_source_date").desc(), F.col("_source_file").desc(), F.col(ROW_HASH).desc()]
-    window = Window.partitionBy(*[F.col(f"`{k}`") for k in spec.keys]).orderBy(*order)
-    return lambda df: df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
-
-
-@dataclass
-class DatasetCheckContext:
-    valid: int
-    batch: int
-    rows_read: int
-    stats: dict[str, Any]
-    raw_columns: list[str]
-    run_date: dt.date
-    previous_rows: int | None
-
-
-def dataset_check_aggregates(spec: m.DatasetSpec, valid) -> dict[str, Any]:
-    """The aggregate columns the dataset checks need, computed in the same job as the row counts."""
-    aggs: dict[str, Any] = {}
-    for i, c in enumerate(spec.dataset_checks):
-        key = f"dcheck_{i}"
-        if isinstance(c, m.Completeness):
-            aggs[key] = F.sum((valid & F.col(f"`{c.column}`").isNotNull()).cast("int"))
-        elif isinstance(c, m.Uniqueness):
-            aggs[key] = F.count_distinct(F.when(valid, F.struct(*[F.col(f"`{x}`") for x in c.columns])))
-        elif isinstance(c, m.Freshness):
-            aggs[key] = F.max(F.when(valid, F.col(f"`{c.column}`").cast("timestamp")))
-        elif isinstance(c, m.Statistic):
-            fn = {"min": F.min, "max": F.max, "mean": F.avg, "stddev": F.stddev_samp}[c.stat]
-            aggs[key] = fn(F.when(valid, F.col(f"`{c.column}`").cast("double")))
-    return aggs
-
-
-def evaluate_dataset_check(check: m.DatasetCheck, index: int, ctx: DatasetCheckContext
-                           ) -> tuple[float | None, bool, str, str | None]:
-    """(observed value, passed, threshold text, column) of one dataset check."""
-    stat = ctx.stats.get(f"dcheck_{index}")
-    match check:
-        case m.RowCount():
-            ok = (check.min is None or ctx.batch >= check.min) and (check.max is None or ctx.batch <= check.max)
-            return float(ctx.batch), ok, f"[{check.min}, {check.max}] rows", None
-        case m.Completeness():
-            observed = (stat or 0) / ctx.valid if ctx.valid else 0.0
-            return observed, observed >= check.min, f">= {check.min}", check.column
-        case m.Uniqueness():
-            observed = (stat or 0) / ctx.valid if ctx.valid else 1.0
-            return observed, observed >= check.min, f">= {check.min}", ",".join(check.columns)
-        case m.Freshness():
-            reference = dt.datetime.combine(ctx.run_date + dt.timedelta(days=1), dt.time())
-            if stat is None:
-                return None, False, f"<= {check.max_age_hours} h", check.column
-            age = (reference - stat.replace(tzinfo=None)).total_seconds() / 3600
-            return age, age <= check.max_age_hours, f"<= {check.max_age_hours} h", check.column
-        case m.Statistic():
-            ok = stat is not None and (check.min is None or stat >= check.min) and (
-                check.max is None or stat <= check.max)
-            return (None if stat is None else float(stat)), ok, f"{check.stat} in [{check.min}, {check.max}]", \
-                check.column
-        case m.RowCountChange():
-            if not ctx.previous_rows:
-                return None, True, f"|change| <= {check.max_change} (no earlier run)", None
-            change = abs(ctx.rows_read - ctx.previous_rows) / ctx.previous_rows
-            return change, change <= check.max_change, f"|change| <= {check.max_change} vs {ctx.previous_rows}", None
-        case m.RequiredColumns():
-            # a column as named in the files or as the reader maps it (snake_case, case-insensitive)
-            present = {c.lower() for c in ctx.raw_columns}
-            missing = [c for c in check.columns if c.lower() not in present and snake_case(c) not in present]
-            return float(len(missing)), not missing, f"present: {check.columns}", ",".join(missing) or None
-    raise TypeError(f"no evaluation for dataset check {check!r}")
 
 
 class DatasetLoad:
@@ -300,7 +135,7 @@ class DatasetLoad:
         with self.outcome.timed("measure"):
             self.measure(checked)
         with self.outcome.timed("quarantine"):
-            self.write_quarantine(checked)
+            write_quarantine(self.engine, self.spec, self.run_id, self.run_date, checked)
         with self.outcome.timed("silver_source"):
             source = self.silver_source(checked)
         try:
@@ -411,24 +246,6 @@ class DatasetLoad:
 
     # ------------------------------------------------------------------ writes
 
-    def write_quarantine(self, checked: DataFrame) -> None:
-        spec = self.spec
-        record_cols = [c for c in checked.columns if not c.startswith("_")]
-        rows = checked.where(has_error()).select(
-            F.lit(spec.name).alias("dataset"),
-            F.lit(self.run_id).alias("run_id"),
-            F.lit(self.run_date).cast("date").alias("run_date"),
-            F.col("_source_file").alias("source_file"),
-            F.to_json(F.struct(*[F.col(f"`{c}`") for c in record_cols])).alias("record"),
-            (F.when(F.col(RAW_RECORD).isNotNull(), F.lit(WITHHELD)) if spec.has_masking()
-             else F.col(RAW_RECORD)).alias("raw_record"),
-            F.col(ERRORS).alias("errors"),
-            F.col("_ingested_at").alias("quarantined_at"),
-            F.col("_partition_date"),
-        )
-        where = f"_partition_date = {sql_literal(self.run_date.isoformat())}"
-        self.engine.replace_partitions(rows, self.lake.quarantine(spec.name), ["_partition_date"], where)
-
     def silver_source(self, checked: DataFrame) -> DataFrame:
         """The rows for silver: valid, not superseded, one per key (the latest), with their content hash.
         Persisted on disk (read by the comparison with silver and by the writes) and measured in one job:
@@ -438,7 +255,7 @@ class DatasetLoad:
         valid = (checked.where(~has_error() & ~superseded(checked))
                  .withColumnRenamed("_partition_date", "_source_date")
                  .withColumn(ROW_HASH, row_hash(checked, business)))
-        source = (self.one_per_key(valid)
+        source = (one_per_key(self.spec, valid)
                   .select(*[F.col(f"`{c}`") for c in business], *SILVER_LINEAGE, ROW_HASH)
                   .persist(StorageLevel.DISK_ONLY))
         value_columns = list(dict.fromkeys(spec.target.partition_by + self.gold_date_columns))
@@ -452,47 +269,13 @@ class DatasetLoad:
         out.rows_duplicate = out.rows_read - out.rows_quarantined - int(row["_rows"])
         return source
 
-    def one_per_key(self, valid: DataFrame) -> DataFrame:
-        """The latest row per key. Keys that occur more than once are found first (an aggregation over the keys
-        alone); when they are few, only their rows are ranked, so the day's rows are not shuffled and sorted
-        to resolve a handful of corrections."""
-        keys = self.spec.keys
-        repeated = valid.groupBy(*[F.col(f"`{k}`") for k in keys]).count().where("count > 1").drop("count")
-        found = repeated.count()
-        if found == 0:
-            return valid
-        if found > BROADCAST_REPEATED_KEYS:
-            return valid.transform(deduplicate(self.spec))
-        marked = valid.join(F.broadcast(repeated.withColumn("_repeated", F.lit(True))), on=keys, how="left")
-        single = marked.where(F.col("_repeated").isNull()).drop("_repeated")
-        several = marked.where(F.col("_repeated")).drop("_repeated").transform(deduplicate(self.spec))
-        return single.unionByName(several)
-
     def merge_silver(self, source: DataFrame, extras: list[str]) -> None:
-        spec = self.spec
-        self.outcome.rows_to_silver = (self.outcome.rows_read - self.outcome.rows_quarantined
-                                       - self.outcome.rows_duplicate)
-        values = self.values
-        # the day's files were read again in full: a silver row that came from one of them and is no
-        # longer among its valid rows is deleted (within the partitions this batch touches)
-        if self.from_bronze:
-            # a rebuild from bronze: every silver row of this raw day is in scope, wherever it is partitioned
-            partitions, scope = {}, {"_source_date": [self.run_date]}
-        else:
-            partitions = {c: values[c] for c in spec.target.partition_by}
-            scope = {"_source_file": sorted(self._row_stats["source_files"])}
-        plan = MergePlan(
-            keys=spec.keys,
-            partition_by=spec.target.partition_by,
-            update_when=silver_update_condition(spec),
-            partition_values=partitions,
-            replace_scope=scope,
-            content_hash=ROW_HASH,
-            evolve_schema=bool(extras),
-        )
+        spec, out = self.spec, self.outcome
+        out.rows_to_silver = out.rows_read - out.rows_quarantined - out.rows_duplicate
+        plan = silver_plan(spec, self.values, self._row_stats["source_files"], self.run_date, self.from_bronze,
+                           evolve_schema=bool(extras))
         result = self.engine.merge_replacing(source, self.lake.silver(spec.name), plan)
-        self.outcome.merge = result
+        out.merge = result
         if result.inserted or result.updated or result.deleted:
-            self.outcome.affected_dates = {c: sorted({v for v in values[c] if v is not None})
-                                           for c in self.gold_date_columns}
-
+            out.affected_dates = {c: sorted({v for v in self.values[c] if v is not None})
+                                  for c in self.gold_date_columns}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.pipeline.dataset import ROW_HASH, row_hash
+from lakehouse.pipeline.silver import ROW_HASH, row_hash
 from lakehouse.specs.models import AggregationSpec
 from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine
 

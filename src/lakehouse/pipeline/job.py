@@ -14,8 +14,9 @@ from pyspark.sql import functions as F
 
 from lakehouse.errors import describe
 from lakehouse.pipeline import ingested, meta
-from lakehouse.pipeline.dataset import DatasetLoad, DatasetOutcome
+from lakehouse.pipeline.dataset import DatasetLoad
 from lakehouse.pipeline.gold import GoldOutcome, dates_to_build, recompute
+from lakehouse.pipeline.outcome import DatasetOutcome
 from lakehouse.specs import Catalog
 from lakehouse.specs.models import RowCount
 from lakehouse.tables.engine import TableEngine, in_list, is_commit_conflict

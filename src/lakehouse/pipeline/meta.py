@@ -6,8 +6,8 @@ import datetime as dt
 
 from pyspark.sql import types as T
 
-from lakehouse.pipeline.dataset import DatasetOutcome
 from lakehouse.pipeline.gold import GoldOutcome
+from lakehouse.pipeline.outcome import DatasetOutcome
 from lakehouse.tables.engine import TableEngine
 
 RUNS_SCHEMA = T.StructType([

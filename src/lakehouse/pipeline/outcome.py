@@ -1,0 +1,71 @@
+"""What loading one dataset for one run date did: counts, merge result, quality metrics, files, timings.
+
+Row accounting holds for every outcome:
+    rows_read = rows_to_silver + rows_quarantined + rows_duplicate + rows_held_back
+where rows_held_back are valid rows not merged because the dataset failed (a dataset check with action fail,
+new columns under `on_new_columns: fail`, a rejected file under `on_bad_file: fail`, or an error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+from lakehouse.tables.engine import MergeResult
+
+
+class DatasetFailed(Exception):
+    """The dataset cannot be merged this run (its rows are held back, the run exits 1)."""
+
+
+@dataclass
+class QualityMetric:
+    check: str
+    column: str | None
+    criticality: str
+    evaluated_rows: int
+    failed_rows: int
+    observed: float | None = None
+    threshold: str | None = None
+    status: str = "pass"
+
+
+@dataclass
+class DatasetOutcome:
+    dataset: str
+    run_date: dt.date
+    status: str = "ok"  # ok | no_data | failed
+    message: str = ""
+    files: int = 0
+    rows_read: int = 0
+    rows_malformed: int = 0
+    rows_quarantined: int = 0
+    rows_warned: int = 0
+    rows_duplicate: int = 0
+    rows_held_back: int = 0
+    rows_to_silver: int = 0
+    merge: MergeResult | None = None
+    new_columns: list[str] = field(default_factory=list)
+    affected_dates: dict[str, list[dt.date]] = field(default_factory=dict)
+    quality: list[QualityMetric] = field(default_factory=list)
+    raw_files: list = field(default_factory=list)  # files read
+    rejected: list = field(default_factory=list)  # Rejection of each file that could not be read
+    skipped: list[str] = field(default_factory=list)  # files in the partition that are not data files
+    bronze_reused: bool = False
+    raw_columns: list[str] = field(default_factory=list)
+    # wall-clock seconds per stage (bronze, check, measure, quarantine, silver), for the run log and the bench
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def timed(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = round(self.timings.get(stage, 0.0) + time.perf_counter() - start, 3)
+
+    def accounted(self) -> bool:
+        return self.rows_read == (self.rows_to_silver + self.rows_quarantined + self.rows_duplicate
+                                  + self.rows_held_back)

@@ -1,0 +1,95 @@
+"""Silver: the batch's valid rows, one per key (the latest), compared by key and content hash with the silver
+table and MERGEd; the content hash and the update rule live here, and gold uses the same hash."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakehouse.rules.sql import ident, literal
+from lakehouse.specs import models as m
+from lakehouse.tables.engine import MergePlan
+
+ROW_HASH = "_row_hash"
+# up to this many repeated keys in a batch are resolved by broadcasting them (see one_per_key)
+BROADCAST_REPEATED_KEYS = 200_000
+SILVER_LINEAGE = ["_source_file", "_source_date", "_run_id", "_ingested_at"]
+
+
+def row_hash(df: DataFrame, columns: list[str]):
+    """A content hash of the business columns: a matched silver/gold row is rewritten only when it changes.
+    Each non-null value is hashed with its column's name and the hashes are combined by XOR, so the hash does not
+    depend on the order of the columns, and a null value counts as an absent column: a batch that carries an
+    optional or evolved column with nulls (a full refresh from bronze, a later day's files) hashes like one
+    without it. Nested values are hashed through their JSON text."""
+    parts = []
+    for c in sorted(columns):
+        nested = isinstance(df.schema[c].dataType, T.StructType | T.ArrayType | T.MapType)
+        value = f"to_json({ident(c)})" if nested else ident(c)
+        parts.append(f"(CASE WHEN {ident(c)} IS NULL THEN 0L ELSE xxhash64({literal(c)}, {value}) END)")
+    return F.expr(" ^ ".join(parts) if parts else "0L")
+
+
+def silver_update_condition(spec: m.DatasetSpec) -> str:
+    """Update a matched row only when the content changed and the source row is not older."""
+    newer = "s._source_date >= t._source_date"
+    if spec.sequence_by:
+        q = f"`{spec.sequence_by}`"
+        newer = (f"(s.{q} > t.{q} OR t.{q} IS NULL OR "
+                 f"((s.{q} IS NOT DISTINCT FROM t.{q}) AND s._source_date >= t._source_date))")
+    condition = f"s.{ROW_HASH} <> t.{ROW_HASH} AND {newer}"
+    if spec.target.merge_update_when:
+        condition += f" AND ({spec.target.merge_update_when})"
+    return condition
+
+
+def deduplicate(spec: m.DatasetSpec):
+    """DataFrame -> DataFrame: keep one row per key, the latest by the sequence column then the raw day."""
+    order = []
+    if spec.sequence_by:
+        order.append(F.col(f"`{spec.sequence_by}`").desc_nulls_last())
+    order += [F.col("_source_date").desc(), F.col("_source_file").desc(), F.col(ROW_HASH).desc()]
+    window = Window.partitionBy(*[F.col(f"`{k}`") for k in spec.keys]).orderBy(*order)
+    return lambda df: df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
+
+
+def one_per_key(spec: m.DatasetSpec, valid: DataFrame) -> DataFrame:
+    """The latest row per key. Keys that occur more than once are found first (an aggregation over the keys
+    alone); when they are few, only their rows are ranked, so the day's rows are not shuffled and sorted
+    to resolve a handful of corrections."""
+    keys = spec.keys
+    repeated = valid.groupBy(*[F.col(f"`{k}`") for k in keys]).count().where("count > 1").drop("count")
+    found = repeated.count()
+    if found == 0:
+        return valid
+    if found > BROADCAST_REPEATED_KEYS:
+        return valid.transform(deduplicate(spec))
+    marked = valid.join(F.broadcast(repeated.withColumn("_repeated", F.lit(True))), on=keys, how="left")
+    single = marked.where(F.col("_repeated").isNull()).drop("_repeated")
+    several = marked.where(F.col("_repeated")).drop("_repeated").transform(deduplicate(spec))
+    return single.unionByName(several)
+
+
+def silver_plan(spec: m.DatasetSpec, values: dict[str, list[Any]], source_files: list[str], run_date: dt.date,
+                from_bronze: bool, evolve_schema: bool) -> MergePlan:
+    """The MERGE of a batch into silver. The day's files were read again in full: a silver row that came from
+    one of them and is no longer among its valid rows is deleted (within the partitions the batch touches). A
+    rebuild from bronze puts every silver row of the raw day in scope, wherever it is partitioned."""
+    if from_bronze:
+        partitions, scope = {}, {"_source_date": [run_date]}
+    else:
+        partitions = {c: values[c] for c in spec.target.partition_by}
+        scope = {"_source_file": sorted(source_files)}
+    return MergePlan(
+        keys=spec.keys,
+        partition_by=spec.target.partition_by,
+        update_when=silver_update_condition(spec),
+        partition_values=partitions,
+        replace_scope=scope,
+        content_hash=ROW_HASH,
+        evolve_schema=evolve_schema,
+    )
