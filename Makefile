@@ -11,7 +11,7 @@ DAYS ?= 7
 ROWS ?= 2000
 SEED ?= 42
 
-.PHONY: setup run generate validate test lint k8s-check bench clean
+.PHONY: setup run generate validate test test-kill lint k8s-check bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,10 @@ run: generate ## run the daily job over every raw partition not loaded yet (all 
 		spark_jobs/daily_aggregation.py --pending
 
 test: $(STAMP) ## the test suite (real Spark, real Delta tables)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not kill"
+
+test-kill: $(STAMP) ## the job killed with SIGKILL at every fault point, then rerun: tables as if never killed
+	$(BIN)/pytest -q -m kill
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests spark_jobs

@@ -290,7 +290,7 @@ def _table_paths(settings: Settings, names: list[str]) -> list[str]:
     for ds in catalog.datasets:
         paths += [lake.bronze(ds), lake.quarantine(ds), lake.silver(ds)]
     paths += [lake.gold(a) for a in catalog.aggregations]
-    paths += [lake.meta(m) for m in ("runs", "quality")]
+    paths += [lake.meta(m) for m in ("runs", "quality", "ingested_files", "rejected_files", "gold_pending")]
     return paths
 
 

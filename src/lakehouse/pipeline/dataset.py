@@ -14,7 +14,8 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.pipeline import ingested
+from lakehouse import faults
+from lakehouse.pipeline import ingested, pending_gold
 from lakehouse.pipeline.bronze import load_bronze
 from lakehouse.pipeline.dataset_checks import (
     DatasetCheckContext,
@@ -38,7 +39,7 @@ class DatasetLoad:
     """Loads one dataset for one run date through the table engine."""
 
     def __init__(self, engine: TableEngine, spec: m.DatasetSpec, run_id: str, run_date: dt.date,
-                 ingested_at: dt.datetime, gold_date_columns: list[str], from_bronze: bool = False,
+                 ingested_at: dt.datetime, gold_dates: dict[str, str], from_bronze: bool = False,
                  ingested_state: dict | None = None) -> None:
         self.engine = engine
         self.spark = engine.spark
@@ -47,7 +48,8 @@ class DatasetLoad:
         self.run_id = run_id
         self.run_date = run_date
         self.ingested_at = ingested_at
-        self.gold_date_columns = gold_date_columns
+        self.gold_dates = gold_dates  # aggregation built from this dataset -> its date column
+        self.gold_date_columns = sorted(set(gold_dates.values()))
         self.from_bronze = from_bronze
         self.ingested_state = ingested_state or {}
         self.outcome = DatasetOutcome(spec.name, run_date)
@@ -63,6 +65,7 @@ class DatasetLoad:
                 shutil.rmtree(staging, ignore_errors=True)
 
     def _run(self) -> DatasetOutcome:
+        faults.point("dataset:start")
         if self.from_bronze:
             # full refresh: silver is rebuilt from what bronze already holds; raw files are not read
             bronze = self.engine.read_or_none(self.lake.bronze(self.spec.name))
@@ -90,6 +93,7 @@ class DatasetLoad:
                 with out.timed("bronze"):
                     loaded = load_bronze(self.engine, self.spec, day, self.run_id, self.ingested_at,
                                          self.lake.staging(self.run_id, self.spec.name, "raw"))
+                faults.point("bronze:written")
                 self.raw_columns = loaded.columns
                 out.raw_files, out.rejected = loaded.read, loaded.rejected
                 if not loaded.rows:
@@ -136,6 +140,7 @@ class DatasetLoad:
             self.measure(checked)
         with self.outcome.timed("quarantine"):
             write_quarantine(self.engine, self.spec, self.run_id, self.run_date, checked)
+        faults.point("quarantine:written")
         with self.outcome.timed("silver_source"):
             source = self.silver_source(checked)
         try:
@@ -274,7 +279,11 @@ class DatasetLoad:
         out.rows_to_silver = out.rows_read - out.rows_quarantined - out.rows_duplicate
         plan = silver_plan(spec, self.values, self._row_stats["source_files"], self.run_date, self.from_bronze,
                            evolve_schema=bool(extras))
-        result = self.engine.merge_replacing(source, self.lake.silver(spec.name), plan)
+        faults.point("silver:before")
+        owed = {name: self.values[column] for name, column in self.gold_dates.items()}
+        result = self.engine.merge_replacing(source, self.lake.silver(spec.name), plan,
+                                             before_write=lambda: pending_gold.record(self.engine, self.run_id, owed))
+        faults.point("silver:written")
         out.merge = result
         if result.inserted or result.updated or result.deleted:
             out.affected_dates = {c: sorted({v for v in self.values[c] if v is not None})

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import functions as F
 
+from lakehouse import faults
 from lakehouse.errors import describe
-from lakehouse.pipeline import ingested, meta
+from lakehouse.pipeline import ingested, meta, pending_gold
 from lakehouse.pipeline.dataset import DatasetLoad
 from lakehouse.pipeline.gold import GoldOutcome, dates_to_build, recompute
 from lakehouse.pipeline.outcome import DatasetOutcome
@@ -28,6 +29,14 @@ def default_run_date(now: dt.datetime | None = None) -> dt.date:
     """Yesterday in UTC: the scheduler passes no date."""
     now = now or dt.datetime.now(dt.UTC)
     return (now.astimezone(dt.UTC) - dt.timedelta(days=1)).date()
+
+
+def _as_date(text: str):
+    """An owed gold date back from its ISO text (values of a non-date column stay text)."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return text
 
 
 def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -153,7 +162,7 @@ class DailyJob:
         for spec in self.catalog.dataset_order():
             if datasets is not None and spec.name not in datasets:
                 continue
-            date_columns = sorted({a.date_column for a in self.catalog.aggregations_from(spec.name)})
+            date_columns = {a.name: a.date_column for a in self.catalog.aggregations_from(spec.name)}
 
             attempts: list[DatasetLoad] = []
 
@@ -177,17 +186,22 @@ class DailyJob:
                     for c in spec.dataset_checks):
                 outcome.status = "failed"
             if outcome.status == "ok" and (outcome.raw_files or outcome.rejected) and not outcome.bronze_reused:
+                faults.point("ingested:before")
                 ingested.record(self.engine, spec.name, run_date, outcome.raw_files, result.run_id,
                                 columns=outcome.raw_columns, rejected=outcome.rejected)
             result.datasets.append(outcome)
             log.info("dataset %s for %s: %s, seconds per stage %s", spec.name, run_date, outcome.status,
                      outcome.timings)
             touched[spec.name] = outcome.affected_dates
+        owed = pending_gold.owed(self.engine) if self.catalog.aggregations else {}
         for agg in self.catalog.aggregations.values():
             dates = sorted(set(touched.get(agg.source_dataset, {}).get(agg.date_column, []))
                            | set((extra_gold_dates or {}).get(agg.name, [])))
+            owed_dates, owing_runs = owed.get(agg.name, (set(), set()))
             start = time.perf_counter()
             try:
+                # dates a run changed in silver and did not get to recompute (it died) are recomputed now
+                dates = sorted(set(dates) | {_as_date(d) for d in owed_dates})
                 build = dates_to_build(self.engine, agg)
                 if build is not None:
                     # a gold table that is new, or whose spec changed, is built for every date silver holds
@@ -195,8 +209,11 @@ class DailyJob:
                     result.notes.append(f"gold table {agg.name} is {kind}: built for {len(every)} date(s)")
                     dates = sorted(set(dates) | set(every))
                 rebuild = build is not None and build[0] == "changed"
+                faults.point("gold:before")
                 gold = with_conflict_retries(lambda agg=agg, dates=dates, rebuild=rebuild: recompute(
                     self.engine, agg, dates, run_date, result.run_id, rebuild), f"gold table {agg.name}")
+                faults.point("gold:written")
+                pending_gold.settle(self.engine, agg.name, owing_runs, result.run_id)
             except Exception as exc:
                 log.error("gold table %s failed: %s", agg.name, _first_line(exc))
                 log.debug("gold table %s failed", agg.name, exc_info=True)
@@ -206,6 +223,7 @@ class DailyJob:
         result.notes += [f"gold table {name} has no spec in conf/aggregations: kept as it is, no longer updated"
                          for name in self.orphan_gold_tables()]
         finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        faults.point("meta:before")
         fresh = [o for o in result.datasets if not o.bronze_reused]  # a reused day's rejections are logged
         meta.record(self.engine, result.run_id,
                     meta.run_rows(result.run_id, self.engine.name, started, finished, result.datasets,

@@ -12,12 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse import faults
 from lakehouse.settings import SettingsError
 from lakehouse.tables.paths import LakeLayout
 
@@ -183,13 +185,17 @@ class TableEngine(ABC):
     def read_or_none(self, path: str) -> DataFrame | None:
         return self.read(path) if self.exists(path) else None
 
-    def merge_replacing(self, df: DataFrame, path: str, plan: MergePlan) -> MergeResult:
+    def merge_replacing(self, df: DataFrame, path: str, plan: MergePlan,
+                        before_write: Callable[[], None] | None = None) -> MergeResult:
         """MERGE `df` by `plan`. With `plan.replace_scope`, target rows in that scope (and in the plan's
         partitions) without a source row are deleted first; with `plan.content_hash`, source rows the target
         already holds unchanged are left out. A full outer join of the source's keys (and content hash) with
         the target's (only the plan's partitions are read) sorts every row into new, changed, unchanged or
-        stale; the source's other columns join in only when there are rows to write."""
+        stale; the source's other columns join in only when there are rows to write. `before_write` is called
+        once before the first commit, and not at all when there is nothing to write."""
+        before_write = before_write or (lambda: None)
         if not (plan.replace_scope or plan.content_hash) or not self.exists(path):
+            before_write()
             return self.merge(df, path, plan)
         snapshot = self.version(path)
         keys = [F.col(f"`{k}`") for k in plan.keys]
@@ -206,6 +212,8 @@ class TableEngine(ABC):
         narrow = df.select(*keys, (F.col(f"`{digest}`") if digest else F.lit(None)).alias("_new_hash"),
                            F.lit(True).alias("_new")).join(target, on=plan.keys, how="full_outer")
         counts = narrow.agg(*[F.count(F.when(c, 1)).alias(k) for k, c in kinds.items()]).first()
+        if counts["stale"] or counts["inserts"] or counts["changed"]:
+            before_write()
         deleted = 0
         if counts["stale"]:
             delete_plan = MergePlan(keys=plan.keys, partition_by=plan.partition_by,
@@ -215,6 +223,7 @@ class TableEngine(ABC):
                 *keys, *[F.col(alias).alias(c) for c, alias in held_partitions.items()])
             removed = self.merge(stale, path, delete_plan, snapshot)
             deleted, snapshot = removed.deleted, removed.version
+            faults.point("silver:after_delete")
         if not counts["inserts"] and not counts["changed"]:
             return MergeResult(source_rows=counts["same"], deleted=deleted, version=self.version(path))
         # the rows to write, with all their columns: the source left-joined to the same target snapshot

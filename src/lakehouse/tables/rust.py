@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
+from lakehouse import faults
 from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, in_list
 from lakehouse.tables.paths import arrow_uri, is_remote, join, spark_uri
 
@@ -187,6 +188,8 @@ class RustEngine(TableEngine):
         if changed is not None:
             result = self.merge(changed, path, plan, base_version)
         if inserts is not None:
+            if changed is not None:
+                faults.point("silver:between_commits")
             path = arrow_uri(path)
             table = DeltaTable(path, version=result.version)
             # as MERGE's insert-all does: target columns the source lacks are null, and source columns the
