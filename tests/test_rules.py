@@ -341,3 +341,29 @@ def test_one_row_per_key_is_the_latest_whichever_way_it_is_found(spark, monkeypa
     assert got == [("a", "new"), ("b", "late file"), ("c", "only")]
     unique = valid.where("id = 'c'")
     assert [r.v for r in silver.one_per_key(spec, unique).collect()] == ["only"]
+
+
+def test_messages_speak_the_users_words_and_every_check_names_its_columns(spark):
+    from lakehouse.pipeline.dataset_checks import DatasetCheckContext, evaluate_dataset_check
+
+    spec = dataset(schema={"id": "string", "price": "double", "qty": "int", "code": "string", "cost": "double"},
+                   checks=[{"check": "range", "column": "price", "min": 0, "inclusive": False},
+                           {"check": "range", "column": "qty", "min": 1, "max": 1000},
+                           {"check": "length", "column": "code", "max": 5},
+                           {"check": "compare", "left": "cost", "op": "<=", "right": "price * 2"},
+                           {"check": "expression", "expression": "qty > 0 OR `code` = 'RETURN'"}])
+    df = spark.createDataFrame([("1", -5.0, 0, "ABCDEFG", 30.0)], "id string, price double, qty int, code string, "
+                                                                  "cost double")
+    (row,) = df.transform(evaluate(spec)).collect()
+    got = {(e["check"], e["column"]): e["message"] for e in row[ERRORS]}
+    assert got == {
+        ("range", "price"): "price=-5.0 must be > 0",
+        ("range", "qty"): "qty=0 must be between 1 and 1000",
+        ("length", "code"): "code=ABCDEFG length must be <= 5 characters",
+        ("compare", "price,cost"): "cost <= price * 2 does not hold",
+        ("expression", "qty,code"): "qty > 0 OR `code` = 'RETURN' does not hold",
+    }
+    context = DatasetCheckContext(valid=0, batch=0, rows_read=0, stats={}, raw_columns=[], run_date=dt.date(2024, 1, 1),
+                                  previous_rows=None)
+    _, ok, threshold, _ = evaluate_dataset_check(m.RowCount(check="row_count", min=1), 0, context)
+    assert (ok, threshold) == (False, "must be >= 1 rows")

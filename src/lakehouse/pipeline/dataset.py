@@ -225,7 +225,7 @@ class DatasetLoad:
                                              observed=observed, threshold=threshold, status=status))
             if status == "fail":
                 shown = "n/a" if observed is None else f"{observed:.4g}"
-                failures.append(f"dataset check {name} failed: observed {shown}, expected {threshold}")
+                failures.append(f"dataset check {name} failed: observed {shown}; {threshold}")
         if failures:
             raise DatasetFailed("; ".join(failures))
 

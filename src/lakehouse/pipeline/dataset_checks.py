@@ -9,6 +9,7 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
+from lakehouse.rules.checks import bounds_text
 from lakehouse.specs import models as m
 from lakehouse.specs.names import snake_case
 
@@ -48,7 +49,7 @@ def evaluate_dataset_check(check: m.DatasetCheck, index: int, ctx: DatasetCheckC
     match check:
         case m.RowCount():
             ok = (check.min is None or ctx.batch >= check.min) and (check.max is None or ctx.batch <= check.max)
-            return float(ctx.batch), ok, f"[{check.min}, {check.max}] rows", None
+            return float(ctx.batch), ok, bounds_text(check.min, check.max, unit="rows"), None
         case m.Completeness():
             observed = (stat or 0) / ctx.valid if ctx.valid else 0.0
             return observed, observed >= check.min, f">= {check.min}", check.column
@@ -64,7 +65,7 @@ def evaluate_dataset_check(check: m.DatasetCheck, index: int, ctx: DatasetCheckC
         case m.Statistic():
             ok = stat is not None and (check.min is None or stat >= check.min) and (
                 check.max is None or stat <= check.max)
-            return (None if stat is None else float(stat)), ok, f"{check.stat} in [{check.min}, {check.max}]", \
+            return (None if stat is None else float(stat)), ok, f"{check.stat} {bounds_text(check.min, check.max)}", \
                 check.column
         case m.RowCountChange():
             if not ctx.previous_rows:

@@ -9,6 +9,7 @@ Checks pass on null values, except `not_null` and `not_empty` (null is what they
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -43,6 +44,18 @@ class CompiledCheck:
 
     def failed(self) -> str:
         return f"coalesce({self.fails}, false)"
+
+
+def bounds_text(low, high, inclusive: bool = True, unit: str = "") -> str:
+    """A range in words: `must be >= 0`, `must be < 5`, `must be between 1 and 1000`."""
+    unit = f" {unit}" if unit else ""
+    if low is not None and high is not None:
+        if inclusive:
+            return f"must be between {low} and {high}{unit}"
+        return f"must be > {low} and < {high}{unit}"
+    if low is not None:
+        return f"must be {'>=' if inclusive else '>'} {low}{unit}"
+    return f"must be {'<=' if inclusive else '<'} {high}{unit}"
 
 
 def parse_with_formats(col: str, formats: list[str]) -> str:
@@ -110,8 +123,7 @@ def compile_check(check: m.RowCheck, index: int, now: dt.datetime) -> list[Compi
                     bounds.append(f"{ident(c)} {lo} {literal(check.min)}")
                 if check.max is not None:
                     bounds.append(f"{ident(c)} {hi} {literal(check.max)}")
-                brackets = "[]" if check.inclusive else "()"
-                text = f"is outside {brackets[0]}{check.min}, {check.max}{brackets[1]}"
+                text = bounds_text(check.min, check.max, check.inclusive)
                 out.append(make(c, f"NOT ({all_of(*bounds)})", _value_message(c, text)))
             return out
         case m.InSet():
@@ -142,7 +154,8 @@ def compile_check(check: m.RowCheck, index: int, now: dt.datetime) -> list[Compi
                          _value_message(c, "is not a valid phone number")) for c in check.targets]
         case m.Length():
             return [make(c, _length_outside(c, check.min, check.max),
-                         _value_message(c, f"has a length outside [{check.min}, {check.max}]")) for c in check.targets]
+                         _value_message(c, "length " + bounds_text(check.min, check.max, unit="characters")))
+                    for c in check.targets]
         case m.ExistsIn():
             return [make(c, f"{ident(c)} IS NOT NULL AND {ident(ref_column(index, c))} IS NULL",
                          _value_message(c, f"is not in {check.ref}")) for c in check.targets]
@@ -200,8 +213,15 @@ def compile_checks(spec: m.DatasetSpec, schema: T.StructType, now: dt.datetime |
     compare with: the run's start, so that every dataset of a run is judged against the same moment."""
     now = now or dt.datetime.now(dt.UTC)
     compiled = builtin_checks(spec, schema)
+    business = [f for f in schema.fieldNames() if not f.startswith("_")]
     for i, check in enumerate(spec.checks):
-        compiled += compile_check(check, i, now)
+        for c in compile_check(check, i, now):
+            if c.column is None and isinstance(check, m.Compare | m.Expression):
+                # a check written as SQL records the columns it reads
+                text = " ".join(t for _, t in check_sql(check))
+                found = [f for f in business if re.search(rf"(?<![\w.`]){re.escape(f)}(?![\w`])|`{re.escape(f)}`", text)]
+                c = CompiledCheck(c.name, ",".join(found) or None, c.criticality, c.fails, c.message)
+            compiled.append(c)
     return compiled
 
 
