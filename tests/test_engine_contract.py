@@ -200,6 +200,58 @@ def test_optimize_and_vacuum(spark, engine, tmp_path):
     assert len(rows(engine, path)) == 3
 
 
+def test_a_source_without_a_target_column_sets_it_null(spark, engine, tmp_path):
+    """A batch that lacks an optional or evolved column (a day before the drift day) updates and inserts rows with
+    null there, on every engine, instead of failing to resolve the column."""
+    path = str(tmp_path / "t")
+    engine.merge(spark.createDataFrame([("a", D1, 1, "x", "card")], SCHEMA + ", payment string"), path, plan())
+    narrow = spark.createDataFrame([("a", D1, 2, "x2"), ("c", D1, 1, "z")], SCHEMA)
+    result = engine.merge_replacing(narrow, path, plan(partition_values={"day": [D1]}, content_hash="v"))
+    assert (result.inserted, result.updated) == (1, 1)
+    got = {r.id: (r.v, r.payment) for r in engine.read(path).collect()}
+    assert got == {"a": ("x2", None), "c": ("z", None)}
+
+
+def test_a_new_source_column_is_added_when_the_plan_evolves_the_schema(spark, engine, tmp_path):
+    path = str(tmp_path / "t")
+    engine.merge(spark.createDataFrame([("a", D1, 1, "x")], SCHEMA), path, plan())
+    wider = spark.createDataFrame([("a", D1, 2, "x2", "cash"), ("b", D2, 1, "y", "card")], SCHEMA + ", payment string")
+    result = engine.merge_replacing(wider, path, plan(partition_values={"day": [D1, D2]}, content_hash="v",
+                                                      evolve_schema=True))
+    assert (result.inserted, result.updated) == (1, 1)
+    got = {r.id: (r.v, r.payment) for r in engine.read(path).collect()}
+    assert got == {"a": ("x2", "cash"), "b": ("y", "card")}
+    # the same rows again: nothing changes, no new version
+    before = engine.version(path)
+    again = engine.merge_replacing(wider, path, plan(partition_values={"day": [D1, D2]}, content_hash="v",
+                                                     evolve_schema=True))
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2) and engine.version(path) == before
+
+
+def test_a_matched_row_whose_update_condition_is_false_writes_nothing(spark, engine, tmp_path):
+    """An older row for a held key (the update condition is false) is no change: no new version on any engine,
+    although Delta's MERGE would rewrite the file holding the matched row."""
+    path = str(tmp_path / "t")
+    engine.merge(spark.createDataFrame([("a", D1, 5, "x"), ("b", D1, 5, "y")], SCHEMA), path, plan())
+    before = engine.version(path)
+    older = spark.createDataFrame([("a", D1, 1, "older")], SCHEMA)
+    result = engine.merge(older, path, plan(partition_values={"day": [D1]}))
+    assert (result.inserted, result.updated, result.unchanged) == (0, 0, 1)
+    assert engine.version(path) == before and rows(engine, path) == [("a", D1, 5, "x"), ("b", D1, 5, "y")]
+
+
+def test_vacuum_reports_the_files_it_deletes(spark, engine, tmp_path):
+    path = str(tmp_path / "t")
+    for i in range(3):
+        engine.append(spark.createDataFrame([(f"k{i}", D1, i, "v")], SCHEMA), path, ["day"])
+    engine.optimize(path)
+    candidates = engine.vacuum(path, retention_hours=0, dry_run=True)
+    deleted = engine.vacuum(path, retention_hours=0)
+    assert len(candidates) == 3 and len(deleted) == 3
+    assert engine.vacuum(path, retention_hours=0) == []
+    assert len(rows(engine, path)) == 3
+
+
 def test_jvm_engine_selection_is_explicit(spark, tmp_path):
     from lakehouse.settings import SettingsError
     from lakehouse.tables.engine import jvm_delta_available, select_engine

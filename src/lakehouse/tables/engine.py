@@ -201,7 +201,11 @@ class TableEngine(ABC):
         keys = [F.col(f"`{k}`") for k in plan.keys]
         held_partitions = {c: f"_held_part_{i}" for i, c in enumerate(plan.partition_values) if c not in plan.keys}
         digest = plan.content_hash
-        target = self.read(path, version=snapshot, partitions=plan.partition_values or None).select(
+        held = self.read(path, version=snapshot, partitions=plan.partition_values or None)
+        # target columns the source lacks (an optional or evolved column) are null in the rows it writes, on
+        # every engine (delta-rs would keep the target's value, Delta would fail to resolve the column)
+        absent = [f for f in held.schema.fields if f.name not in df.columns]
+        target = held.select(
             *keys, *[F.col(f"`{c}`").alias(alias) for c, alias in held_partitions.items()],
             (F.expr(plan.scope_condition()) if plan.replace_scope else F.lit(False)).alias("_in_scope"),
             (F.col(f"`{digest}`") if digest else F.lit(None)).alias("_held_hash"), F.lit(True).alias("_held"))
@@ -229,8 +233,8 @@ class TableEngine(ABC):
         # the rows to write, with all their columns: the source left-joined to the same target snapshot
         full = df.withColumn("_new", F.lit(True)).join(target, on=plan.keys, how="left").withColumn(
             "_new_hash", F.col(f"`{digest}`") if digest else F.lit(None))
-        rows = {k: full.where(kinds[k]).select(*[F.col(f"`{c}`") for c in df.columns]) if counts[k] else None
-                for k in ("changed", "inserts")}
+        columns = [F.col(f"`{c}`") for c in df.columns] + [F.lit(None).cast(f.dataType).alias(f.name) for f in absent]
+        rows = {k: full.where(kinds[k]).select(*columns) if counts[k] else None for k in ("changed", "inserts")}
         result = self.upsert(rows["changed"], rows["inserts"], path, plan, snapshot)
         result.source_rows += counts["same"]
         result.deleted += deleted

@@ -9,6 +9,7 @@ vacuum), with the table's schema and `basePath` so partition columns come back t
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
@@ -224,9 +226,20 @@ class RustEngine(TableEngine):
         return dict(DeltaTable(path).optimize.compact())
 
     def vacuum(self, path: str, retention_hours: int, dry_run: bool = False) -> list[str]:
+        """The files deleted (or that would be). delta-rs lists every expired file the log still names, also
+        ones an earlier vacuum removed; those are not counted again."""
         path = arrow_uri(path)
-        return list(DeltaTable(path).vacuum(retention_hours=retention_hours, dry_run=dry_run,
-                                            enforce_retention_duration=False))
+        table = DeltaTable(path)
+        candidates = table.vacuum(retention_hours=retention_hours, dry_run=True, enforce_retention_duration=False)
+        fs, base = pafs.FileSystem.from_uri(path if "://" in path else "file://" + os.path.abspath(path))
+        present = []
+        for f in candidates:  # paths relative to the table root
+            full = pafs.FileSystem.from_uri(f)[1] if "://" in f else f if f.startswith("/") else f"{base}/{f}"
+            if fs.get_file_info(full).type == pafs.FileType.File:
+                present.append(f)
+        if not dry_run and present:
+            table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
+        return present
 
     def restore(self, path: str, version: int) -> int:
         path = arrow_uri(path)
