@@ -28,7 +28,6 @@ validate: $(STAMP)
 	$(BIN)/lakehouse validate-config
 
 run: generate ## run the daily job over every raw partition not loaded yet (all generated days the first time)
-	$(BIN)/lakehouse validate-config
 	$(BIN)/spark-submit --master "local[2]" --conf spark.ui.enabled=false \
 		--driver-java-options "-Dlog4j2.configurationFile=conf/spark/log4j2.properties" \
 		spark_jobs/daily_aggregation.py --pending
