@@ -199,3 +199,28 @@ def test_on_bad_file_fail_fails_the_dataset_and_says_which_file(spark, tmp_path)
     (folder / "zero.parquet").unlink()
     assert main(["run", "--pending", "--lake-root", str(root), "--conf-dir", str(conf), "--engine", "rust"]) == 0
     assert len(table(root, "silver/customers")) > 0
+
+
+def test_the_drift_day_file_and_an_old_header_file_load_together(spark, tmp_path):
+    root = tmp_path / "lake"
+    gen = RetailGenerator(root, days=3, rows_per_day=80, seed=9, end_date=DAY, products=20, customers=30)
+    gen.write()
+    folder = root / "raw" / "sales" / f"date={gen.drift_day}"
+    header, *lines = (folder / "sales.csv").read_text(encoding="utf-8").splitlines()
+    assert header.endswith(",payment_method")
+    # the same kind of rows under the header of the other days: no payment_method column, other ids
+    old = [",".join(["OLD-" + ln.split(",")[0], *ln.split(",")[1:8]]) for ln in lines[:20] if ln.count(",") == 8]
+    (folder / "sales_old_export.csv").write_text("\n".join([header.rsplit(",", 1)[0], *old]) + "\n")
+    conf = conf_for(tmp_path)
+    (conf / "datasets" / "readings.yaml").unlink()
+    assert main(["run", "--start", str(gen.days[0]), "--end", str(gen.drift_day), "--lake-root", str(root),
+                 "--conf-dir", str(conf), "--engine", "rust"]) == 0
+    silver = {r["transaction_id"]: r for r in table(root, "silver/sales")}
+    olds = {k[4:]: r for k, r in silver.items() if k.startswith("OLD-")}
+    # each copied row fares as its original did (a few originals fail a check), with no payment_method
+    originals = {ln.split(",")[0][4:] for ln in old}
+    assert set(olds) == {k for k in originals if k in silver} and len(olds) >= len(old) - 3
+    assert all(r["payment_method"] is None for r in olds.values())
+    assert {r["payment_method"] for k, r in silver.items() if not k.startswith("OLD-")} >= {"card", "cash"}
+    (run,) = [r for r in table(root, "_meta/runs") if r["name"] == "sales" and r["run_date"] == gen.drift_day]
+    assert run["files_read"] == 2 and run["files_rejected"] == 0 and run["new_columns"] == ["payment_method"]

@@ -35,10 +35,11 @@ def mounted_conf(tmp_path: Path) -> Path:
     return mount
 
 
-def spark_submit(script: str, args: list[str], lake: Path) -> subprocess.CompletedProcess:
+def spark_submit(script: str, args: list[str], lake: Path, extra_env: dict | None = None
+                 ) -> subprocess.CompletedProcess:
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "LAKEHOUSE_ROOT": str(lake), "PYSPARK_PYTHON": sys.executable,
-           "PYSPARK_DRIVER_PYTHON": sys.executable}
+           "PYSPARK_DRIVER_PYTHON": sys.executable, **(extra_env or {})}
     env.pop("LAKEHOUSE_ENGINE", None)
     cmd = [str(bin_dir / "spark-submit"), "--master", "local[1]", "--conf", "spark.ui.enabled=false",
            "--driver-java-options", f"-Dlog4j2.configurationFile={CONF / 'spark/log4j2.properties'}",
@@ -81,6 +82,19 @@ def test_the_jvm_engine_without_delta_jars_is_a_configuration_error(tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr[-3000:]
     # spark-submit's PythonRunner merges the driver's stderr into stdout
     assert "LAKEHOUSE_SPARK_JARS" in proc.stdout + proc.stderr
+
+
+def test_spark_submit_with_only_lakehouse_spark_jars_says_what_to_add(tmp_path):
+    """Under spark-submit the driver's classpath is fixed before the job's code runs: the job says to give the jars
+    to spark-submit itself (with the exact option), instead of asking for the variable that is set."""
+    script, args = manifest_arguments()
+    jar = tmp_path / "delta-spark_2.13-4.0.0.jar"
+    jar.write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip archive
+    args = _with(args, "--conf-dir", str(mounted_conf(tmp_path)))
+    env_jars = {"LAKEHOUSE_SPARK_JARS": str(jar)}
+    proc = spark_submit(script, [*args, "--date", DAY.isoformat()], tmp_path / "lake", extra_env=env_jars)
+    assert proc.returncode == 2, proc.stdout + proc.stderr[-3000:]
+    assert f"spark-submit --jars {jar}" in proc.stdout + proc.stderr
 
 
 def test_an_unexpected_exception_is_exit_code_1(monkeypatch, tmp_path, spark):
