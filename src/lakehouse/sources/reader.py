@@ -55,26 +55,25 @@ class RawRead:
     columns: list[str] = field(default_factory=list)  # raw columns the files have (declared ones may be absent)
 
 
-def _as_text(dtype: T.DataType) -> T.DataType:
-    """The same shape with every leaf a string (what a text format is read as before the typed cast)."""
+def _with_leaves(dtype: T.DataType, leaf: T.DataType) -> T.DataType:
+    """The same shape (structs, arrays, map values) with every leaf of type `leaf`."""
     if isinstance(dtype, T.StructType):
-        return T.StructType([T.StructField(f.name, _as_text(f.dataType), True) for f in dtype.fields])
+        return T.StructType([T.StructField(f.name, _with_leaves(f.dataType, leaf), True) for f in dtype.fields])
     if isinstance(dtype, T.ArrayType):
-        return T.ArrayType(_as_text(dtype.elementType), True)
+        return T.ArrayType(_with_leaves(dtype.elementType, leaf), True)
     if isinstance(dtype, T.MapType):
-        return T.MapType(T.StringType(), _as_text(dtype.valueType), True)
-    return T.StringType()
+        return T.MapType(T.StringType(), _with_leaves(dtype.valueType, leaf), True)
+    return leaf
+
+
+def _as_text(dtype: T.DataType) -> T.DataType:
+    """Every leaf a string: what a text format is read as before the typed cast."""
+    return _with_leaves(dtype, T.StringType())
 
 
 def _as_variant(dtype: T.DataType) -> T.DataType:
-    """The same shape with every leaf a variant: the JSON reader then tells an object from a string."""
-    if isinstance(dtype, T.StructType):
-        return T.StructType([T.StructField(f.name, _as_variant(f.dataType), True) for f in dtype.fields])
-    if isinstance(dtype, T.ArrayType):
-        return T.ArrayType(_as_variant(dtype.elementType), True)
-    if isinstance(dtype, T.MapType):
-        return T.MapType(T.StringType(), _as_variant(dtype.valueType), True)
-    return T.VariantType()
+    """Every leaf a variant: the JSON reader then tells an object from a string."""
+    return _with_leaves(dtype, T.VariantType())
 
 
 def _nested_value(expr: str) -> str:
