@@ -16,6 +16,7 @@ from lakehouse.pipeline.job import DailyJob
 from lakehouse.sample.retail import RetailGenerator
 from lakehouse.specs import load_catalog
 from lakehouse.tables import select_engine
+from lakehouse.tables.engine import jvm_delta_available
 from lakehouse.tables.paths import LakeLayout
 from tests.test_incremental import mini_conf
 
@@ -56,14 +57,16 @@ ORDERS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def outcomes(spark, tmp_path_factory):
+@pytest.fixture(scope="module", params=["rust", "jvm"])
+def outcomes(request, spark, tmp_path_factory):
+    if request.param == "jvm" and not jvm_delta_available(spark):
+        pytest.skip("jvm engine: Delta's JVM jars are not on Spark's classpath (set LAKEHOUSE_SPARK_JARS)")
     out = []
     for i, order in enumerate(ORDERS):
         tmp = tmp_path_factory.mktemp(f"order{i}")
         root = tmp / "lake"
         RetailGenerator(root, days=3, rows_per_day=120, seed=21, end_date=END, products=30, customers=40).write()
-        job = DailyJob(select_engine(spark, LakeLayout(str(root)), "rust"), load_catalog(mini_conf(tmp)))
+        job = DailyJob(select_engine(spark, LakeLayout(str(root)), request.param), load_catalog(mini_conf(tmp)))
         states = []
         for name in order:
             results = steps(job)[name]()
