@@ -116,8 +116,13 @@ def test_a_killed_run_heals_on_the_next_run(lakes, spark, point):
     job = DailyJob(select_engine(spark, LakeLayout(str(lake)), "rust"), load_catalog(conf))
     # the next run: the same dates again, or whatever is pending, alternately
     results = job.run([DAY1, DAY2]) if KILLS.index(point) % 2 == 0 else job.run_pending()
-    assert results and not any(r.failed for r in results)
+    assert not any(r.failed for r in results)
     assert {t: digest(lake, t) for t in TABLES} == expected
+    if not results:
+        # killed after the last day's data and file log were written, before its run record: `--pending` finds
+        # nothing left to do (the tables are complete, as checked above)
+        assert point == KILLS[-1] and KILLS[-1].startswith("meta:")
+        return
     runs = deltalake.DeltaTable(str(lake / "_meta/runs")).to_pyarrow_table().to_pylist()
     healed = [r for r in runs if r["run_id"] == results[-1].run_id and r["layer"] == "silver"]
     assert healed and all(r["status"] == "ok" and r["rows_read"] == r["rows_to_silver"] + r["rows_quarantined"]
