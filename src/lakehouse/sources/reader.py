@@ -101,6 +101,12 @@ def _variant_to_text(expr: str, dtype: T.DataType, depth: int = 0) -> tuple[str,
     return f"CASE WHEN {_nested_value(expr)} THEN NULL ELSE CAST({expr} AS STRING) END", _nested_value(expr)
 
 
+def _by_file(values: dict[str, str]) -> str:
+    """SQL: the value for the row's file, looked up by the path Spark reads it from."""
+    pairs = ", ".join(f"{literal(k)}, {literal(v)}" for k, v in values.items())
+    return f"element_at(map({pairs}), _metadata.file_path)"
+
+
 def _spark_path(spark: SparkSession, path: str) -> str:
     """A file's path as Spark's `_metadata.file_path` shows it."""
     uri = spark._jvm.org.apache.hadoop.fs.Path(spark_uri(path)).toUri().toString()
@@ -280,8 +286,7 @@ class DayReader:
             converted = [self._converted(f) for f in files]
             names = {_spark_path(self.spark, c.path): _spark_path(self.spark, f.path)
                      for c, f in zip(converted, files, strict=True)}
-            source_file = (f"element_at(map({', '.join(f'{literal(k)}, {literal(v)}' for k, v in names.items())}), "
-                           f"_metadata.file_path)")
+            source_file = _by_file(names)
             files = converted
         if fmt == "csv":
             df, values = self._csv(files, shape)
@@ -298,8 +303,7 @@ class DayReader:
             if len(set(by_file.values())) == 1:
                 level_sql[target] = literal(next(iter(by_file.values())))
             else:
-                level_sql[target] = (f"element_at(map({', '.join(f'{literal(k)}, {literal(v)}' for k, v in by_file.items())}), "
-                                     f"_metadata.file_path)")
+                level_sql[target] = _by_file(by_file)
         declared = self.spec.source_schema()
         select = []
         for c in columns:

@@ -125,7 +125,7 @@ class _Resolver:
         self.silver[spec.name] = T.StructType(business + SILVER_LINEAGE_FIELDS)
 
     def checks(self, spec: m.DatasetSpec, df: DataFrame) -> None:
-        from lakehouse.rules.checks import check_user_sql_text, compile_check, ref_column
+        from lakehouse.rules.checks import check_sql, check_user_sql_text, compile_check, ref_column
 
         types = {f.name: f.dataType for f in df.schema.fields}
         now = dt.datetime.now(dt.UTC)
@@ -145,8 +145,6 @@ class _Resolver:
                 self.problem(spec, (*path, "columns"), self.unknown(unknown[0], types))
                 continue
             self.arguments(spec, check, path, types)
-            from lakehouse.rules.checks import check_sql
-
             fragments_ok = True
             for name, text in check_sql(check):
                 fragments_ok &= self.analysed(spec, (*path, name), lambda text=text: df.selectExpr(text)) is not None
