@@ -8,7 +8,7 @@ import deltalake
 import pytest
 from chispa import assert_df_equality
 
-from lakehouse.pipeline.job import is_commit_conflict
+from lakehouse.errors import CommitConflict, TableNotFound, VersionNotFound
 from lakehouse.tables.engine import MergePlan
 
 SCHEMA = "id string, day date, seq int, v string"
@@ -94,13 +94,11 @@ def test_writers_deciding_on_the_same_snapshot_cannot_both_insert(spark, engine,
     snapshot = engine.version(path)
     new = spark.createDataFrame([("n", D1, 1, "new")], SCHEMA)
     engine.upsert(None, new, path, plan(partition_values={"day": [D1]}), snapshot)
-    # a second writer that also found 'n' absent at `snapshot` must not insert it again: it fails with a
-    # commit conflict (rust: the writers' app-transaction marker) or finds the row (jvm: its MERGE re-reads)
-    try:
+    # a second writer that also found 'n' absent at `snapshot` must not insert it again: its commit conflicts
+    with pytest.raises(CommitConflict):
         engine.upsert(None, new, path, plan(partition_values={"day": [D1]}), snapshot)
-        assert engine.name == "jvm", "the rust engine committed an insert decided on a stale snapshot"
-    except Exception as exc:  # noqa: BLE001 - the conflict type differs per engine
-        assert is_commit_conflict(exc), exc
+    with pytest.raises(CommitConflict):
+        engine.merge(new, path, plan(partition_values={"day": [D1]}), snapshot)
     assert rows(engine, path) == [("a", D1, 1, "x"), ("n", D1, 1, "new")]
 
 
@@ -116,14 +114,46 @@ def test_partition_filtered_read(spark, engine, tmp_path):
 def test_replace_partitions_and_time_travel(spark, engine, tmp_path):
     path = str(tmp_path / "t")
     engine.replace_partitions(spark.createDataFrame([("a", D1, 1, "x"), ("b", D2, 1, "y")], SCHEMA), path,
-                              ["day"], "day = '2024-01-01'")
+                              ["day"], {"day": [D1]})
     v1 = engine.replace_partitions(spark.createDataFrame([("a2", D1, 1, "x")], SCHEMA), path, ["day"],
-                                   "day = '2024-01-01'")
+                                   {"day": [D1]})
     assert rows(engine, path) == [("a2", D1, 1, "x"), ("b", D2, 1, "y")]
     assert rows(engine, path, version=0) == [("a", D1, 1, "x"), ("b", D2, 1, "y")]
     assert v1 == 1
-    ops = [h["operation"] for h in engine.history(path)]
-    assert len(ops) == 2 and all(op in ("WRITE", "CREATE TABLE") for op in ops)
+    history = engine.history(path)
+    assert [(h.version, h.operation) for h in history] == [(1, "WRITE"), (0, "WRITE")]
+    assert history[0].timestamp >= history[1].timestamp
+    assert abs(history[0].timestamp - dt.datetime.now(dt.UTC).replace(tzinfo=None)) < dt.timedelta(minutes=5)
+    assert [h.version for h in engine.history(path, limit=1)] == [1]
+
+
+def test_partition_values_with_quotes_and_backslashes(spark, engine, tmp_path):
+    """Partition predicates are written for the engine's own SQL parser: a value with a quote or a backslash
+    replaces exactly its partition."""
+    path = str(tmp_path / "t")
+    odd = ["it's", "a\\b", "plain"]
+    df = spark.createDataFrame([(v, D1, 1, v) for v in odd], SCHEMA)
+    engine.replace_partitions(df, path, ["id"], {"id": odd})
+    engine.replace_partitions(spark.createDataFrame([("it's", D1, 2, "new")], SCHEMA), path, ["id"],
+                              {"id": ["it's"]})
+    engine.replace_partitions(spark.createDataFrame([("a\\b", D1, 2, "new2")], SCHEMA), path, ["id"],
+                              {"id": ["a\\b"]})
+    assert rows(engine, path) == [("a\\b", D1, 2, "new2"), ("it's", D1, 2, "new"), ("plain", D1, 1, "plain")]
+    assert [r.id for r in engine.read(path, partitions={"id": ["it's"]}).collect()] == ["it's"]
+
+
+def test_missing_tables_and_versions_are_typed_errors(spark, engine, tmp_path):
+    path = str(tmp_path / "t")
+    with pytest.raises(TableNotFound):
+        engine.read(path)
+    with pytest.raises(TableNotFound):
+        engine.history(path)
+    engine.merge(spark.createDataFrame([("a", D1, 1, "x")], SCHEMA), path, plan())
+    with pytest.raises(VersionNotFound, match="has no version 7 \\(versions 0..0\\)"):
+        engine.read(path, version=7)
+    with pytest.raises(VersionNotFound):
+        engine.restore(path, 3)
+    assert engine.version(path) == 0 and engine.read_or_none(str(tmp_path / "other")) is None
 
 
 def test_restore_brings_back_an_older_version(spark, engine, tmp_path):
@@ -155,9 +185,9 @@ def test_delete_by_condition(spark, engine, tmp_path):
 def test_replace_partitions_adds_new_columns(spark, engine, tmp_path):
     path = str(tmp_path / "t")
     engine.replace_partitions(spark.createDataFrame([("a", D1, 1, "x")], SCHEMA), path, ["day"],
-                              "day = '2024-01-01'")
+                              {"day": [D1]})
     wider = spark.createDataFrame([("b", D2, 1, "y", "card")], SCHEMA + ", payment string")
-    engine.replace_partitions(wider, path, ["day"], "day = '2024-01-02'")
+    engine.replace_partitions(wider, path, ["day"], {"day": [D2]})
     got = {r.id: r.payment for r in engine.read(path).collect()}
     assert got == {"a": None, "b": "card"}
 
@@ -193,11 +223,12 @@ def test_optimize_and_vacuum(spark, engine, tmp_path):
     path = str(tmp_path / "t")
     for i in range(3):
         engine.append(spark.createDataFrame([(f"k{i}", D1, i, "v")], SCHEMA), path, ["day"])
-    engine.optimize(path)
+    before = engine.version(path)
+    result = engine.optimize(path)
+    assert (result.files_removed, result.files_added, result.version) == (3, 1, before + 1)
     assert len(rows(engine, path)) == 3
-    assert engine.vacuum(path, retention_hours=0, dry_run=True)  # the compacted-away files are candidates
-    engine.vacuum(path, retention_hours=0)
-    assert len(rows(engine, path)) == 3
+    again = engine.optimize(path)  # nothing left to compact
+    assert (again.files_removed, again.files_added, again.version) == (0, 0, before + 1)
 
 
 def test_a_source_without_a_target_column_sets_it_null(spark, engine, tmp_path):
@@ -245,11 +276,18 @@ def test_vacuum_reports_the_files_it_deletes(spark, engine, tmp_path):
     for i in range(3):
         engine.append(spark.createDataFrame([(f"k{i}", D1, i, "v")], SCHEMA), path, ["day"])
     engine.optimize(path)
+    retention_setting = spark.conf.get("spark.databricks.delta.retentionDurationCheck.enabled", None)
     candidates = engine.vacuum(path, retention_hours=0, dry_run=True)
+    assert candidates.dry_run and candidates.count == 3
+    assert all(f.startswith("day=2024-01-01/") and f.endswith(".parquet") for f in candidates.files)
+    assert all((tmp_path / "t" / f).exists() for f in candidates.files)  # a dry run deletes nothing
     deleted = engine.vacuum(path, retention_hours=0)
-    assert len(candidates) == 3 and len(deleted) == 3
-    assert engine.vacuum(path, retention_hours=0) == []
+    assert not deleted.dry_run and deleted.files == candidates.files
+    assert not any((tmp_path / "t" / f).exists() for f in deleted.files)
+    assert engine.vacuum(path, retention_hours=0).files == []
     assert len(rows(engine, path)) == 3
+    # the engine's own retention check is lifted for the call only: the session is left as it was
+    assert spark.conf.get("spark.databricks.delta.retentionDurationCheck.enabled", None) == retention_setting
 
 
 def test_jvm_engine_selection_is_explicit(spark, tmp_path):

@@ -9,6 +9,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakehouse.errors import SqlFragmentError
 from lakehouse.rules.checks import ERRORS, evaluate
 from lakehouse.rules.cleaning import clean
 from lakehouse.rules.conform import conform
@@ -174,7 +175,7 @@ def test_parseable_castable_and_age_checks(spark):
 def test_a_sql_fragment_must_be_one_expression_on_its_own(spark, check):
     """Embedded in the compiled check, such text would parse (as 'NOT (v = 'a') OR (true)') and never fail."""
     spec = dataset([check])
-    with pytest.raises(ValueError, match="is not a SQL expression"):
+    with pytest.raises(SqlFragmentError, match="is not a SQL expression"):
         failures(spark, spec, [("1", "b")])
 
 
@@ -359,11 +360,11 @@ def test_messages_speak_the_users_words_and_every_check_names_its_columns(spark)
     assert got == {
         ("range", "price"): "price=-5.0 must be > 0",
         ("range", "qty"): "qty=0 must be between 1 and 1000",
-        ("length", "code"): "code=ABCDEFG length must be <= 5 characters",
+        ("length", "code"): "code=ABCDEFG must be at most 5 characters long",
         ("compare", "price,cost"): "cost <= price * 2 does not hold",
         ("expression", "qty,code"): "qty > 0 OR `code` = 'RETURN' does not hold",
     }
     context = DatasetCheckContext(valid=0, batch=0, rows_read=0, stats={}, raw_columns=[], run_date=dt.date(2024, 1, 1),
                                   previous_rows=None)
     _, ok, threshold, _ = evaluate_dataset_check(m.RowCount(check="row_count", min=1), 0, context)
-    assert (ok, threshold) == (False, "must be >= 1 rows")
+    assert (ok, threshold) == (False, "must be at least 1 row")

@@ -1,7 +1,9 @@
 """`lakehouse` command line: run, generate, validate-config, quality, history, read, optimize, vacuum, maintenance.
 
 Exit codes: 0 success, 1 run failed (processing error or an error-level dataset check), 2 configuration or
-usage error. Every path out of `main` returns one of them, so spark-submit and the Spark Operator see a
+usage error, or a table or version that does not exist (the classes of `lakehouse.errors` carry their code).
+The commands hold no Spark queries and no table lists: they call `lakehouse.api` and print with
+`lakehouse.report`. Every path out of `main` returns one of them, so spark-submit and the Spark Operator see a
 failure as a failure.
 """
 
@@ -10,20 +12,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import os
 import sys
+import time
 from collections.abc import Sequence
 
-from lakehouse.settings import Settings, SettingsError
-from lakehouse.specs import SpecError, load_catalog
+from lakehouse import report
+from lakehouse.api import Lakehouse, check_secrets, date_range, default_run_date
+from lakehouse.errors import EXIT_FAILED, EXIT_OK, ConfigError, TableError, UsageError, exit_code
+from lakehouse.settings import Settings
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_RETENTION_HOURS = 7 * 24
 log = logging.getLogger("lakehouse")
-
-
-class UsageError(Exception):
-    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,9 +121,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         engine=getattr(args, "engine", None))
 
 
-def _run_dates(args: argparse.Namespace) -> list[dt.date]:
-    from lakehouse.pipeline.job import date_range, default_run_date
+def _lake(args: argparse.Namespace, app_name: str) -> Lakehouse:
+    return Lakehouse(_settings(args), app_name=app_name)
 
+
+def _run_dates(args: argparse.Namespace) -> list[dt.date]:
     if args.end and not args.start:
         raise UsageError("--end needs --start")
     if args.start:
@@ -135,64 +136,37 @@ def _run_dates(args: argparse.Namespace) -> list[dt.date]:
     return [args.date or default_run_date()]
 
 
-def _engine(settings: Settings, app_name: str):
-    from lakehouse.session import build_session
-    from lakehouse.tables import select_engine
-    from lakehouse.tables.paths import LakeLayout
-
-    spark = build_session(settings, app_name)
-    layout = LakeLayout(settings.lake_root, settings.staging)
-    return select_engine(spark, layout, settings.engine)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = _settings(args)
     if args.pending and args.full_refresh:
         raise UsageError("--pending and --full-refresh do not combine")
+    lake = _lake(args, "lakehouse-daily")
     explicit = bool(args.date or args.start)
     dates = None if args.pending or (args.full_refresh and not explicit) else _run_dates(args)
-    catalog = load_catalog(settings.conf_dir)  # before Spark starts: a bad spec costs no JVM
-    for env_name in {e for spec in catalog.datasets.values() for e in spec.hash_key_envs()}:
-        if not os.environ.get(env_name):
-            raise SettingsError(f"a hash cleaning step needs its secret key in the environment variable {env_name}")
-    from lakehouse.pipeline.job import DailyJob, summary
-
-    engine = _engine(settings, "lakehouse-daily")
-    from lakehouse.specs.resolve import resolve_catalog
-
-    resolve_catalog(catalog, engine.spark)  # what would fail at run time fails here, before any data moves
-    job = DailyJob(engine, catalog)
+    lake.validate(resolve=False)  # before Spark starts: a bad spec costs no JVM
+    check_secrets(lake.catalog)
     mode = "pending" if args.pending else ("full refresh " if args.full_refresh else "") + (
         f"{dates[0]}..{dates[-1]}" if dates else "everything")
-    print(f"engine={engine.name} lake={settings.lake_root} run={mode}", flush=True)
+    started = time.perf_counter()
+    print(f"engine={lake.engine.name} lake={lake.settings.lake_root} run={mode}", flush=True)
     if args.pending:
-        results = job.run_pending()
-        if not results:
-            print("nothing pending: every raw file is ingested and unchanged")
+        results = lake.run_pending()
     elif args.full_refresh:
-        results = job.full_refresh(dates)
+        results = lake.full_refresh(dates)
     else:
-        results = job.run(dates)
-    failed = False
+        results = lake.run(dates or [])
+    if args.pending and not results:
+        print("nothing pending: every raw file is ingested and unchanged")
     for result in results:
-        print(summary(result), flush=True)
-        failed = failed or result.failed
-    return EXIT_FAILED if failed else EXIT_OK
+        print(report.run_summary(result), flush=True)
+    if results:
+        print(report.runs_footer(results, time.perf_counter() - started))
+    return EXIT_FAILED if any(r.failed for r in results) else EXIT_OK
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    catalog = load_catalog(settings.conf_dir)
-    from lakehouse.pipeline.plan import plan_pending, plan_run_date
-
-    engine = _engine(settings, "lakehouse-plan")
-    if args.pending:
-        text = plan_pending(engine, catalog)
-    else:
-        from lakehouse.pipeline.job import default_run_date
-
-        text = plan_run_date(engine, catalog, args.date or default_run_date())
-    print(text)
+    lake = _lake(args, "lakehouse-plan")
+    lake.validate(resolve=False)
+    print(lake.plan(args.date, pending=args.pending))
     return EXIT_OK
 
 
@@ -215,83 +189,35 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    catalog = load_catalog(settings.conf_dir)
+    lake = Lakehouse(settings, app_name="lakehouse-validate", spark_conf={"spark.ui.enabled": "false"})
+    lake.validate(resolve=False)  # structure first: no JVM for a spec that does not load
     if not args.no_spark:
-        from lakehouse.session import build_session
-        from lakehouse.specs.resolve import resolve_catalog
-
-        spark = build_session(settings, "lakehouse-validate", extra={"spark.ui.enabled": "false"})
-        resolve_catalog(catalog, spark)
-    print(f"{settings.conf_dir}: {len(catalog.datasets)} datasets "
-          f"({', '.join(s.name for s in catalog.dataset_order())}), "
-          f"{len(catalog.aggregations)} aggregations ({', '.join(sorted(catalog.aggregations))}): ok")
+        lake.validate()
+    print(report.validated(settings.conf_dir, lake.catalog))
     return EXIT_OK
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    from pyspark.sql import functions as F
-
-    engine = _engine(_settings(args), "lakehouse-quality")
-    path = engine.layout.meta("quality")
-    if not engine.exists(path):
-        print(f"no quality metrics yet at {path}")
-        return EXIT_OK
-    df = engine.read(path)
-    day = args.date or df.agg(F.max("run_date")).first()[0]
-    latest = df.where(F.col("run_date") == F.lit(day)).agg(F.max("run_id")).first()[0]
-    rows = (df.where((F.col("run_date") == F.lit(day)) & (F.col("run_id") == latest))
-            .orderBy("dataset", "check", "column").collect())
-    print(f"quality of run {latest} (run date {day})")
-    print(f"  {'dataset':<12}{'check':<22}{'column':<22}{'level':<9}{'rows':>8}{'failed':>8}  status")
-    for r in rows:
-        print(f"  {r.dataset:<12}{r.check:<22}{(r.column or '-'):<22}{r.criticality:<9}"
-              f"{r.evaluated_rows:>8}{r.failed_rows:>8}  {r.status}")
+    print(report.quality_report(*_lake(args, "lakehouse-quality").quality(args.date)))
     return EXIT_OK
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from lakehouse.tables.paths import join
-
-    settings = _settings(args)
-    engine = _engine(settings, "lakehouse-history")
-    for entry in engine.history(join(settings.lake_root, args.table), args.limit):
-        print({k: entry.get(k) for k in ("version", "timestamp", "operation", "operationMetrics")})
+    lake = _lake(args, "lakehouse-history")
+    print(report.history_report(lake.path(args.table), lake.history(args.table, args.limit)))
     return EXIT_OK
 
 
 def cmd_read(args: argparse.Namespace) -> int:
-    from lakehouse.tables.paths import join
-
-    settings = _settings(args)
-    engine = _engine(settings, "lakehouse-read")
-    df = engine.read(join(settings.lake_root, args.table), args.as_of_version)
-    df.show(args.limit, truncate=False)
+    _lake(args, "lakehouse-read").read(args.table, args.as_of_version).show(args.limit, truncate=False)
     return EXIT_OK
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from lakehouse.tables.paths import join
-
-    settings = _settings(args)
-    engine = _engine(settings, "lakehouse-restore")
-    path = join(settings.lake_root, args.table)
-    print(f"{path}: restored version {args.to_version} as version {engine.restore(path, args.to_version)}")
+    lake = _lake(args, "lakehouse-restore")
+    new = lake.restore(args.table, args.to_version)
+    print(f"{lake.path(args.table)}: restored version {args.to_version} as version {new}")
     return EXIT_OK
-
-
-def _table_paths(settings: Settings, names: list[str]) -> list[str]:
-    from lakehouse.tables.paths import LakeLayout, join
-
-    if names:
-        return [join(settings.lake_root, n) for n in names]
-    catalog = load_catalog(settings.conf_dir)
-    lake = LakeLayout(settings.lake_root)
-    paths = []
-    for ds in catalog.datasets:
-        paths += [lake.bronze(ds), lake.quarantine(ds), lake.silver(ds)]
-    paths += [lake.gold(a) for a in catalog.aggregations]
-    paths += [lake.meta(m) for m in ("runs", "quality", "ingested_files", "rejected_files", "gold_pending")]
-    return paths
 
 
 def _check_retention(args: argparse.Namespace) -> None:
@@ -303,29 +229,17 @@ def _check_retention(args: argparse.Namespace) -> None:
 
 
 def _maintain(args: argparse.Namespace, optimize: bool, vacuum: bool) -> int:
-    settings = _settings(args)
     if vacuum:
         _check_retention(args)
-    paths = _table_paths(settings, getattr(args, "tables", []))
-    engine = _engine(settings, "lakehouse-maintenance")
-    failed = False
-    for path in paths:
-        if not engine.exists(path):
-            print(f"{path}: no table, skipped")
-            continue
-        try:
-            if optimize:
-                metrics = engine.optimize(path)
-                print(f"{path}: optimized {metrics}")
-            if vacuum:
-                files = engine.vacuum(path, args.retention_hours, dry_run=args.dry_run)
-                verb = "would delete" if args.dry_run else "deleted"
-                print(f"{path}: vacuum {verb} {len(files)} file(s)")
-        except Exception as exc:  # one table's failure does not stop the others
-            log.exception("maintenance of %s failed", path)
-            print(f"{path}: FAILED {type(exc).__name__}: {exc}")
-            failed = True
-    return EXIT_FAILED if failed else EXIT_OK
+    lake = _lake(args, "lakehouse-maintenance")
+    results = lake.maintain(getattr(args, "tables", []), optimize=optimize,
+                            vacuum_retention_hours=args.retention_hours if vacuum else None,
+                            dry_run=bool(getattr(args, "dry_run", False)))
+    for r in results:
+        print(report.maintenance_line(r), flush=True)
+        if r.error:
+            log.error("maintenance of %s failed: %s", r.path, r.error)
+    return EXIT_FAILED if any(r.error for r in results) else EXIT_OK
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -353,12 +267,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except (SpecError, SettingsError, UsageError) as exc:
-        print(f"configuration error:\n{exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except Exception:
+    except ConfigError as exc:
+        print(report.config_error(exc), file=sys.stderr)
+        return exc.exit_code
+    except TableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:
         log.exception("the job failed")
-        return EXIT_FAILED
+        return exit_code(exc)
 
 
 def entry(argv: Sequence[str] | None = None, prefix: Sequence[str] = ()) -> None:

@@ -1,4 +1,16 @@
-"""Errors as a person reads them: one line with the real cause, wherever the exception came from.
+"""Every error the product raises on purpose, in one place, and `describe` for the ones it did not.
+
+    LakehouseError
+    ├── ConfigError            the user's input is wrong; nothing ran (exit code 2)
+    │   ├── SpecError          a YAML spec: each problem as `file:line: field: message`
+    │   ├── SettingsError      an environment variable or a setting
+    │   ├── UsageError         the command line
+    │   └── SqlFragmentError   a SQL fragment of a spec that is not one expression
+    ├── TableError             a Delta table operation, translated by each engine from its library's errors
+    │   ├── CommitConflict     another writer committed first; every stage is idempotent, so it is retried
+    │   ├── TableNotFound      no Delta table at the path (exit code 2 on the command line)
+    │   └── VersionNotFound    the table has no such version (exit code 2)
+    └── DatasetFailed          a dataset must not reach silver this run; `reasons` say why (exit code 1)
 
 Spark reports a failed read as a Py4J error whose text is a Java stack trace; the cause a user can act on (a
 corrupt block, a missing file) sits at the bottom of the chain of causes. `describe` finds it.
@@ -6,27 +18,128 @@ corrupt block, a missing file) sits at the bottom of the chain of causes. `descr
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-def _java_root(throwable) -> str | None:
-    """`Class: message` of the deepest cause of a Java throwable (through py4j)."""
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class LakehouseError(Exception):
+    """Base of the product's own errors."""
+
+    exit_code = EXIT_FAILED
+
+
+class ConfigError(LakehouseError):
+    """Wrong input from the user (spec, settings, command line): fix it and run again."""
+
+    exit_code = EXIT_USAGE
+
+
+class SpecError(ConfigError):
+    """One or more spec problems; each line reads `file:line: field: message`."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class SettingsError(ConfigError, ValueError):
+    """A bad environment variable or setting."""
+
+
+class UsageError(ConfigError):
+    """A bad command line."""
+
+
+class SqlFragmentError(ConfigError):
+    """A SQL fragment of a spec that does not parse as one expression on its own."""
+
+    def __init__(self, dataset: str, where: str, text: str, cause: str) -> None:
+        self.dataset, self.where, self.text, self.cause = dataset, where, text, cause
+        super().__init__(f"dataset {dataset}: {where} is not a SQL expression: {text!r}: {cause}")
+
+
+class TableError(LakehouseError):
+    """A Delta table operation failed; `path` is the table root."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class CommitConflict(TableError):
+    """Another writer committed to the table between this writer's read and its commit."""
+
+    def __init__(self, path: str, cause: str) -> None:
+        super().__init__(path, f"{path}: a concurrent writer committed first ({cause})")
+
+
+class TableNotFound(TableError):
+    exit_code = EXIT_USAGE
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, f"no Delta table at {path}")
+
+
+class VersionNotFound(TableError):
+    exit_code = EXIT_USAGE
+
+    def __init__(self, path: str, version: int, latest: int | None) -> None:
+        self.version, self.latest = version, latest
+        known = f"versions 0..{latest}" if latest is not None else "no versions"
+        super().__init__(path, f"{path} has no version {version} ({known})")
+
+
+class DatasetFailed(LakehouseError):
+    """The dataset cannot be merged this run: its valid rows are held back and the run exits 1."""
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        self.reasons = list(reasons)
+        super().__init__("; ".join(self.reasons))
+
+
+def exit_code(exc: BaseException) -> int:
+    """The command line's exit code for an error: by class for the product's own, 1 for anything else."""
+    return exc.exit_code if isinstance(exc, LakehouseError) else EXIT_FAILED
+
+
+def java_causes(exc: BaseException) -> Iterator[Any]:
+    """The Java throwables behind a Spark/Py4J error, outermost first (none for a Python error)."""
+    throwable = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    seen = 0
     try:
-        seen = 0
-        while throwable.getCause() is not None and seen < 50:
+        while throwable is not None and seen < 50:
+            yield throwable
             throwable = throwable.getCause()
             seen += 1
-        name = throwable.getClass().getSimpleName()
-        message = throwable.getMessage()
-        return f"{name}: {message}" if message else name
     except Exception:  # the JVM is gone or the object is not a throwable
-        return None
+        return
+
+
+def java_class_names(exc: BaseException) -> list[str]:
+    """Simple class names of the Java causes of `exc`, outermost first."""
+    names = []
+    for throwable in java_causes(exc):
+        try:
+            names.append(str(throwable.getClass().getSimpleName()))
+        except Exception:
+            break
+    return names
 
 
 def describe(exc: BaseException) -> str:
     """The cause of `exc` in one line: the root Java cause for Spark errors, else the first line of the message."""
-    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
-    if java is not None:
-        root = _java_root(java)
-        if root:
-            return " ".join(root.split())[:500]
+    if isinstance(exc, LakehouseError):
+        return " ".join(str(exc).split())[:500]
+    causes = list(java_causes(exc))
+    if causes:
+        try:
+            root = causes[-1]
+            name, message = root.getClass().getSimpleName(), root.getMessage()
+            text = f"{name}: {message}" if message else str(name)
+            return " ".join(text.split())[:500]
+        except Exception:
+            pass
     lines = str(exc).strip().splitlines() or [""]
     return f"{type(exc).__name__}: {lines[0]}".rstrip(": ")[:500]

@@ -17,11 +17,11 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from lakehouse.errors import SettingsError
+
+__all__ = ["Engine", "Settings", "SettingsError"]
+
 Engine = Literal["auto", "jvm", "rust"]
-
-
-class SettingsError(ValueError):
-    """A bad environment variable or argument: a usage error (exit code 2)."""
 
 
 @dataclass(frozen=True)

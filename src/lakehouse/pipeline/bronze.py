@@ -12,12 +12,12 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from lakehouse.errors import describe
+from lakehouse.errors import CommitConflict, describe
 from lakehouse.sources.files import RawDay, RawFile
 from lakehouse.sources.probe import Rejection
 from lakehouse.sources.reader import DayReader, RawRead
 from lakehouse.specs.models import DatasetSpec
-from lakehouse.tables.engine import TableEngine, is_commit_conflict, sql_literal
+from lakehouse.tables.engine import TableEngine
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +52,18 @@ def load_bronze(engine: TableEngine, spec: DatasetSpec, day: RawDay, run_id: str
     """Replace the day's bronze partition with the rows of every readable file of `day`."""
     reader = DayReader(engine.spark, spec, staging)
     path = engine.layout.bronze(spec.name)
-    where = f"_partition_date = {sql_literal(day.date.isoformat())}"
     raw: RawRead = reader.read(day, run_id, ingested_at)
     rejected = list(raw.rejected)
     for attempt in range(2):
         if raw.df is None:
             break
         try:
-            engine.replace_partitions(raw.df, path, ["_partition_date"], where)
+            engine.replace_partitions(raw.df, path, ["_partition_date"], {"_partition_date": [day.date]})
             break
-        except Exception as exc:
-            if attempt == 1 or is_commit_conflict(exc):
+        except CommitConflict:
+            raise
+        except Exception:
+            if attempt == 1:
                 raise
             bad = _unreadable(reader, day, raw.read, run_id, ingested_at)
             if not bad:

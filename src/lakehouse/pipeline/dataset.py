@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import faults
+from lakehouse.errors import DatasetFailed
 from lakehouse.pipeline import ingested, pending_gold
 from lakehouse.pipeline.bronze import load_bronze
 from lakehouse.pipeline.dataset_checks import (
@@ -22,7 +23,7 @@ from lakehouse.pipeline.dataset_checks import (
     dataset_check_aggregates,
     evaluate_dataset_check,
 )
-from lakehouse.pipeline.outcome import DatasetFailed, DatasetOutcome, QualityMetric
+from lakehouse.pipeline.outcome import DatasetOutcome, QualityMetric
 from lakehouse.pipeline.quarantine import write_quarantine
 from lakehouse.pipeline.silver import ROW_HASH, SILVER_LINEAGE, one_per_key, row_hash, silver_plan
 from lakehouse.rules.checks import ERRORS, check_names, evaluate, has_error
@@ -227,7 +228,7 @@ class DatasetLoad:
                 shown = "n/a" if observed is None else f"{observed:.4g}"
                 failures.append(f"dataset check {name} failed: observed {shown}; {threshold}")
         if failures:
-            raise DatasetFailed("; ".join(failures))
+            raise DatasetFailed(failures)
 
     def colliding_keys(self, limit: int = 10) -> list[dict]:
         keys = [F.col(f"`{k}`") for k in self.spec.keys]

@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from pyspark.sql import functions as F
 
 from lakehouse import faults
-from lakehouse.errors import describe
+from lakehouse.errors import CommitConflict, describe
 from lakehouse.pipeline import ingested, meta, pending_gold
 from lakehouse.pipeline.dataset import DatasetLoad
 from lakehouse.pipeline.gold import GoldOutcome, dates_to_build, recompute
 from lakehouse.pipeline.outcome import DatasetOutcome
 from lakehouse.specs import Catalog
 from lakehouse.specs.models import RowCount
-from lakehouse.tables.engine import TableEngine, in_list, is_commit_conflict
+from lakehouse.sql import in_list
+from lakehouse.tables.engine import TableEngine
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +55,11 @@ def with_conflict_retries(action, what: str):
     for attempt in range(1, CONFLICT_RETRIES + 1):
         try:
             return action()
-        except Exception as exc:
-            if not is_commit_conflict(exc) or attempt == CONFLICT_RETRIES:
+        except CommitConflict as exc:
+            if attempt == CONFLICT_RETRIES:
                 raise
-            log.warning("%s: concurrent commit (%s); retrying (%d/%d)", what, type(exc).__name__, attempt,
-                        CONFLICT_RETRIES - 1)
+            log.warning("%s: %s; retrying (%d/%d)", what, exc, attempt, CONFLICT_RETRIES - 1)
     raise AssertionError("unreachable")
-
-
-def _first_line(exc: BaseException) -> str:
-    prefix = "concurrent writer: " if is_commit_conflict(exc) else ""
-    return prefix + describe(exc)
 
 
 @dataclass
@@ -174,11 +169,11 @@ class DailyJob:
             try:
                 outcome = with_conflict_retries(load, f"dataset {spec.name}")
             except Exception as exc:  # one dataset's failure is recorded; the others still load
-                log.error("dataset %s for %s failed: %s", spec.name, run_date, _first_line(exc))
+                log.error("dataset %s for %s failed: %s", spec.name, run_date, describe(exc))
                 log.debug("dataset %s failed", spec.name, exc_info=True)
                 # what happened before the failure (files, rows read) stays in the record
                 outcome = attempts[-1].outcome if attempts else DatasetOutcome(spec.name, run_date)
-                outcome.status, outcome.message = "failed", _first_line(exc)
+                outcome.status, outcome.message = "failed", describe(exc)
                 outcome.rows_to_silver = 0
                 outcome.rows_held_back = max(outcome.rows_read - outcome.rows_quarantined - outcome.rows_duplicate, 0)
             if outcome.status == "no_data" and any(
@@ -215,9 +210,9 @@ class DailyJob:
                 faults.point("gold:written")
                 pending_gold.settle(self.engine, agg.name, owing_runs, result.run_id)
             except Exception as exc:
-                log.error("gold table %s failed: %s", agg.name, _first_line(exc))
+                log.error("gold table %s failed: %s", agg.name, describe(exc))
                 log.debug("gold table %s failed", agg.name, exc_info=True)
-                gold = GoldOutcome(agg.name, run_date, status="failed", dates=dates, message=_first_line(exc))
+                gold = GoldOutcome(agg.name, run_date, status="failed", dates=dates, message=describe(exc))
             gold.seconds = round(time.perf_counter() - start, 3)
             result.golds.append(gold)
         result.notes += [f"gold table {name} has no spec in conf/aggregations: kept as it is, no longer updated"
@@ -231,27 +226,3 @@ class DailyJob:
                     meta.quality_rows(result.run_id, result.datasets),
                     meta.rejected_rows(result.run_id, fresh, finished))
         return result
-
-
-def summary(result: DayResult) -> str:
-    """A short per-dataset table for the console."""
-    lines = [f"run {result.run_id} for {result.run_date}: {'FAILED' if result.failed else 'ok'}",
-             f"  {'dataset':<22}{'status':<9}{'read':>8}{'quar.':>8}{'dupl.':>8}{'held':>7}{'silver':>8}"
-             f"{'ins':>7}{'upd':>7}{'same':>7}"]
-    for o in result.datasets:
-        m = o.merge
-        lines.append(f"  {o.dataset:<22}{o.status:<9}{o.rows_read:>8}{o.rows_quarantined:>8}{o.rows_duplicate:>8}"
-                     f"{o.rows_held_back:>7}{o.rows_to_silver:>8}{(m.inserted if m else 0):>7}"
-                     f"{(m.updated if m else 0):>7}{(m.unchanged if m else 0):>7}"
-                     + (f"  {o.message}" if o.message and o.status != "ok" else ""))
-    for g in result.golds:
-        m = g.merge
-        dates = f"{len(g.dates)} date(s)" if g.dates else "-"
-        lines.append(f"  gold.{g.table:<17}{g.status:<9}{dates:>16}  rows {g.rows}"
-                     + (f" (+{m.inserted} ~{m.updated} -{m.deleted})" if m else "")
-                     + (f"  {g.message}" if g.status == "failed" else ""))
-    for o in result.datasets:
-        lines += [f"  rejected file: {o.dataset} {r.file.path}: {r.reason}" for r in o.rejected]
-        lines += [f"  skipped (not a data file): {o.dataset} {path}" for path in o.skipped]
-    lines += [f"  note: {n}" for n in result.notes]
-    return "\n".join(lines)

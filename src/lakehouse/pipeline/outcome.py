@@ -16,10 +16,6 @@ from dataclasses import dataclass, field
 from lakehouse.tables.engine import MergeResult
 
 
-class DatasetFailed(Exception):
-    """The dataset cannot be merged this run (its rows are held back, the run exits 1)."""
-
-
 @dataclass
 class QualityMetric:
     check: str

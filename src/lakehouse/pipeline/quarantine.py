@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from lakehouse.rules.checks import ERRORS, has_error
 from lakehouse.sources.reader import RAW_RECORD
 from lakehouse.specs import models as m
-from lakehouse.tables.engine import TableEngine, sql_literal
+from lakehouse.tables.engine import TableEngine
 
 # an unparseable line cannot be masked column by column; when a dataset masks data, quarantine keeps only this
 WITHHELD = "<withheld: the dataset masks sensitive columns; the raw line is in bronze>"
@@ -33,5 +33,5 @@ def write_quarantine(engine: TableEngine, spec: m.DatasetSpec, run_id: str, run_
         F.col("_ingested_at").alias("quarantined_at"),
         F.col("_partition_date"),
     )
-    where = f"_partition_date = {sql_literal(run_date.isoformat())}"
-    engine.replace_partitions(rows, engine.layout.quarantine(spec.name), ["_partition_date"], where)
+    engine.replace_partitions(rows, engine.layout.quarantine(spec.name), ["_partition_date"],
+                              {"_partition_date": [run_date]})

@@ -10,8 +10,8 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.rules.sql import ident, literal
 from lakehouse.specs import models as m
+from lakehouse.sql import ident, literal
 from lakehouse.tables.engine import MergePlan
 
 ROW_HASH = "_row_hash"

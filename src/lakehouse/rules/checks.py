@@ -16,10 +16,11 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakehouse.errors import SqlFragmentError
 from lakehouse.rules.failures import CAST_ERRORS, ERROR_TYPE, failure_list
-from lakehouse.rules.sql import all_of, any_of, ident, instant, literal, sql_type
 from lakehouse.sources.reader import RAW_RECORD
 from lakehouse.specs import models as m
+from lakehouse.sql import all_of, any_of, ident, instant, literal, sql_type
 
 ERRORS = "_errors"
 HAS_ERROR = "_has_error"
@@ -46,9 +47,15 @@ class CompiledCheck:
         return f"coalesce({self.fails}, false)"
 
 
-def bounds_text(low, high, inclusive: bool = True, unit: str = "") -> str:
-    """A range in words: `must be >= 0`, `must be < 5`, `must be between 1 and 1000`."""
-    unit = f" {unit}" if unit else ""
+def bounds_text(low: object, high: object, inclusive: bool = True, unit: str = "") -> str:
+    """A range in words: `must be >= 0`, `must be < 5`, `must be between 1 and 1000`; a count (with a unit) as
+    `must be at least 1 row`, `must be at most 5 characters`."""
+    if unit:
+        if low is not None and high is not None:
+            return f"must be between {low} and {high} {unit}"
+        bound = low if low is not None else high
+        word = "at least" if low is not None else "at most"
+        return f"must be {word} {bound} {unit[:-1] if bound == 1 and unit.endswith('s') else unit}"
     if low is not None and high is not None:
         if inclusive:
             return f"must be between {low} and {high}{unit}"
@@ -154,7 +161,7 @@ def compile_check(check: m.RowCheck, index: int, now: dt.datetime) -> list[Compi
                          _value_message(c, "is not a valid phone number")) for c in check.targets]
         case m.Length():
             return [make(c, _length_outside(c, check.min, check.max),
-                         _value_message(c, "length " + bounds_text(check.min, check.max, unit="characters")))
+                         _value_message(c, bounds_text(check.min, check.max, unit="characters") + " long"))
                     for c in check.targets]
         case m.ExistsIn():
             return [make(c, f"{ident(c)} IS NOT NULL AND {ident(ref_column(index, c))} IS NULL",
@@ -288,8 +295,7 @@ def check_user_sql(spec: m.DatasetSpec, spark: SparkSession) -> None:
         try:
             parser.parseExpression(text)
         except Exception as exc:
-            raise ValueError(f"dataset {spec.name}: {where} is not a SQL expression: {text!r}: "
-                             f"{str(exc).splitlines()[0]}") from exc
+            raise SqlFragmentError(spec.name, where, text, str(exc).splitlines()[0]) from exc
 
 
 def evaluate(spec: m.DatasetSpec, refs: dict[str, DataFrame | None] | None = None, now: dt.datetime | None = None):

@@ -11,9 +11,9 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.rules.checks import parse_with_formats
-from lakehouse.rules.sql import ident
 from lakehouse.settings import SettingsError
 from lakehouse.specs import models as m
+from lakehouse.sql import ident
 
 Transform = Callable[[DataFrame], DataFrame]
 

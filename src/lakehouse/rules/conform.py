@@ -6,10 +6,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from lakehouse.rules.failures import CAST_ERRORS, ERROR_TYPE, failure_list
-from lakehouse.rules.sql import all_of, ident, literal, sql_type
 from lakehouse.sources.reader import READ_ERRORS
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.names import snake_case
+from lakehouse.sql import all_of, ident, literal, sql_type
 
 
 def standardize_column_names(df: DataFrame) -> DataFrame:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
-from lakehouse.rules.sql import literal
+from lakehouse.sql import literal
 
 CAST_ERRORS = "_cast_errors"
 ERROR_TYPE = T.ArrayType(T.StructType([

@@ -29,11 +29,11 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from lakehouse.rules.sql import ident, literal, sql_type
 from lakehouse.sources.files import RawDay, RawFile
 from lakehouse.sources.probe import Rejection, Shape, csv_options, probe
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.names import snake_case
+from lakehouse.sql import ident, literal, sql_type
 from lakehouse.tables.paths import arrow_uri, spark_uri
 
 RAW_RECORD = "_raw_record"

@@ -9,15 +9,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from lakehouse.errors import SpecError
 from lakehouse.specs.models import AggregationSpec, DatasetSpec
-
-
-class SpecError(Exception):
-    """One or more spec problems; each line reads `file:line: field: message`."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 class _LineLoader(yaml.SafeLoader):

@@ -10,17 +10,22 @@ as SQL strings both engines accept, so the engines differ only in how they execu
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import inspect
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import faults
-from lakehouse.settings import SettingsError
+from lakehouse.errors import LakehouseError, SettingsError
+from lakehouse.sql import Dialect, in_list, qualified
 from lakehouse.tables.paths import LakeLayout
 
 log = logging.getLogger(__name__)
@@ -70,55 +75,109 @@ class MergePlan:
     # MERGE (they could not change anything), so a rerun's MERGE has nothing to do
     content_hash: str | None = None
 
-    def scope_condition(self, alias: str = "") -> str:
-        prefix = f"{alias}." if alias else ""
-        return " AND ".join(in_list(f"{prefix}`{c}`", v) for c, v in (self.replace_scope or {}).items())
+    def scope_condition(self, alias: str = "", dialect: Dialect = "spark") -> str:
+        return " AND ".join(in_list(qualified(alias, c), v, dialect) for c, v in (self.replace_scope or {}).items())
 
-    def condition(self) -> str:
-        on = [f"t.`{k}` = s.`{k}`" for k in self.keys]
+    def condition(self, dialect: Dialect = "spark") -> str:
+        on = [f"{qualified('t', k)} = {qualified('s', k)}" for k in self.keys]
         for col, values in self.partition_values.items():
-            on.append(in_list(f"t.`{col}`", values))
+            on.append(in_list(qualified("t", col), values, dialect))
         return " AND ".join(on)
 
 
-def sql_literal(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, dt.datetime):
-        return "'" + value.isoformat(sep=" ") + "'"
-    return "'" + str(value).replace("'", "''") + "'"
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One commit of a table. `metrics` are the engine's own operation metrics (their names differ: Delta's
+    `numOutputRows`, delta-rs's `num_added_rows`), as text."""
+
+    version: int
+    timestamp: dt.datetime  # UTC, naive
+    operation: str
+    parameters: dict[str, str]
+    metrics: dict[str, str]
 
 
-def in_list(column: str, values: list[Any]) -> str:
-    """`col IN (...)`, with `col IS NULL` added when None is among the values; FALSE for no values."""
-    present = sorted({v for v in values if v is not None}, key=str)
-    parts = []
-    if present:
-        parts.append(f"{column} IN ({', '.join(sql_literal(v) for v in present)})")
-    if any(v is None for v in values):
-        parts.append(f"{column} IS NULL")
-    if not parts:
-        return "FALSE"
-    return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+@dataclass(frozen=True)
+class OptimizeResult:
+    """What a compaction did: data files added and removed, and the table version after it."""
+
+    files_added: int
+    files_removed: int
+    version: int | None
 
 
-def is_commit_conflict(exc: BaseException) -> bool:
-    """A concurrent writer committed first (delta-rs CommitFailedError, Delta's Concurrent*Exception)."""
-    text = f"{type(exc).__name__}: {exc}"
-    return any(word in text for word in ("CommitFailed", "ConcurrentAppend", "ConcurrentDelete",
-                                         "ConcurrentTransaction", "MetadataChanged", "ProtocolChanged",
-                                         "ConcurrentModification", "Transaction failed", "version already exists"))
+@dataclass(frozen=True)
+class VacuumResult:
+    """The data files a vacuum deleted (or, in a dry run, would delete), as paths relative to the table root,
+    sorted. Files an earlier vacuum already deleted are not listed again."""
 
+    files: list[str]
+    dry_run: bool
+
+    @property
+    def count(self) -> int:
+        return len(self.files)
+
+
+def relative_to_table(table_root: str, file: str) -> str:
+    """A data file's path relative to its table root, whatever form the engine gave it in (absolute path,
+    file: URI, s3:// or s3a:// URI, or relative already)."""
+    def bare(text: str) -> str:
+        text = unquote(text)
+        for scheme in ("file://", "file:", "s3a://", "s3://"):
+            if text.startswith(scheme):
+                return text[len(scheme):]
+        return text
+
+    if "://" not in file and not file.startswith(("/", "file:")):
+        return file
+    root = bare(table_root if "://" in table_root else os.path.abspath(table_root)).rstrip("/") + "/"
+    path = bare(file)
+    return path[len(root):] if path.startswith(root) else path
+
+
+# the operations of the contract: an error inside one is translated into the product's own (errors.TableError)
+CONTRACT = ("exists", "read", "version", "replace_partitions", "append", "merge", "upsert", "history", "optimize",
+            "vacuum", "delete", "restore", "merge_replacing")
+
+
+def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def call(self: TableEngine, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except LakehouseError:
+            raise
+        except Exception as exc:
+            path = signature.bind(self, *args, **kwargs).arguments.get("path", "")
+            translated = self.translate(exc, str(path))
+            if translated is None:
+                raise
+            raise translated from exc
+
+    call.__translating__ = True  # type: ignore[attr-defined]
+    return call
 
 
 class TableEngine(ABC):
     """Delta I/O used by the pipeline. Paths are table roots (local or s3://)."""
 
     name: str = "abstract"
+    dialect: Dialect = "spark"  # how the engine's MERGE conditions and predicates are written
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for op in CONTRACT:
+            method = cls.__dict__.get(op)
+            if method is not None and not getattr(method, "__translating__", False):
+                setattr(cls, op, _translating(method))
+
+    def translate(self, exc: Exception, path: str) -> LakehouseError | None:
+        """The product's error for a library error raised by an operation on the table at `path` (None: not
+        one the product knows; it propagates as it is)."""
+        return None
 
     def __init__(self, spark: SparkSession, layout: LakeLayout) -> None:
         self.spark = spark
@@ -138,9 +197,10 @@ class TableEngine(ABC):
         """Current version, or None when there is no table."""
 
     @abstractmethod
-    def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str], where: str) -> int:
-        """Atomically replace the rows matching `where` (a partition predicate) with `df`; create if missing.
-        New nullable columns are added to the table. Returns the new version."""
+    def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str],
+                           partitions: dict[str, list[Any]]) -> int:
+        """Atomically replace the rows of `partitions` (partition column -> values) with `df`; create the table
+        if missing. New nullable columns are added to the table. Returns the new version."""
 
     @abstractmethod
     def append(self, df: DataFrame, path: str, partition_by: list[str] | None = None,
@@ -166,13 +226,18 @@ class TableEngine(ABC):
         return self.merge(source, path, plan, base_version)
 
     @abstractmethod
-    def history(self, path: str, limit: int | None = None) -> list[dict[str, Any]]: ...
+    def history(self, path: str, limit: int | None = None) -> list[HistoryEntry]:
+        """The table's commits, newest first (at most `limit`). TableNotFound when there is no table."""
 
     @abstractmethod
-    def optimize(self, path: str) -> dict[str, Any]: ...
+    def optimize(self, path: str) -> OptimizeResult:
+        """Compact small files into larger ones (bin-packing, one commit when there is anything to compact)."""
 
     @abstractmethod
-    def vacuum(self, path: str, retention_hours: int, dry_run: bool = False) -> list[str]: ...
+    def vacuum(self, path: str, retention_hours: int, dry_run: bool = False) -> VacuumResult:
+        """Delete the data files no table version of the last `retention_hours` needs. The caller enforces the
+        retention floor; the engine's own check is lifted for this call only and the session's settings are
+        left as they were."""
 
     @abstractmethod
     def delete(self, path: str, where: str) -> int:
@@ -181,6 +246,10 @@ class TableEngine(ABC):
     @abstractmethod
     def restore(self, path: str, version: int) -> int:
         """Make `version`'s content current again (a new commit; history is kept). Returns the new version."""
+
+    def partition_predicate(self, partitions: dict[str, list[Any]]) -> str:
+        """`partitions` (column -> values) as a predicate in the engine's dialect."""
+        return " AND ".join(in_list(qualified("", c), v, self.dialect) for c, v in partitions.items()) or "true"
 
     def read_or_none(self, path: str) -> DataFrame | None:
         return self.read(path) if self.exists(path) else None
@@ -222,7 +291,7 @@ class TableEngine(ABC):
         if counts["stale"]:
             delete_plan = MergePlan(keys=plan.keys, partition_by=plan.partition_by,
                                     partition_values=plan.partition_values,
-                                    delete_matched_when=plan.scope_condition("t"))
+                                    delete_matched_when=plan.scope_condition("t", self.dialect))
             stale = narrow.where(kinds["stale"]).select(
                 *keys, *[F.col(alias).alias(c) for c, alias in held_partitions.items()])
             removed = self.merge(stale, path, delete_plan, snapshot)
@@ -239,6 +308,10 @@ class TableEngine(ABC):
         result.source_rows += counts["same"]
         result.deleted += deleted
         return result
+
+
+for _op in ("upsert", "merge_replacing"):
+    setattr(TableEngine, _op, _translating(getattr(TableEngine, _op)))
 
 
 def jvm_delta_available(spark: SparkSession) -> bool:

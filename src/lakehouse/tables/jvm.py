@@ -8,12 +8,29 @@ deletion vectors, no column mapping).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, in_list
+from lakehouse.errors import (
+    CommitConflict,
+    LakehouseError,
+    TableNotFound,
+    VersionNotFound,
+    java_class_names,
+)
+from lakehouse.sql import ident, in_list, qualified
+from lakehouse.tables.engine import (
+    HistoryEntry,
+    MergePlan,
+    MergeResult,
+    OptimizeResult,
+    TableEngine,
+    VacuumResult,
+    relative_to_table,
+)
 
 # keep the basic protocol so that delta-rs can read and write every table this engine creates
 _TABLE_PROPERTIES = {"delta.enableDeletionVectors": "false"}
@@ -21,10 +38,35 @@ MERGE_METRICS = ("numSourceRows", "numTargetRowsInserted", "numTargetRowsUpdated
                  "numTargetFilesAdded", "numTargetFilesRemoved")
 
 
+# Delta's exceptions for a lost commit race (io.delta.exceptions.*)
+_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+              "ConcurrentTransactionException", "MetadataChangedException", "ProtocolChangedException",
+              "ConcurrentWriteException", "ConcurrentModificationException")
+RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
+
+
 class JvmEngine(TableEngine):
     name = "jvm"
+    dialect = "spark"
 
-    def _delta(self, path: str):
+    def translate(self, exc: Exception, path: str) -> LakehouseError | None:
+        names = java_class_names(exc)
+        conflict = next((n for n in names if n in _CONFLICTS), None)
+        if conflict:
+            return CommitConflict(path, conflict)
+        if any(n in ("DeltaAnalysisException", "AnalysisException") for n in names) and \
+                "is not a Delta table" in str(exc):
+            return TableNotFound(path)
+        return None
+
+    def _check_version(self, path: str, version: int) -> None:
+        latest = self.version(path)
+        if latest is None:
+            raise TableNotFound(path)
+        if not 0 <= version <= latest:
+            raise VersionNotFound(path, version, latest)
+
+    def _delta(self, path: str) -> Any:
         from delta.tables import DeltaTable
 
         return DeltaTable.forPath(self.spark, path)
@@ -43,10 +85,13 @@ class JvmEngine(TableEngine):
              ) -> DataFrame:
         reader = self.spark.read.format("delta")
         if version is not None:
+            self._check_version(path, version)
             reader = reader.option("versionAsOf", version)
+        elif not self.exists(path):
+            raise TableNotFound(path)
         df = reader.load(path)
         for column, values in (partitions or {}).items():
-            df = df.where(F.expr(in_list(f"`{column}`", values)))  # Delta prunes files by partition values
+            df = df.where(F.expr(in_list(qualified("", column), values)))  # Delta prunes files by partition values
         return df
 
     def _create(self, df: DataFrame, path: str, partition_by: list[str],
@@ -60,7 +105,9 @@ class JvmEngine(TableEngine):
             writer = writer.partitionBy(*partition_by)
         writer.save(path)
 
-    def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str], where: str) -> int:
+    def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str],
+                           partitions: dict[str, list[Any]]) -> int:
+        where = self.partition_predicate(partitions)
         if not self.exists(path):
             self._create(df, path, partition_by)
         else:
@@ -90,6 +137,10 @@ class JvmEngine(TableEngine):
             return MergeResult(source_rows=rows, inserted=rows, files_added=int(metrics.get("numFiles", 0)),
                                version=self.version(path))
         before = self.version(path)
+        if base_version is not None and before != base_version:
+            # another writer committed since the caller read the table: what it decided may be stale (Delta's
+            # own check covers commits from here to this MERGE's commit)
+            raise CommitConflict(path, f"the table is at version {before}, the rows were decided at {base_version}")
         total = None
         if not plan.delete_matched_when:
             df = self._aligned(df, path)
@@ -99,7 +150,7 @@ class JvmEngine(TableEngine):
                     # Delta rewrites every file holding a key-matched row even when no update condition holds:
                     # a MERGE that would change nothing is not run at all (no new version)
                     return MergeResult(source_rows=total, version=before)
-        builder = self._delta(path).alias("t").merge(df.alias("s"), plan.condition())
+        builder = self._delta(path).alias("t").merge(df.alias("s"), plan.condition(self.dialect))
         if plan.evolve_schema:
             builder = builder.withSchemaEvolution()
         if plan.delete_matched_when:
@@ -139,32 +190,48 @@ class JvmEngine(TableEngine):
         row = self._delta(path).history(1).select("operationMetrics").first()
         return dict(row[0] or {})
 
-    def history(self, path: str, limit: int | None = None) -> list[dict[str, Any]]:
-        if not self.exists(path):
-            return []
-        rows = self._delta(path).history(limit).collect() if limit else self._delta(path).history().collect()
-        return [r.asDict(recursive=True) for r in rows]
+    def history(self, path: str, limit: int | None = None) -> list[HistoryEntry]:
+        table = self._delta(path)
+        rows = (table.history(limit) if limit else table.history()).collect()
+        entries = []
+        for r in rows:
+            stamp = r["timestamp"]
+            if stamp.tzinfo is not None:
+                stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+            entries.append(HistoryEntry(
+                version=int(r["version"]), timestamp=stamp, operation=str(r["operation"]),
+                parameters={str(k): str(v) for k, v in (r["operationParameters"] or {}).items()},
+                metrics={str(k): str(v) for k, v in (r["operationMetrics"] or {}).items()}))
+        return entries
 
-    def optimize(self, path: str) -> dict[str, Any]:
+    def optimize(self, path: str) -> OptimizeResult:
         row = self._delta(path).optimize().executeCompaction().first()
-        return row.asDict(recursive=True) if row else {}
+        metrics = row.asDict(recursive=True).get("metrics") or {} if row else {}
+        return OptimizeResult(files_added=int(metrics.get("numFilesAdded", 0)),
+                              files_removed=int(metrics.get("numFilesRemoved", 0)), version=self.version(path))
 
-    def vacuum(self, path: str, retention_hours: int, dry_run: bool = False) -> list[str]:
-        """The files deleted (or that would be). The caller has already enforced the retention floor (it refuses
-        less than 7 days unless forced); Delta's own check is lifted for this call only."""
-        key = "spark.databricks.delta.retentionDurationCheck.enabled"
-        previous = self.spark.conf.get(key, "true")
-        self.spark.conf.set(key, "false")
+    def vacuum(self, path: str, retention_hours: int, dry_run: bool = False) -> VacuumResult:
+        """The files deleted (or that would be), from Delta's dry run. The caller has already enforced the
+        retention floor (it refuses less than 7 days unless forced); Delta's own check is lifted for this call
+        only, and the setting is restored as it was (unset stays unset)."""
+        self._delta(path)  # TableNotFound when there is no table
+        previous = self.spark.conf.get(RETENTION_CHECK, None)
+        self.spark.conf.set(RETENTION_CHECK, "false")
         try:
-            sql = f"VACUUM delta.`{path}` RETAIN {int(retention_hours)} HOURS DRY RUN"
-            files = [r[0] for r in self.spark.sql(sql).collect()]
+            table = f"delta.{ident(path)}"
+            files = [r[0] for r in self.spark.sql(
+                f"VACUUM {table} RETAIN {int(retention_hours)} HOURS DRY RUN").collect()]
             if not dry_run and files:
-                self._delta(path).vacuum(retention_hours)
-            return files
+                self.spark.sql(f"VACUUM {table} RETAIN {int(retention_hours)} HOURS").collect()
         finally:
-            self.spark.conf.set(key, previous)
+            if previous is None:
+                self.spark.conf.unset(RETENTION_CHECK)
+            else:
+                self.spark.conf.set(RETENTION_CHECK, previous)
+        return VacuumResult(sorted(relative_to_table(path, f) for f in files), dry_run)
 
     def restore(self, path: str, version: int) -> int:
+        self._check_version(path, version)
         self._delta(path).restoreToVersion(version)
         return self.version(path)
 

@@ -9,6 +9,7 @@ vacuum), with the table's schema and `basePath` so partition columns come back t
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import shutil
 import uuid
@@ -20,13 +21,23 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from lakehouse import faults
-from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine, in_list
+from lakehouse.errors import CommitConflict, LakehouseError, TableNotFound, VersionNotFound
+from lakehouse.sql import in_list, qualified
+from lakehouse.tables.engine import (
+    HistoryEntry,
+    MergePlan,
+    MergeResult,
+    OptimizeResult,
+    TableEngine,
+    VacuumResult,
+    relative_to_table,
+)
 from lakehouse.tables.paths import arrow_uri, is_remote, join, spark_uri
 
 MERGE_METRICS = ("num_source_rows", "num_target_rows_inserted", "num_target_rows_updated",
@@ -73,8 +84,21 @@ def _marker(base_version: int | None) -> CommitProperties:
     return CommitProperties(app_transactions=[Transaction(WRITER_APP_ID, (base_version or 0) + 1)])
 
 
+# delta-rs reports a lost commit race with these words when it is not a CommitFailedError
+_CONFLICT_WORDS = ("Transaction failed", "version already exists", "CommitFailed")
+
+
 class RustEngine(TableEngine):
     name = "rust"
+    dialect = "delta-rs"
+
+    def translate(self, exc: Exception, path: str) -> LakehouseError | None:
+        if isinstance(exc, CommitFailedError) or (
+                isinstance(exc, DeltaError) and any(w in str(exc) for w in _CONFLICT_WORDS)):
+            return CommitConflict(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        if isinstance(exc, TableNotFoundError):
+            return TableNotFound(path)
+        return None
 
     # ------------------------------------------------------------ staging
 
@@ -91,10 +115,26 @@ class RustEngine(TableEngine):
                 shutil.rmtree(folder, ignore_errors=True)
 
     def _table(self, path: str, version: int | None = None) -> DeltaTable | None:
+        """The table (at `version`), None when there is none; VersionNotFound for a version it does not have."""
         try:
-            return DeltaTable(arrow_uri(path), version=version)
+            table = DeltaTable(arrow_uri(path))
         except TableNotFoundError:
             return None
+        if version is None or version == table.version():
+            return table
+        if not 0 <= version <= table.version():
+            raise VersionNotFound(path, version, table.version())
+        try:
+            table.load_as_version(version)
+        except DeltaError as exc:  # an expired (checkpointed and cleaned up) version
+            raise VersionNotFound(path, version, table.version()) from exc
+        return table
+
+    def _existing(self, path: str) -> DeltaTable:
+        table = self._table(path)
+        if table is None:
+            raise TableNotFound(path)
+        return table
 
     # ------------------------------------------------------------ reads
 
@@ -111,7 +151,7 @@ class RustEngine(TableEngine):
              ) -> DataFrame:
         table = self._table(path, version)
         if table is None:
-            raise FileNotFoundError(f"no Delta table at {path}")
+            raise TableNotFound(path)
         schema = from_arrow_schema(pa.schema(table.schema().to_arrow()))
         selected = {c: v for c, v in (partitions or {}).items() if c in table.metadata().partition_columns}
         filters = [(c, "in", sorted({str(x) for x in v if x is not None})) for c, v in selected.items()]
@@ -126,12 +166,14 @@ class RustEngine(TableEngine):
         # partitions not known to the table (or null values) are filtered as rows
         rest = {c: v for c, v in (partitions or {}).items() if c not in selected or None in v}
         for column, values in rest.items():
-            df = df.where(F.expr(in_list(f"`{column}`", values)))
+            df = df.where(F.expr(in_list(qualified("", column), values)))
         return df
 
     # ------------------------------------------------------------ writes
 
-    def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str], where: str) -> int:
+    def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str],
+                           partitions: dict[str, list[Any]]) -> int:
+        where = self.partition_predicate(partitions)
         path = arrow_uri(path)
         with self._staged(df) as data:
             reader = data.reader()
@@ -169,7 +211,7 @@ class RustEngine(TableEngine):
                 return MergeResult(source_rows=rows, inserted=rows, files_added=len(created.file_uris()),
                                    version=created.version())
             merger = table.merge(
-                data.reader(), predicate=plan.condition(), source_alias="s", target_alias="t",
+                data.reader(), predicate=plan.condition(self.dialect), source_alias="s", target_alias="t",
                 merge_schema=plan.evolve_schema, streamed_exec=True, writer_properties=WRITER,
                 commit_properties=_marker(table.version()))
             if plan.delete_matched_when:
@@ -216,37 +258,45 @@ class RustEngine(TableEngine):
 
     # ------------------------------------------------------------ maintenance
 
-    def history(self, path: str, limit: int | None = None) -> list[dict[str, Any]]:
-        path = arrow_uri(path)
-        table = self._table(path)
-        return [] if table is None else list(table.history(limit))
+    def history(self, path: str, limit: int | None = None) -> list[HistoryEntry]:
+        entries = []
+        for h in self._existing(path).history(limit):
+            stamp = dt.datetime.fromtimestamp(int(h["timestamp"]) / 1000, dt.UTC).replace(tzinfo=None)
+            entries.append(HistoryEntry(
+                version=int(h["version"]), timestamp=stamp, operation=str(h.get("operation")),
+                parameters={str(k): str(v) for k, v in (h.get("operationParameters") or {}).items()},
+                metrics={str(k): str(v) for k, v in (h.get("operationMetrics") or {}).items()}))
+        return entries
 
-    def optimize(self, path: str) -> dict[str, Any]:
-        path = arrow_uri(path)
-        return dict(DeltaTable(path).optimize.compact())
+    def optimize(self, path: str) -> OptimizeResult:
+        table = self._existing(path)
+        metrics = table.optimize.compact(writer_properties=WRITER)
+        return OptimizeResult(files_added=int(metrics.get("numFilesAdded", 0)),
+                              files_removed=int(metrics.get("numFilesRemoved", 0)),
+                              version=DeltaTable(arrow_uri(path)).version())
 
-    def vacuum(self, path: str, retention_hours: int, dry_run: bool = False) -> list[str]:
-        """The files deleted (or that would be). delta-rs lists every expired file the log still names, also
-        ones an earlier vacuum removed; those are not counted again."""
-        path = arrow_uri(path)
-        table = DeltaTable(path)
+    def vacuum(self, path: str, retention_hours: int, dry_run: bool = False) -> VacuumResult:
+        """delta-rs lists every expired file the log still names, also ones an earlier vacuum deleted; only the
+        files present are reported."""
+        table = self._existing(path)
+        uri = arrow_uri(path)
         candidates = table.vacuum(retention_hours=retention_hours, dry_run=True, enforce_retention_duration=False)
-        fs, base = pafs.FileSystem.from_uri(path if "://" in path else "file://" + os.path.abspath(path))
+        fs, base = pafs.FileSystem.from_uri(uri if "://" in uri else "file://" + os.path.abspath(uri))
         present = []
         for f in candidates:  # paths relative to the table root
             full = pafs.FileSystem.from_uri(f)[1] if "://" in f else f if f.startswith("/") else f"{base}/{f}"
             if fs.get_file_info(full).type == pafs.FileType.File:
-                present.append(f)
+                present.append(relative_to_table(uri, f))
         if not dry_run and present:
             table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
-        return present
+        return VacuumResult(sorted(present), dry_run)
 
     def restore(self, path: str, version: int) -> int:
+        self._table(path, version)  # VersionNotFound for a version the table does not have
+        table = self._existing(path)
         path = arrow_uri(path)
-        table = DeltaTable(path)
         table.restore(version)
         return DeltaTable(path).version()
 
     def delete(self, path: str, where: str) -> int:
-        path = arrow_uri(path)
-        return int(DeltaTable(path).delete(where).get("num_deleted_rows", 0))
+        return int(self._existing(path).delete(where).get("num_deleted_rows", 0))

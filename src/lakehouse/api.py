@@ -1,0 +1,221 @@
+"""The product's public face: everything the command line, the notebooks and the tests do with a lake.
+
+    from lakehouse.api import Lakehouse
+
+    lake = Lakehouse.from_env()               # LAKEHOUSE_ROOT, LAKEHOUSE_ENGINE, LAKEHOUSE_CONF_DIR, ...
+    lake.validate()                           # every spec resolved against Spark: what would fail, fails here
+    results = lake.run([date(2024, 7, 1)])    # or lake.run_pending(), lake.full_refresh(None)
+    lake.read("gold/daily_sales_summary").show()
+    lake.history("silver/sales")
+
+Specs are loaded once, before Spark starts (a bad spec costs no JVM); the Spark session and the table engine
+start on first use. `Lakehouse(settings, engine=...)` runs on an engine the caller already has (tests, notebooks).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+from lakehouse.errors import (
+    CommitConflict,
+    ConfigError,
+    DatasetFailed,
+    LakehouseError,
+    SettingsError,
+    SpecError,
+    SqlFragmentError,
+    TableError,
+    TableNotFound,
+    UsageError,
+    VersionNotFound,
+)
+from lakehouse.pipeline.job import DailyJob, DayResult, date_range, default_run_date
+from lakehouse.settings import Settings
+from lakehouse.specs import Catalog, load_catalog
+from lakehouse.tables.engine import HistoryEntry, MergeResult, OptimizeResult, TableEngine, VacuumResult
+from lakehouse.tables.paths import LakeLayout, join
+
+__all__ = [
+    "META_TABLES", "CommitConflict", "ConfigError", "DatasetFailed", "DayResult", "HistoryEntry", "Lakehouse",
+    "LakehouseError", "MaintenanceResult", "MergeResult", "OptimizeResult", "Settings", "SettingsError",
+    "SpecError", "SqlFragmentError", "TableError", "TableNotFound", "UsageError", "VacuumResult",
+    "VersionNotFound", "build_engine", "date_range", "default_run_date", "load_catalog",
+]
+
+# the lake's own bookkeeping, kept and maintained like every other table
+META_TABLES = ("runs", "quality", "ingested_files", "rejected_files", "gold_pending")
+
+
+def build_engine(settings: Settings, app_name: str = "lakehouse", spark: SparkSession | None = None,
+                 extra: dict[str, str] | None = None) -> TableEngine:
+    """The table engine `settings` choose, on `spark` or on a session built from `settings`."""
+    from lakehouse.session import build_session
+    from lakehouse.tables.engine import select_engine
+
+    spark = spark or build_session(settings, app_name, extra=extra)
+    return select_engine(spark, LakeLayout(settings.lake_root, settings.staging), settings.engine)
+
+
+def check_secrets(catalog: Catalog, env: dict[str, str] | None = None) -> None:
+    """A hash cleaning step needs its key in the environment: missing, it is a settings error before any work."""
+    env = dict(os.environ) if env is None else env
+    for name in sorted({e for spec in catalog.datasets.values() for e in spec.hash_key_envs()}):
+        if not env.get(name):
+            raise SettingsError(f"a hash cleaning step needs its secret key in the environment variable {name}")
+
+
+@dataclass(frozen=True)
+class MaintenanceResult:
+    """One table's maintenance: compaction and vacuum results (None when not asked), or why it was skipped."""
+
+    path: str
+    optimized: OptimizeResult | None = None
+    vacuumed: VacuumResult | None = None
+    skipped: str | None = None
+    error: str | None = None
+
+
+class Lakehouse:
+    """A lake (root, engine, specs) and what can be done with it."""
+
+    def __init__(self, settings: Settings | None = None, *, engine: TableEngine | None = None,
+                 catalog: Catalog | None = None, app_name: str = "lakehouse",
+                 spark_conf: dict[str, str] | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.spark_conf = spark_conf
+        self._engine = engine
+        self._catalog = catalog
+        self.app_name = app_name
+
+    @classmethod
+    def from_env(cls, app_name: str = "lakehouse", **overrides: Any) -> Lakehouse:
+        """Settings from the environment, with `overrides` (lake_root, engine, conf_dir) where not None."""
+        return cls(Settings.from_env().with_overrides(**overrides), app_name=app_name)
+
+    # ------------------------------------------------------------------ parts, on first use
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = load_catalog(self.settings.conf_dir)
+        return self._catalog
+
+    @property
+    def engine(self) -> TableEngine:
+        if self._engine is None:
+            self._engine = build_engine(self.settings, self.app_name, extra=self.spark_conf)
+        return self._engine
+
+    @property
+    def spark(self) -> SparkSession:
+        return self.engine.spark
+
+    @property
+    def layout(self) -> LakeLayout:
+        return self.engine.layout if self._engine is not None else LakeLayout(self.settings.lake_root,
+                                                                              self.settings.staging)
+
+    # ------------------------------------------------------------------ specs
+
+    def validate(self, resolve: bool = True) -> Catalog:
+        """Load every spec; with `resolve`, resolve every column reference and SQL fragment against Spark."""
+        catalog = self.catalog
+        if resolve:
+            from lakehouse.specs.resolve import resolve_catalog
+
+            resolve_catalog(catalog, self.spark)
+        return catalog
+
+    # ------------------------------------------------------------------ the daily job
+
+    def _job(self) -> DailyJob:
+        check_secrets(self.catalog)
+        self.validate()  # what would fail at run time fails here, before any data moves
+        return DailyJob(self.engine, self.catalog)
+
+    def run(self, dates: Sequence[dt.date]) -> list[DayResult]:
+        """Load each run date's raw partitions (every dataset), then the gold dates they touched."""
+        return self._job().run(list(dates))
+
+    def run_pending(self) -> list[DayResult]:
+        """Every raw partition with a file not ingested yet or changed since, in date order."""
+        return self._job().run_pending()
+
+    def full_refresh(self, dates: Sequence[dt.date] | None = None) -> list[DayResult]:
+        """Rebuild silver and gold from bronze for `dates` (None: everything); raw files are not read."""
+        return self._job().full_refresh(None if dates is None else list(dates))
+
+    def plan(self, run_date: dt.date | None = None, pending: bool = False) -> str:
+        """What a run would read and write, as text; nothing is written."""
+        from lakehouse.pipeline.plan import plan_pending, plan_run_date
+
+        if pending:
+            return plan_pending(self.engine, self.catalog)
+        return plan_run_date(self.engine, self.catalog, run_date or default_run_date())
+
+    # ------------------------------------------------------------------ tables
+
+    def path(self, table: str) -> str:
+        """A table's path from its name under the lake root, e.g. `silver/sales` or `_meta/runs`."""
+        return join(self.settings.lake_root, table)
+
+    def tables(self) -> list[str]:
+        """Every table the specs make, plus the `_meta` tables, as names under the lake root."""
+        names = []
+        for dataset in self.catalog.datasets:
+            names += [f"bronze/{dataset}", f"quarantine/{dataset}", f"silver/{dataset}"]
+        names += [f"gold/{a}" for a in self.catalog.aggregations]
+        names += [f"_meta/{m}" for m in META_TABLES]
+        return names
+
+    def read(self, table: str, version: int | None = None) -> DataFrame:
+        """A table (current or as of `version`) as a Spark DataFrame."""
+        return self.engine.read(self.path(table), version)
+
+    def history(self, table: str, limit: int | None = None) -> list[HistoryEntry]:
+        return self.engine.history(self.path(table), limit)
+
+    def restore(self, table: str, version: int) -> int:
+        """Make `version` current again (a new commit); returns the new version."""
+        return self.engine.restore(self.path(table), version)
+
+    def quality(self, run_date: dt.date | None = None) -> tuple[str | None, dt.date | None, list[dict[str, Any]]]:
+        """(run id, run date, metric rows) of the latest run of `run_date` (default: the latest run date)."""
+        from pyspark.sql import functions as F
+
+        path = self.layout.meta("quality")
+        if not self.engine.exists(path):
+            return None, run_date, []
+        df = self.engine.read(path)
+        day = run_date or df.agg(F.max("run_date")).first()[0]
+        latest = df.where(F.col("run_date") == F.lit(day)).agg(F.max("run_id")).first()[0]
+        rows = (df.where((F.col("run_date") == F.lit(day)) & (F.col("run_id") == latest))
+                .orderBy("dataset", "check", "column").collect())
+        return latest, day, [r.asDict() for r in rows]
+
+    def maintain(self, tables: Sequence[str] = (), optimize: bool = True,
+                 vacuum_retention_hours: int | None = None, dry_run: bool = False) -> list[MaintenanceResult]:
+        """Compact and/or vacuum `tables` (default: every table of `tables()`). One table's failure is reported
+        in its result and does not stop the others."""
+        results = []
+        for name in tables or self.tables():
+            path = self.path(name)
+            if not self.engine.exists(path):
+                results.append(MaintenanceResult(path, skipped="no table"))
+                continue
+            try:
+                optimized = self.engine.optimize(path) if optimize else None
+                vacuumed = None if vacuum_retention_hours is None else self.engine.vacuum(
+                    path, vacuum_retention_hours, dry_run=dry_run)
+                results.append(MaintenanceResult(path, optimized, vacuumed))
+            except Exception as exc:  # reported per table
+                from lakehouse.errors import describe
+
+                results.append(MaintenanceResult(path, error=describe(exc)))
+        return results
