@@ -189,6 +189,8 @@ def test_quality_command_prints_the_counts(lake, capsys):
     out = capsys.readouterr().out
     expected = {q["check"]: q["failed_rows"] for q in table(root, "_meta/quality")
                 if q["dataset"] == "sales" and str(q["run_date"]) == str(END) and q["check"] == "anonymous_sale"}
-    line = next(ln for ln in out.splitlines() if "anonymous_sale" in ln)
-    assert line.split()[-2] == str(max(expected.values())) and line.split()[-1] == "warn"
+    line = next(ln for ln in out.splitlines() if "anonymous_sale" in ln).split()
+    # dataset, check, column, level, rows, failed, observed, threshold (none for a row check), status
+    assert line[1] == "anonymous_sale" and line[3] == "warn" and line[-1] == "warn"
+    assert line[5] == str(max(expected.values()))
     assert "quality_score" in out

@@ -39,7 +39,7 @@ from lakehouse.pipeline.job import DailyJob, DayResult, date_range, default_run_
 from lakehouse.settings import Settings
 from lakehouse.specs import Catalog, load_catalog
 from lakehouse.tables.engine import HistoryEntry, MergeResult, OptimizeResult, TableEngine, VacuumResult
-from lakehouse.tables.paths import LakeLayout, join
+from lakehouse.tables.paths import LakeLayout, join, sweep_older_than
 
 __all__ = [
     "META_TABLES", "CommitConflict", "ConfigError", "DatasetFailed", "DayResult", "HistoryEntry", "Lakehouse",
@@ -79,6 +79,7 @@ class MaintenanceResult:
     vacuumed: VacuumResult | None = None
     skipped: str | None = None
     error: str | None = None
+    note: str | None = None
 
 
 class Lakehouse:
@@ -202,8 +203,13 @@ class Lakehouse:
     def maintain(self, tables: Sequence[str] = (), optimize: bool = True,
                  vacuum_retention_hours: int | None = None, dry_run: bool = False) -> list[MaintenanceResult]:
         """Compact and/or vacuum `tables` (default: every table of `tables()`). One table's failure is reported
-        in its result and does not stop the others."""
+        in its result and does not stop the others. A vacuum of every table also deletes staging folders older
+        than the retention (left by runs that were killed)."""
         results = []
+        if vacuum_retention_hours is not None and not tables and not dry_run:
+            staging = self.layout.staging()
+            swept = sweep_older_than(staging, max(vacuum_retention_hours, 24))
+            results.append(MaintenanceResult(staging, note=f"{len(swept)} stale staging folder(s) deleted"))
         for name in tables or self.tables():
             path = self.path(name)
             if not self.engine.exists(path):

@@ -97,6 +97,8 @@ def history_report(path: str, entries: list[HistoryEntry]) -> str:
 
 
 def maintenance_line(r: MaintenanceResult) -> str:
+    if r.note:
+        return f"{r.path}: {r.note}"
     if r.skipped:
         return f"{r.path}: {r.skipped}, skipped"
     if r.error:

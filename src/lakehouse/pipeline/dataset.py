@@ -7,7 +7,7 @@ batch and keeps the row accounting of `outcome.DatasetOutcome`.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark import StorageLevel
@@ -33,15 +33,33 @@ from lakehouse.sources.files import discover
 from lakehouse.sources.reader import LINEAGE, new_columns
 from lakehouse.specs import models as m
 from lakehouse.tables.engine import TableEngine
-from lakehouse.tables.paths import is_remote
+from lakehouse.tables.paths import sweep
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """The batch's counts from `measure`: the aggregate row (totals, dataset-check aggregates, source files)."""
+
+    values: dict[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+
+@dataclass(frozen=True)
+class SilverSource:
+    """The rows for silver (persisted) and the values of its partition and gold date columns."""
+
+    df: DataFrame
+    values: dict[str, list[Any]]
 
 
 class DatasetLoad:
-    """Loads one dataset for one run date through the table engine."""
+    """Loads one dataset for one run date through the table engine: `run` is the sequence of stages, each
+    taking what the one before returned; `outcome` gathers the counts as they are known."""
 
     def __init__(self, engine: TableEngine, spec: m.DatasetSpec, run_id: str, run_date: dt.date,
-                 ingested_at: dt.datetime, gold_dates: dict[str, str], from_bronze: bool = False,
-                 ingested_state: dict | None = None) -> None:
+                 ingested_at: dt.datetime, gold_dates: dict[str, str], from_bronze: bool = False) -> None:
         self.engine = engine
         self.spark = engine.spark
         self.lake = engine.layout
@@ -52,69 +70,92 @@ class DatasetLoad:
         self.gold_dates = gold_dates  # aggregation built from this dataset -> its date column
         self.gold_date_columns = sorted(set(gold_dates.values()))
         self.from_bronze = from_bronze
-        self.ingested_state = ingested_state or {}
         self.outcome = DatasetOutcome(spec.name, run_date)
+
+    def staging(self, *parts: str) -> str:
+        return self.lake.staging(self.run_id, self.spec.name, *parts)
 
     # ------------------------------------------------------------------ stages
 
     def run(self) -> DatasetOutcome:
         try:
-            return self._run()
+            return self.stages()
         finally:
-            staging = self.lake.staging(self.run_id, self.spec.name)
-            if not is_remote(staging):
-                shutil.rmtree(staging, ignore_errors=True)
+            sweep(self.staging())  # on any storage: the next dataset's work is not left beside this one's
 
-    def _run(self) -> DatasetOutcome:
+    def stages(self) -> DatasetOutcome:
         faults.point("dataset:start")
-        if self.from_bronze:
-            # full refresh: silver is rebuilt from what bronze already holds; raw files are not read
-            bronze = self.engine.read_or_none(self.lake.bronze(self.spec.name))
-            if bronze is None:
-                self.outcome.status = "no_data"
-                self.outcome.message = "no bronze table"
-                return self.outcome
-            self.raw_columns = [c for c in bronze.columns if c not in LINEAGE]
-        else:
-            day = discover(self.spec, self.lake, self.run_date)
-            out = self.outcome
-            out.files, out.skipped = len(day.files), list(day.skipped)
-            if not day.files:
-                out.status = "no_data"
-                out.message = f"no raw files in {day.folder}"
+        raw_columns = self.bronze_from_raw() if not self.from_bronze else self.bronze_as_held()
+        if raw_columns is None:
+            return self.outcome
+        out, spec = self.outcome, self.spec
+        out.raw_columns = raw_columns
+        out.new_columns = new_columns(spec, raw_columns)
+        extras = [c for c in out.new_columns if spec.on_new_columns == "add"]
+        checked = self.check(extras)
+        with out.timed("measure"):
+            stats = self.measure(checked)
+        with out.timed("quarantine"):
+            write_quarantine(self.engine, spec, self.run_id, self.run_date, checked)
+        faults.point("quarantine:written")
+        with out.timed("silver_source"):
+            source = self.silver_source(checked)
+        try:
+            try:
+                self.gate(stats, raw_columns)
+            except DatasetFailed as failed:
+                out.status, out.message = "failed", str(failed)
+                self.hold_back()
                 return out
-            known = ingested.unchanged_since_ingest(self.ingested_state, self.spec.name, day.files) \
-                if self.engine.exists(self.lake.bronze(self.spec.name)) else None
-            if known is not None:
-                # the same bytes are in bronze already: rebuild silver from there, do not parse them again
-                self.raw_columns = known.columns
-                out.raw_files, out.rejected = known.read, known.rejected
-                out.bronze_reused = True
-            else:
-                with out.timed("bronze"):
-                    loaded = load_bronze(self.engine, self.spec, day, self.run_id, self.ingested_at,
-                                         self.lake.staging(self.run_id, self.spec.name, "raw"))
-                faults.point("bronze:written")
-                self.raw_columns = loaded.columns
-                out.raw_files, out.rejected = loaded.read, loaded.rejected
-                if not loaded.rows:
-                    out.raw_columns = self.raw_columns
-                    out.message = "no readable raw file"
-                    self.gate_files()
-                    return out
-        self.outcome.raw_columns = self.raw_columns
-        self.outcome.new_columns = new_columns(self.spec, self.raw_columns)
-        self.check(self.lake.staging(self.run_id, self.spec.name, "checked"))
-        return self.outcome
+            with out.timed("silver"):
+                self.merge_silver(source, stats, extras)
+        finally:
+            source.df.unpersist()
+        return out
 
-    def gate_files(self) -> None:
-        """Under `on_bad_file: fail` a rejected file fails the dataset (its other rows are held back)."""
+    def bronze_as_held(self) -> list[str] | None:
+        """Full refresh: silver is rebuilt from what bronze already holds; raw files are not read."""
+        bronze = self.engine.read_or_none(self.lake.bronze(self.spec.name))
+        if bronze is None:
+            self.outcome.status, self.outcome.message = "no_data", "no bronze table"
+            return None
+        return [c for c in bronze.columns if c not in LINEAGE]
+
+    def bronze_from_raw(self) -> list[str] | None:
+        """The day's raw files into bronze (or, when they are exactly as last ingested, bronze as it is); the raw
+        columns read, or None when there is nothing to check."""
         out = self.outcome
-        if out.rejected and self.spec.on_bad_file == "fail":
-            out.status = "failed"
-            out.message = self.bad_file_failure()
-            out.rows_duplicate = 0
-            out.rows_held_back = out.rows_read - out.rows_quarantined
+        day = discover(self.spec, self.lake, self.run_date)
+        out.files, out.skipped = len(day.files), list(day.skipped)
+        if not day.files:
+            out.status, out.message = "no_data", f"no raw files in {day.folder}"
+            return None
+        known = None
+        if self.engine.exists(self.lake.bronze(self.spec.name)):
+            state = ingested.latest_state(self.engine, self.spec.name, self.run_date)
+            known = ingested.unchanged_since_ingest(state, self.spec.name, day.files)
+        if known is not None:
+            # the same bytes are in bronze already: rebuild silver from there, do not parse them again
+            out.raw_files, out.rejected, out.bronze_reused = known.read, known.rejected, True
+            return known.columns
+        with out.timed("bronze"):
+            loaded = load_bronze(self.engine, self.spec, day, self.run_id, self.ingested_at, self.staging("raw"))
+        faults.point("bronze:written")
+        out.raw_files, out.rejected = loaded.read, loaded.rejected
+        if not loaded.rows:
+            out.raw_columns = loaded.columns
+            out.message = "no readable raw file"
+            if out.rejected and self.spec.on_bad_file == "fail":
+                out.status, out.message = "failed", self.bad_file_failure()
+                self.hold_back()
+            return None
+        return loaded.columns
+
+    def hold_back(self) -> None:
+        """The dataset failed: its valid rows are held back (none reach silver)."""
+        out = self.outcome
+        out.rows_duplicate = 0
+        out.rows_held_back = out.rows_read - out.rows_quarantined
 
     def bad_file_failure(self) -> str:
         shown = "; ".join(f"{r.file.path}: {r.reason}" for r in self.outcome.rejected[:3])
@@ -127,41 +168,20 @@ class DatasetLoad:
     def references(self) -> dict[str, DataFrame | None]:
         return {ref: self.engine.read_or_none(self.lake.silver(ref)) for ref in self.spec.references()}
 
-    def check(self, checked_path: str) -> None:
+    def check(self, extras: list[str]) -> DataFrame:
+        """The day's bronze rows conformed, cleaned and checked, written once to staging and read back."""
         spec = self.spec
-        extras = [c for c in self.outcome.new_columns if spec.on_new_columns == "add"]
         prepared = (self.bronze_day()
                     .transform(conform(spec, extras))
                     .transform(clean(spec.cleaning))
                     .transform(evaluate(spec, self.references(), now=self.ingested_at)))
         with self.outcome.timed("check"):
-            prepared.write.mode("overwrite").parquet(checked_path)
-        checked = self.spark.read.parquet(checked_path)
-        with self.outcome.timed("measure"):
-            self.measure(checked)
-        with self.outcome.timed("quarantine"):
-            write_quarantine(self.engine, self.spec, self.run_id, self.run_date, checked)
-        faults.point("quarantine:written")
-        with self.outcome.timed("silver_source"):
-            source = self.silver_source(checked)
-        try:
-            self.gate()
-        except DatasetFailed as exc:
-            source.unpersist()
-            self.outcome.status = "failed"
-            self.outcome.message = str(exc)
-            self.outcome.rows_duplicate = 0
-            self.outcome.rows_held_back = self.outcome.rows_read - self.outcome.rows_quarantined
-            return
-        try:
-            with self.outcome.timed("silver"):
-                self.merge_silver(source, extras)
-        finally:
-            source.unpersist()
+            prepared.write.mode("overwrite").parquet(self.staging("checked"))
+        return self.spark.read.parquet(self.staging("checked"))
 
     # ------------------------------------------------------------------ metrics
 
-    def measure(self, checked: DataFrame) -> None:
+    def measure(self, checked: DataFrame) -> BatchStats:
         """All counts of the batch in one Spark job over the checked rows."""
         spec = self.spec
         names = check_names(spec, checked)
@@ -200,23 +220,24 @@ class DatasetLoad:
             out.quality.append(QualityMetric(name, column, criticality, out.rows_read, failed,
                                              observed=failed / out.rows_read if out.rows_read else 0.0,
                                              status=status))
-        self._row_stats = row
+        return BatchStats(row)
 
-    def gate(self) -> None:
-        """Dataset checks and schema drift: raise DatasetFailed when the batch must not reach silver."""
+    def gate(self, stats: BatchStats, raw_columns: list[str]) -> None:
+        """Dataset checks, schema drift, bad files and duplicates under `fail`: DatasetFailed with the reasons
+        when the batch must not reach silver. Each dataset check's result is recorded in the quality metrics."""
         spec, out = self.spec, self.outcome
         failures = []
         if out.rejected and spec.on_bad_file == "fail":
             failures.append(self.bad_file_failure())
         if out.new_columns and spec.on_new_columns == "fail":
             failures.append(f"new columns {out.new_columns} in the raw data (on_new_columns: fail)")
-        key_duplicates = out.rows_duplicate - int(self._row_stats["superseded"])
+        key_duplicates = out.rows_duplicate - int(stats["superseded"])
         if key_duplicates and spec.duplicates == "fail":
             failures.append(f"{key_duplicates} duplicate row(s) for keys {spec.keys} (duplicates: fail), e.g. "
                             f"{self.colliding_keys()}")
         context = DatasetCheckContext(
             valid=out.rows_read - out.rows_quarantined, batch=out.rows_read - out.rows_quarantined - out.rows_duplicate,
-            rows_read=out.rows_read, stats=self._row_stats, raw_columns=self.raw_columns,
+            rows_read=out.rows_read, stats=stats.values, raw_columns=raw_columns,
             run_date=self.run_date, previous_rows=self.previous_rows_read)
         for i, dcheck in enumerate(spec.dataset_checks):
             name = dcheck.name or dcheck.check
@@ -230,9 +251,9 @@ class DatasetLoad:
         if failures:
             raise DatasetFailed(failures)
 
-    def colliding_keys(self, limit: int = 10) -> list[dict]:
+    def colliding_keys(self, limit: int = 10) -> list[dict[str, Any]]:
         keys = [F.col(f"`{k}`") for k in self.spec.keys]
-        checked = self.spark.read.parquet(self.lake.staging(self.run_id, self.spec.name, "checked"))
+        checked = self.spark.read.parquet(self.staging("checked"))
         rows = (checked.where(~has_error() & ~superseded(checked)).groupBy(*keys).count().where("count > 1")
                 .orderBy(*keys).limit(limit).collect())
         return [{k: r[k] for k in self.spec.keys} for r in rows]
@@ -252,7 +273,7 @@ class DatasetLoad:
 
     # ------------------------------------------------------------------ writes
 
-    def silver_source(self, checked: DataFrame) -> DataFrame:
+    def silver_source(self, checked: DataFrame) -> SilverSource:
         """The rows for silver: valid, not superseded, one per key (the latest), with their content hash.
         Persisted on disk (read by the comparison with silver and by the writes) and measured in one job:
         its row count gives the duplicates, and the values of the partition and gold date columns are kept."""
@@ -269,23 +290,23 @@ class DatasetLoad:
                          *[F.collect_set(f"`{c}`").alias(f"values_{i}") for i, c in enumerate(value_columns)],
                          *[F.max(F.col(f"`{c}`").isNull()).alias(f"nulls_{i}") for i, c in enumerate(value_columns)]
                          ).first()
-        self.values = {c: list(row[f"values_{i}"]) + ([None] if row[f"nulls_{i}"] else [])
-                       for i, c in enumerate(value_columns)}
+        values = {c: list(row[f"values_{i}"]) + ([None] if row[f"nulls_{i}"] else [])
+                  for i, c in enumerate(value_columns)}
         out = self.outcome
         out.rows_duplicate = out.rows_read - out.rows_quarantined - int(row["_rows"])
-        return source
+        return SilverSource(source, values)
 
-    def merge_silver(self, source: DataFrame, extras: list[str]) -> None:
-        spec, out = self.spec, self.outcome
+    def merge_silver(self, source: SilverSource, stats: BatchStats, extras: list[str]) -> None:
+        spec, out, values = self.spec, self.outcome, source.values
         out.rows_to_silver = out.rows_read - out.rows_quarantined - out.rows_duplicate
-        plan = silver_plan(spec, self.values, self._row_stats["source_files"], self.run_date, self.from_bronze,
+        plan = silver_plan(spec, values, stats["source_files"], self.run_date, self.from_bronze,
                            evolve_schema=bool(extras))
         faults.point("silver:before")
-        owed = {name: self.values[column] for name, column in self.gold_dates.items()}
-        result = self.engine.merge_replacing(source, self.lake.silver(spec.name), plan,
+        owed = {name: values[column] for name, column in self.gold_dates.items()}
+        result = self.engine.merge_replacing(source.df, self.lake.silver(spec.name), plan,
                                              before_write=lambda: pending_gold.record(self.engine, self.run_id, owed))
         faults.point("silver:written")
         out.merge = result
         if result.inserted or result.updated or result.deleted:
-            out.affected_dates = {c: sorted({v for v in self.values[c] if v is not None})
+            out.affected_dates = {c: sorted({v for v in values[c] if v is not None})
                                   for c in self.gold_date_columns}

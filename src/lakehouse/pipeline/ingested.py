@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyspark.sql import Window
 from pyspark.sql import functions as F
@@ -48,16 +49,23 @@ def _fingerprint(size: int, modified: dt.datetime | None) -> tuple:
     return int(size), stamp.replace(microsecond=0) if stamp else None
 
 
-def latest_state(engine: TableEngine) -> dict[tuple[str, str], dict]:
-    """(dataset, path) -> the latest log row for that file."""
+def latest_state(engine: TableEngine, dataset: str | None, partition_date: dt.date | None = None
+                 ) -> dict[tuple[str, str], dict[str, Any]]:
+    """(dataset, path) -> the latest log row of each file of `dataset` (of one raw partition when
+    `partition_date` is given; every dataset for None): only those rows reach the driver, however long the log
+    has grown."""
     log = engine.read_or_none(engine.layout.meta("ingested_files"))
     if log is None:
         return {}
+    if dataset is not None:
+        log = log.where(F.col("dataset") == F.lit(dataset))
+    if partition_date is not None:
+        log = log.where(F.col("partition_date") == F.lit(partition_date))
     return {(r.dataset, r.path): r.asDict() for r in latest_rows(log)}
 
 
 def find_pending(engine: TableEngine, catalog: Catalog) -> PendingWork:
-    state = latest_state(engine)
+    state = latest_state(engine, None)  # one read of the log for every dataset
     work = PendingWork()
     for spec in catalog.dataset_order():
         partitions = list_raw(spec, engine.layout).days

@@ -22,6 +22,7 @@ from lakehouse.specs import Catalog
 from lakehouse.specs.models import RowCount
 from lakehouse.sql import in_list
 from lakehouse.tables.engine import TableEngine
+from lakehouse.tables.paths import sweep
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,6 @@ class DailyJob:
         started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         result = DayResult(new_run_id(run_date, started), run_date)
         touched: dict[str, dict[str, list[dt.date]]] = {}
-        state = {} if from_bronze else ingested.latest_state(self.engine)
         for spec in self.catalog.dataset_order():
             if datasets is not None and spec.name not in datasets:
                 continue
@@ -163,7 +163,7 @@ class DailyJob:
 
             def load(spec=spec, date_columns=date_columns, attempts=attempts) -> DatasetOutcome:
                 attempts.append(DatasetLoad(self.engine, spec, result.run_id, run_date, started, date_columns,
-                                            from_bronze=from_bronze, ingested_state=state))
+                                            from_bronze=from_bronze))
                 return attempts[-1].run()
 
             try:
@@ -225,4 +225,5 @@ class DailyJob:
                                   result.golds),
                     meta.quality_rows(result.run_id, result.datasets),
                     meta.rejected_rows(result.run_id, fresh, finished))
+        sweep(self.engine.layout.staging(result.run_id))
         return result

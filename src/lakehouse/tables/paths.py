@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 
@@ -21,6 +22,42 @@ def arrow_uri(path: str) -> str:
 
 def is_remote(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
+
+
+def sweep(folder: str) -> None:
+    """Delete a staging folder and everything under it, on local disk or object storage (absent: nothing)."""
+    import pyarrow.fs as pafs
+
+    uri = arrow_uri(folder)
+    try:
+        fs, base = pafs.FileSystem.from_uri(uri) if is_remote(uri) else (pafs.LocalFileSystem(),
+                                                                          os.path.abspath(uri))
+        if fs.get_file_info(base).type != pafs.FileType.NotFound:
+            fs.delete_dir(base)
+    except OSError:
+        pass  # staging is scratch space: a folder that cannot be deleted now is deleted by the next sweep
+
+
+def sweep_older_than(folder: str, hours: float) -> list[str]:
+    """Delete the entries of `folder` not modified for `hours` (staging left by runs that were killed); returns
+    their names."""
+    import time
+
+    import pyarrow.fs as pafs
+
+    uri = arrow_uri(folder)
+    fs, base = pafs.FileSystem.from_uri(uri) if is_remote(uri) else (pafs.LocalFileSystem(), os.path.abspath(uri))
+    swept = []
+    for entry in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True, recursive=False)):
+        newest = entry.mtime
+        if entry.type == pafs.FileType.Directory:
+            inside = fs.get_file_info(pafs.FileSelector(entry.path, recursive=True))
+            stamps = [i.mtime for i in inside if i.mtime is not None]
+            newest = max(stamps + ([entry.mtime] if entry.mtime is not None else []), default=None)
+        if newest is not None and time.time() - newest.timestamp() > hours * 3600:
+            sweep(f"{folder.rstrip('/')}/{entry.base_name}")
+            swept.append(entry.base_name)
+    return sorted(swept)
 
 
 @dataclass(frozen=True)
@@ -48,5 +85,6 @@ class LakeLayout:
     def meta(self, table: str) -> str:
         return join(self.root, "_meta", table)
 
-    def staging(self, run_id: str, *parts: str) -> str:
-        return join(self.staging_root or join(self.root, "_staging"), run_id, *parts)
+    def staging(self, run_id: str = "", *parts: str) -> str:
+        """A run's staging folder (`run_id` empty: the staging root)."""
+        return join(self.staging_root or join(self.root, "_staging"), *[p for p in (run_id, *parts) if p])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -38,7 +37,7 @@ from lakehouse.tables.engine import (
     VacuumResult,
     relative_to_table,
 )
-from lakehouse.tables.paths import arrow_uri, is_remote, join, spark_uri
+from lakehouse.tables.paths import arrow_uri, join, spark_uri, sweep
 
 MERGE_METRICS = ("num_source_rows", "num_target_rows_inserted", "num_target_rows_updated",
                  "num_target_rows_deleted", "num_target_files_added", "num_target_files_removed")
@@ -111,8 +110,7 @@ class RustEngine(TableEngine):
         try:
             yield Staged(pads.dataset(folder, format="parquet", schema=schema), schema)
         finally:
-            if not is_remote(folder):
-                shutil.rmtree(folder, ignore_errors=True)
+            sweep(folder)
 
     def _table(self, path: str, version: int | None = None) -> DeltaTable | None:
         """The table (at `version`), None when there is none; VersionNotFound for a version it does not have."""
