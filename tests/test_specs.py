@@ -63,7 +63,7 @@ def test_wrong_type_and_unknown_field_are_both_reported(conf_copy):
     problems = _problems(conf_copy)
     joined = "\n".join(problems)
     assert f"{conf_copy}/datasets/orders.yaml:5: schema.amount: " in joined and "unknown type 'integr'" in joined
-    assert f"{conf_copy}/datasets/orders.yaml:7: sequnce_by: Extra inputs are not permitted" in joined
+    assert f"{conf_copy}/datasets/orders.yaml:7: sequnce_by: unknown field 'sequnce_by'; did you mean 'sequence_by'?" in joined
 
 
 def test_cleaning_step_typo_and_bad_regex(conf_copy):

@@ -51,6 +51,8 @@ def bounds_text(low: object, high: object, inclusive: bool = True, unit: str = "
     """A range in words: `must be >= 0`, `must be < 5`, `must be between 1 and 1000`; a count (with a unit) as
     `must be at least 1 row`, `must be at most 5 characters`."""
     if unit:
+        if low is not None and low == high:
+            return f"must be exactly {low} {unit}"
         if low is not None and high is not None:
             return f"must be between {low} and {high} {unit}"
         bound = low if low is not None else high
@@ -173,16 +175,18 @@ def compile_check(check: m.RowCheck, index: int, now: dt.datetime) -> list[Compi
         case m.NotOlderThan():
             limit = instant(now - dt.timedelta(days=check.days))
             return [make(c, f"CAST({ident(c)} AS TIMESTAMP) < {limit}",
-                         _value_message(c, f"is older than {check.days} days")) for c in check.targets]
+                         _value_message(c, f"is older than {check.days:g} days")) for c in check.targets]
         case m.Unique():
             cols = ", ".join(ident(c) for c in check.columns)
             complete = all_of(*[f"{ident(c)} IS NOT NULL" for c in check.columns])
             label = ", ".join(check.columns)
-            return [make(label, all_of(complete, f"count(1) OVER (PARTITION BY {cols}) > 1"),
-                         literal(f"({label}) is not unique in the batch"))]
+            message = (_value_message(check.columns[0], "is not unique in the batch") if len(check.columns) == 1
+                       else literal(f"({label}) is not unique in the batch"))
+            return [make(label, all_of(complete, f"count(1) OVER (PARTITION BY {cols}) > 1"), message)]
         case m.Parseable():
             return [make(c, f"{ident(c)} IS NOT NULL AND {parse_with_formats(ident(c), check.formats)} IS NULL",
-                         _value_message(c, f"does not match any of {check.formats}")) for c in check.targets]
+                         _value_message(c, f"does not match the format{'s' if len(check.formats) > 1 else ''} "
+                                           + ", ".join(check.formats))) for c in check.targets]
         case m.Castable():
             return [make(c, f"{ident(c)} IS NOT NULL AND try_cast({ident(c)} AS {check.type}) IS NULL",
                          _value_message(c, f"cannot be cast to {check.type}")) for c in check.targets]

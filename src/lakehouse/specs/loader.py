@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,51 @@ def _field_name(loc: tuple, lines: dict[tuple, int]) -> str:
     return ".".join(shown) or "(document)"
 
 
+def _known_fields() -> list[str]:
+    """Every field name of every spec model (what a misspelt key is compared with)."""
+    import inspect
+
+    from pydantic import BaseModel
+
+    from lakehouse.specs import models
+
+    names: set[str] = set()
+    for _, cls in inspect.getmembers(models, inspect.isclass):
+        if issubclass(cls, BaseModel):
+            names.update(f.alias or n for n, f in cls.model_fields.items())
+    return sorted(names)
+
+
+def _did_you_mean(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _message(err: Any) -> str:
+    """A pydantic error in the user's words: what is wrong with the value they wrote, and what would be right."""
+    kind, ctx, loc = err["type"], err.get("ctx") or {}, err["loc"]
+    field_name = str(loc[-1]) if loc else ""
+    if kind == "union_tag_invalid":
+        tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
+        key = str(ctx.get("discriminator", "")).strip("'")
+        return f"unknown {key} {ctx.get('tag')!r}{_did_you_mean(str(ctx.get('tag')), tags)} (known: {', '.join(tags)})"
+    if kind == "union_tag_not_found":
+        return f"needs a {str(ctx.get('discriminator', '')).strip(chr(39))!r} key"
+    if kind == "extra_forbidden":
+        return f"unknown field {field_name!r}{_did_you_mean(field_name, _known_fields())}"
+    if kind == "missing":
+        return "required, but missing"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected')}, not {err.get('input')!r}"
+    bounds = {"less_than_equal": ("<=", "le"), "less_than": ("<", "lt"), "greater_than_equal": (">=", "ge"),
+              "greater_than": (">", "gt")}
+    if kind in bounds:
+        op, key = bounds[kind]
+        return f"must be {op} {ctx.get(key)}, not {err.get('input')!r}"
+    message = str(err["msg"])
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
 def _parse_file(path: Path, model: type, problems: list[str]):
     try:
         data, lines = _load_with_lines(path.read_text(encoding="utf-8"))
@@ -82,7 +128,7 @@ def _parse_file(path: Path, model: type, problems: list[str]):
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
-            problems.append(f"{path}:{_line_for(loc, lines)}: {_field_name(loc, lines)}: {err['msg']}")
+            problems.append(f"{path}:{_line_for(loc, lines)}: {_field_name(loc, lines)}: {_message(err)}")
         return None
     spec._source = str(path)
     spec._lines = lines

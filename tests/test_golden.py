@@ -1,0 +1,160 @@
+"""What users read, pinned word for word: spec errors, one quarantine record per check, the run summary, `plan`
+and `quality` (files under tests/golden/; see golden_text.py to update them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import shutil
+import textwrap
+
+import pytest
+
+from lakehouse import report
+from lakehouse.api import Lakehouse, Settings
+from lakehouse.errors import SpecError
+from lakehouse.rules.checks import ERRORS, evaluate
+from lakehouse.sample.retail import RetailGenerator
+from lakehouse.specs import load_catalog
+from lakehouse.specs import models as m
+from lakehouse.tables.engine import select_engine
+from lakehouse.tables.paths import LakeLayout
+from tests.conftest import CONF
+from tests.golden_text import assert_golden, normalized
+
+BROKEN_SPECS = {
+    "datasets/orders.yaml": """\
+        name: orders
+        source: {format: csv, path: raw/orders}
+        schema: {order_id: string, amount: "decimal(10,2)", email: string, qty: int, placed: string}
+        keys: [order_id]
+        checks:
+          - {check: not_nul, column: order_id}
+          - {check: range, column: amount}
+          - {check: regex, column: email, pattern: "(unclosed"}
+          - {check: length, column: emial, max: 5}
+          - {check: range, column: qty, min: 1, critcality: warn}
+          - {check: exists_in, column: email, ref: customers}
+        dataset_checks:
+          - {check: completeness, column: amount, min: 1.5}
+        """,
+    "datasets/lines.yaml": """\
+        name: lines
+        source: {format: xml, path: raw/lines, layout: "day={day}"}
+        schema: {line_id: strin}
+        keys: [line]
+        """,
+    "aggregations/totals.yaml": """\
+        name: totals
+        source_dataset: orders
+        group_by: [placed_day]
+        date_column: placed_day
+        metrics:
+          - {name: revenue, expr: "sum(amount"}
+        """,
+}
+
+
+def test_spec_errors(tmp_path):
+    for name, text in BROKEN_SPECS.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    with pytest.raises(SpecError) as caught:
+        load_catalog(tmp_path)
+    assert_golden("spec_errors.txt", normalized(str(caught.value), conf=tmp_path))
+
+
+# one failing row per row check; `id` names the check the row is meant to fail
+ROW_CHECKS = [
+    {"check": "not_null", "column": "name"},
+    {"check": "not_empty", "column": "code"},
+    {"check": "range", "column": "price", "min": 0},
+    {"check": "range", "column": "qty", "min": 1, "max": 10, "inclusive": False},
+    {"check": "between", "column": "discount", "min": 0, "max": 0.5},
+    {"check": "in_set", "column": "status", "values": ["new", "paid"]},
+    {"check": "not_in_set", "column": "country", "values": ["XX"]},
+    {"check": "regex", "column": "sku", "pattern": "^SKU-[0-9]+$"},
+    {"check": "email", "column": "email"},
+    {"check": "phone", "column": "phone"},
+    {"check": "length", "column": "code", "max": 5},
+    {"check": "length", "column": "sku", "min": 3},
+    {"check": "length", "column": "country", "min": 2, "max": 2},
+    {"check": "exists_in", "column": "parent", "ref": "batch.id"},
+    {"check": "not_in_future", "column": "placed_at"},
+    {"check": "not_older_than", "column": "placed_at", "days": 365},
+    {"check": "unique", "columns": ["email"], "criticality": "warn"},
+    {"check": "parseable", "column": "day", "formats": ["yyyy-MM-dd"]},
+    {"check": "castable", "column": "amount_text", "type": "int"},
+    {"check": "compare", "left": "discount", "op": "<", "right": "price"},
+    {"check": "expression", "expression": "qty < 100", "name": "qty_sane"},
+    {"check": "range", "column": "price", "max": 1000, "name": "price_cap", "message": "price is too high"},
+]
+SCHEMA = ("id string, name string, code string, price double, qty int, discount double, status string, "
+          "country string, sku string, email string, phone string, parent string, placed_at timestamp, "
+          "day string, amount_text string")
+NOW = dt.datetime(2024, 7, 1, 12, 0)
+GOOD = dict(name="n", code="ABC", price=10.0, qty=5, discount=0.1, status="new", country="DE", sku="SKU-1",
+            email=None, phone="+4930123456", parent=None, placed_at=dt.datetime(2024, 6, 30, 8), day="2024-06-30",
+            amount_text="12")
+BAD = [
+    ("not_null", dict(name=None)), ("not_empty", dict(code="  ")), ("range_min", dict(price=-1.0)),
+    ("range_exclusive", dict(qty=10)), ("between", dict(discount=0.75)), ("in_set", dict(status="void")),
+    ("not_in_set", dict(country="XX")), ("regex", dict(sku="sku-9")), ("email", dict(email="not-an-email")),
+    ("phone", dict(phone="call me")), ("length_max", dict(code="ABCDEFG")), ("length_min", dict(sku="S")),
+    ("length_both", dict(country="DEU")), ("exists_in", dict(parent="nobody")),
+    ("future", dict(placed_at=dt.datetime(2024, 7, 3))), ("old", dict(placed_at=dt.datetime(2020, 1, 1))),
+    ("unique_a", dict(email="dup@example.com")), ("unique_b", dict(email="dup@example.com")),
+    ("parseable", dict(day="30/06/2024")), ("castable", dict(amount_text="twelve")),
+    ("compare", dict(discount=20.0, price=15.0)), ("expression", dict(qty=500)), ("custom", dict(price=5000.0)),
+]
+
+
+def test_one_quarantine_record_per_check(spark):
+    columns = [c.split()[0] for c in SCHEMA.split(", ")]
+    spec = m.DatasetSpec.model_validate({
+        "name": "t", "source": {"format": "csv", "path": "raw/t"},
+        "schema": {c.split()[0]: c.split()[1].replace("double", "double") for c in SCHEMA.split(", ")},
+        "keys": ["id"], "checks": ROW_CHECKS})
+    rows = [tuple({"id": name, **GOOD, **changes}[c] for c in columns) for name, changes in BAD]
+    rows.append(tuple({"id": "good", **GOOD}[c] for c in columns))
+    out = spark.createDataFrame(rows, SCHEMA).transform(evaluate(spec, {}, now=NOW)).select("id", ERRORS).collect()
+    lines = []
+    for r in sorted(out, key=lambda r: [n for n, _ in BAD + [("good", {})]].index(r.id)):
+        errors = sorted(r[ERRORS], key=lambda e: (e.check, e.column or ""))
+        shown = "; ".join(f"{e.check}({e.column or '-'}, {e.criticality}): {e.message}" for e in errors)
+        lines.append(f"{r.id}: {shown or 'passes'}")
+    assert_golden("quarantine_messages.txt", "\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def small_lake(spark, tmp_path_factory):
+    """One generated day with a corrupt file and a stray file, run once; the plan taken before the run."""
+    root = tmp_path_factory.mktemp("golden") / "lake"
+    day = dt.date(2024, 7, 1)
+    RetailGenerator(root, days=1, rows_per_day=40, seed=11, end_date=day, products=8, customers=12,
+                    stores=3).write()
+    partition = root / "raw" / "sales" / f"date={day}"
+    (partition / "late.csv.gz").write_bytes(gzip.compress(b"transaction_id,store_id\nT1,S1\n")[:20])
+    (partition / "NOTES.md").write_text("not data\n")
+    conf = root.parent / "conf"
+    shutil.copytree(CONF, conf)
+    settings = Settings(lake_root=str(root), engine="rust", conf_dir=str(conf))
+    lake = Lakehouse(settings, engine=select_engine(spark, LakeLayout(str(root)), "rust"))
+    plan = lake.plan(day)
+    results = lake.run([day])
+    return lake, root, day, plan, results
+
+
+def test_run_summary(small_lake):
+    lake, root, _, _, results = small_lake
+    assert_golden("run_summary.txt", normalized(report.run_summary(results[0]), lake=root))
+
+
+def test_plan(small_lake):
+    _, root, _, plan, _ = small_lake
+    assert_golden("plan.txt", normalized(plan, lake=root))
+
+
+def test_quality(small_lake):
+    lake, root, day, _, _ = small_lake
+    assert_golden("quality.txt", normalized(report.quality_report(*lake.quality(day)), lake=root))
