@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from lakehouse.pipeline.job import DailyJob
+from lakehouse.api import Lakehouse, Settings
 from lakehouse.sample.retail import RetailGenerator
-from lakehouse.specs import load_catalog
 from lakehouse.tables import select_engine
 from lakehouse.tables.paths import LakeLayout
 from tests.conftest import CONF, REPO
@@ -17,8 +16,8 @@ def test_exploration_notebook_runs(spark, tmp_path, monkeypatch, capsys):
     lake = tmp_path / "lake"
     end = dt.date(2024, 7, 2)
     RetailGenerator(lake, days=2, rows_per_day=80, seed=2, end_date=end, products=20, customers=30).write()
-    DailyJob(select_engine(spark, LakeLayout(str(lake)), "rust"), load_catalog(CONF)).run(
-        [end - dt.timedelta(days=1), end])
+    Lakehouse(Settings(lake_root=str(lake), engine="rust", conf_dir=str(CONF)),
+              engine=select_engine(spark, LakeLayout(str(lake)), "rust")).run([end - dt.timedelta(days=1), end])
     monkeypatch.setenv("LAKEHOUSE_ROOT", str(lake))
     monkeypatch.setenv("LAKEHOUSE_ENGINE", "rust")
     notebook = json.loads((REPO / "notebooks" / "explore_lakehouse.ipynb").read_text())

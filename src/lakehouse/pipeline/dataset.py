@@ -1,6 +1,6 @@
 """One dataset, one run date: raw -> bronze -> checks -> (quarantine | silver), the stages in order.
 
-Each stage lives in its own module (bronze, quarantine, silver, dataset_checks); this one runs them, measures the
+Each stage lives in its own module (bronze, quarantine, silver; the checks in rules/); this one runs them, measures the
 batch and keeps the row accounting of `outcome.DatasetOutcome`.
 """
 
@@ -18,14 +18,10 @@ from lakehouse import faults
 from lakehouse.errors import DatasetFailed
 from lakehouse.pipeline import ingested, pending_gold
 from lakehouse.pipeline.bronze import load_bronze
-from lakehouse.pipeline.dataset_checks import (
-    DatasetCheckContext,
-    dataset_check_aggregates,
-    evaluate_dataset_check,
-)
 from lakehouse.pipeline.outcome import DatasetOutcome, QualityMetric
 from lakehouse.pipeline.quarantine import write_quarantine
 from lakehouse.pipeline.silver import ROW_HASH, SILVER_LINEAGE, one_per_key, row_hash, silver_plan
+from lakehouse.rules import dataset_checks
 from lakehouse.rules.checks import ERRORS, check_names, evaluate, has_error
 from lakehouse.rules.cleaning import clean, superseded
 from lakehouse.rules.conform import conform
@@ -38,12 +34,13 @@ from lakehouse.tables.paths import sweep
 
 @dataclass(frozen=True)
 class BatchStats:
-    """The batch's counts from `measure`: the aggregate row (totals, dataset-check aggregates, source files)."""
+    """What `measure` found in the batch, in one Spark job: row counts, the raw files the rows came from and
+    the aggregate of each dataset check that has one (by check index)."""
 
-    values: dict[str, Any]
-
-    def __getitem__(self, key: str) -> Any:
-        return self.values[key]
+    clean_rows: int  # rows no check flagged, not even a warning
+    superseded: int  # valid rows a dedup cleaning step set aside
+    source_files: list[str]
+    dataset_aggregates: dict[int, Any]
 
 
 @dataclass(frozen=True)
@@ -186,25 +183,26 @@ class DatasetLoad:
         spec = self.spec
         names = check_names(spec, checked)
         error = has_error()
-        aggs: dict[str, Any] = {
+        counts = {
             "total": F.count(F.lit(1)),
             "quarantined": F.sum(error.cast("int")),
             "warned": F.sum((~error & (F.size(ERRORS) > 0)).cast("int")),
             "malformed": F.sum(F.array_contains(F.col(ERRORS).getField("check"), "malformed_record").cast("int")),
+            "clean_rows": F.sum((F.size(ERRORS) == 0).cast("int")),
             # rows a dedup cleaning step set aside count as duplicates, like rows sharing a key
+            "superseded": F.sum((~error & superseded(checked)).cast("int")),
         }
-        aggs["clean_rows"] = F.sum((F.size(ERRORS) == 0).cast("int"))
-        aggs["superseded"] = F.sum((~error & superseded(checked)).cast("int"))
-        aggs["source_files"] = F.collect_set("_source_file")
-        aggs.update(dataset_check_aggregates(spec, ~error))
-        row = checked.agg(*[v.alias(k) for k, v in aggs.items()]).first().asDict()
+        per_dataset_check = dataset_checks.aggregates(spec, ~error)
+        found = checked.agg(*[v.alias(k) for k, v in counts.items()],
+                            F.collect_set("_source_file").alias("source_files"),
+                            *[v.alias(f"dataset_check_{i}") for i, v in per_dataset_check.items()]).first()
         # failing rows per check: a rule fails at most once per row and column, so exploding the failures of
         # the failing rows and counting is exact (and reads only those rows)
         per_check = {(r["check"], r["column"]): r["n"] for r in (
             checked.where(F.size(ERRORS) > 0).select(F.explode(ERRORS).alias("e"))
             .groupBy(F.col("e.check").alias("check"), F.col("e.column").alias("column"))
             .agg(F.count(F.lit(1)).alias("n")).collect())}
-        row = {k: (0 if v is None and not k.startswith("dcheck_") else v) for k, v in row.items()}
+        row = {k: int(found[k] or 0) for k in counts}
         out = self.outcome
         out.rows_read = int(row["total"])
         out.rows_quarantined = int(row["quarantined"])
@@ -220,7 +218,8 @@ class DatasetLoad:
             out.quality.append(QualityMetric(name, column, criticality, out.rows_read, failed,
                                              observed=failed / out.rows_read if out.rows_read else 0.0,
                                              status=status))
-        return BatchStats(row)
+        return BatchStats(row["clean_rows"], row["superseded"], list(found["source_files"]),
+                          {i: found[f"dataset_check_{i}"] for i in per_dataset_check})
 
     def gate(self, stats: BatchStats, raw_columns: list[str]) -> None:
         """Dataset checks, schema drift, bad files and duplicates under `fail`: DatasetFailed with the reasons
@@ -231,23 +230,24 @@ class DatasetLoad:
             failures.append(self.bad_file_failure())
         if out.new_columns and spec.on_new_columns == "fail":
             failures.append(f"new columns {out.new_columns} in the raw data (on_new_columns: fail)")
-        key_duplicates = out.rows_duplicate - int(stats["superseded"])
+        key_duplicates = out.rows_duplicate - stats.superseded
         if key_duplicates and spec.duplicates == "fail":
             failures.append(f"{key_duplicates} duplicate row(s) for keys {spec.keys} (duplicates: fail), e.g. "
                             f"{self.colliding_keys()}")
-        context = DatasetCheckContext(
-            valid=out.rows_read - out.rows_quarantined, batch=out.rows_read - out.rows_quarantined - out.rows_duplicate,
-            rows_read=out.rows_read, stats=stats.values, raw_columns=raw_columns,
-            run_date=self.run_date, previous_rows=self.previous_rows_read)
-        for i, dcheck in enumerate(spec.dataset_checks):
-            name = dcheck.name or dcheck.check
-            observed, ok, threshold, column = evaluate_dataset_check(dcheck, i, context)
-            status = "pass" if ok else ("fail" if dcheck.action == "fail" else "warn")
-            out.quality.append(QualityMetric(name, column, "dataset", context.valid, 0 if ok else 1,
-                                             observed=observed, threshold=threshold, status=status))
+        valid = out.rows_read - out.rows_quarantined
+        previous = self.previous_rows_read
+        for i, check in enumerate(spec.dataset_checks):
+            name = check.name or check.check
+            result = dataset_checks.judge(check, dataset_checks.DatasetCheckContext(
+                valid=valid, batch=valid - out.rows_duplicate, rows_read=out.rows_read,
+                aggregate=stats.dataset_aggregates.get(i), raw_columns=raw_columns, run_date=self.run_date,
+                previous_rows=previous))
+            status = "pass" if result.passed else ("fail" if check.action == "fail" else "warn")
+            out.quality.append(QualityMetric(name, result.column, "dataset", valid, 0 if result.passed else 1,
+                                             observed=result.observed, threshold=result.threshold, status=status))
             if status == "fail":
-                shown = "n/a" if observed is None else f"{observed:.4g}"
-                failures.append(f"dataset check {name} failed: observed {shown}; {threshold}")
+                shown = "n/a" if result.observed is None else f"{result.observed:.4g}"
+                failures.append(f"dataset check {name} failed: observed {shown}; {result.threshold}")
         if failures:
             raise DatasetFailed(failures)
 
@@ -299,7 +299,7 @@ class DatasetLoad:
     def merge_silver(self, source: SilverSource, stats: BatchStats, extras: list[str]) -> None:
         spec, out, values = self.spec, self.outcome, source.values
         out.rows_to_silver = out.rows_read - out.rows_quarantined - out.rows_duplicate
-        plan = silver_plan(spec, values, stats["source_files"], self.run_date, self.from_bronze,
+        plan = silver_plan(spec, values, stats.source_files, self.run_date, self.from_bronze,
                            evolve_schema=bool(extras))
         faults.point("silver:before")
         owed = {name: values[column] for name, column in self.gold_dates.items()}
