@@ -11,12 +11,16 @@ DAYS ?= 7
 ROWS ?= 2000
 SEED ?= 42
 
-.PHONY: setup run generate validate test test-kill lint k8s-check bench clean
+.PHONY: setup run generate validate test test-kill lint k8s-check bench clean notebooks
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
+	# Spark's own log lines quiet by default in every run, spark-submit included: SPARK_HOME/conf is on the
+	# driver's classpath before any job code runs (-v turns Spark's INFO lines back on)
+	mkdir -p "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/conf"
+	cp conf/spark/log4j2.properties "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/conf/"
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the pinned dependencies
@@ -38,8 +42,14 @@ test: $(STAMP) ## the test suite (real Spark, real Delta tables)
 test-kill: $(STAMP) ## the job killed with SIGKILL at every fault point, then rerun: tables as if never killed
 	$(BIN)/pytest -q -m kill
 
+notebooks: run ## open JupyterLab on the sample lake (installs JupyterLab into .venv the first time)
+	test -x $(BIN)/jupyter-lab || $(BIN)/pip install --quiet jupyterlab
+	LAKEHOUSE_ROOT=$(abspath $(LAKEHOUSE_ROOT)) LAKEHOUSE_CONF_DIR=$(abspath conf) \
+		$(BIN)/jupyter-lab --notebook-dir=notebooks
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests spark_jobs
+	$(BIN)/mypy
 
 clean:
 	rm -rf lake spark-warehouse metastore_db derby.log .pytest_cache

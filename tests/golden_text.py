@@ -6,12 +6,15 @@ is then reviewed like any code change.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 RUN_ID = re.compile(r"\b\d{8}-\d{8}T\d{6}-[0-9a-f]{8}\b")
+MOMENT = re.compile(r"\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?Z?")
+SECONDS = re.compile(r"\b\d+\.\d s\b")
 
 
 def normalized(text: str, **paths: str | Path) -> str:
@@ -19,6 +22,8 @@ def normalized(text: str, **paths: str | Path) -> str:
     for name, path in sorted(paths.items(), key=lambda kv: -len(str(kv[1]))):
         text = text.replace(str(path), f"<{name}>")
     text = RUN_ID.sub("<run_id>", text)
+    text = MOMENT.sub("<time>", text)
+    text = SECONDS.sub("<n> s", text)
     return text.rstrip() + "\n"
 
 
@@ -28,4 +33,5 @@ def assert_golden(name: str, text: str) -> None:
         path.write_text(text)
     assert path.exists(), f"no golden file {path}; run with LAKEHOUSE_UPDATE_GOLDEN=1 to write it"
     expected = path.read_text()
-    assert text == expected, f"output differs from {path}:\n--- expected\n{expected}\n--- got\n{text}"
+    diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True), str(path), "output"))
+    assert text == expected, f"output differs from {path}:\n{diff}"

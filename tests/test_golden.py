@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 import shutil
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -140,7 +143,7 @@ def small_lake(spark, tmp_path_factory):
     shutil.copytree(CONF, conf)
     settings = Settings(lake_root=str(root), engine="rust", conf_dir=str(conf))
     lake = Lakehouse(settings, engine=select_engine(spark, LakeLayout(str(root)), "rust"))
-    plan = lake.plan(day)
+    plan = report.plan_text(lake.plan(day))
     results = lake.run([day])
     return lake, root, day, plan, results
 
@@ -158,3 +161,55 @@ def test_plan(small_lake):
 def test_quality(small_lake):
     lake, root, day, _, _ = small_lake
     assert_golden("quality.txt", normalized(report.quality_report(*lake.quality(day)), lake=root))
+
+
+def test_missing_tables_and_versions_exit_2_with_one_line(small_lake, capsys):
+    from lakehouse.cli import main
+
+    lake, root, _, _, _ = small_lake
+    common = ["--lake-root", str(root), "--engine", "rust", "--conf-dir", lake.settings.conf_dir]
+    assert main(["read", "silver/salez", *common]) == 2
+    assert main(["history", "silver/nosuch", *common]) == 2
+    assert main(["read", "silver/sales", "--as-of-version", "99", *common]) == 2
+    err = capsys.readouterr().err
+    assert normalized(err, lake=root) == (
+        "error: no Delta table at <lake>/silver/salez\n"
+        "error: no Delta table at <lake>/silver/nosuch\n"
+        "error: <lake>/silver/sales has no version 99 (versions 0..0)\n")
+
+
+def test_plan_pending_after_the_run(small_lake):
+    lake, root, _, _, _ = small_lake
+    assert normalized(report.plan_text(lake.plan(pending=True)), lake=root) == (
+        "plan for --pending (engine rust, lake <lake>); nothing is written\n"
+        "  nothing pending: every raw file is ingested and unchanged\n")
+    assert not (root / "_staging" / "plan").exists()  # the plan's scratch files are swept
+
+
+def _cli_without_java(args: list[str], root, conf) -> subprocess.CompletedProcess[str]:
+    """The command in a fresh interpreter that cannot start a JVM (no java on PATH, no JAVA_HOME)."""
+    env = {"PATH": os.path.dirname(sys.executable), "HOME": os.environ.get("HOME", "/tmp"),
+           "LAKEHOUSE_ROOT": str(root), "LAKEHOUSE_CONF_DIR": str(conf), "LAKEHOUSE_ENGINE": "rust"}
+    return subprocess.run([sys.executable, "-m", "lakehouse.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_metadata_commands_need_no_jvm(small_lake):
+    lake, root, day, _, results = small_lake
+    conf = lake.settings.conf_dir
+    run_id = results[0].run_id
+    outputs = {}
+    for args in (["history", "silver/sales"], ["read", "gold/daily_sales_summary", "--limit", "3"],
+                 ["quality", "--date", str(day)], ["runs"], ["runs", "show", run_id]):
+        done = _cli_without_java(args, root, conf)
+        assert done.returncode == 0, (args, done.stderr)
+        outputs[args[0] if args[0] != "runs" or len(args) == 1 else "runs show"] = done.stdout
+    assert outputs["history"].splitlines()[1].split() == ["version", "time", "operation", "metrics"]
+    assert "WRITE" in outputs["history"]
+    assert outputs["read"].startswith(f"{root}/gold/daily_sales_summary: 3 row(s)")
+    assert outputs["quality"] == report.quality_report(*lake.quality(day)) + "\n"
+    (header, row) = outputs["runs"].splitlines()
+    assert header.split()[:3] == ["run", "id", "run"] and row.split()[:3] == [run_id, str(day), "success"]
+    assert_golden("runs_show.txt", normalized(outputs["runs show"], lake=root))
+    missing = _cli_without_java(["runs", "show", "nosuch"], root, conf)
+    assert (missing.returncode, missing.stderr) == (2, f"error: no run nosuch in {root}/_meta/runs\n")

@@ -1,9 +1,13 @@
-"""The exploration notebook runs top to bottom against a real lake (its cells executed in order)."""
+"""Every notebook runs top to bottom in a real Jupyter kernel (nbclient) against a small generated lake, and each
+plotting cell produces an image."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
 
 from lakehouse.api import Lakehouse, Settings
 from lakehouse.sample.retail import RetailGenerator
@@ -11,22 +15,40 @@ from lakehouse.tables import select_engine
 from lakehouse.tables.paths import LakeLayout
 from tests.conftest import CONF, REPO
 
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
-def test_exploration_notebook_runs(spark, tmp_path, monkeypatch, capsys):
-    lake = tmp_path / "lake"
-    end = dt.date(2024, 7, 2)
-    RetailGenerator(lake, days=2, rows_per_day=80, seed=2, end_date=end, products=20, customers=30).write()
+
+@pytest.fixture(scope="module")
+def sample_lake(spark, tmp_path_factory):
+    lake = tmp_path_factory.mktemp("notebooks") / "lake"
+    end = dt.date(2024, 7, 3)
+    RetailGenerator(lake, days=3, rows_per_day=80, seed=2, end_date=end, products=20, customers=30).write()
     Lakehouse(Settings(lake_root=str(lake), engine="rust", conf_dir=str(CONF)),
-              engine=select_engine(spark, LakeLayout(str(lake)), "rust")).run([end - dt.timedelta(days=1), end])
-    monkeypatch.setenv("LAKEHOUSE_ROOT", str(lake))
+              engine=select_engine(spark, LakeLayout(str(lake)), "rust")).run(
+        [end - dt.timedelta(days=2), end - dt.timedelta(days=1), end])
+    return lake
+
+
+def test_notebooks_are_stored_without_outputs():
+    assert len(NOTEBOOKS) >= 4
+    for path in NOTEBOOKS:
+        book = nbformat.read(path, as_version=4)
+        assert all(not c.get("outputs") and c.get("execution_count") is None
+                   for c in book.cells if c.cell_type == "code"), path.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_and_plots(path, sample_lake, monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_ROOT", str(sample_lake))
+    monkeypatch.setenv("LAKEHOUSE_CONF_DIR", str(CONF))
     monkeypatch.setenv("LAKEHOUSE_ENGINE", "rust")
-    notebook = json.loads((REPO / "notebooks" / "explore_lakehouse.ipynb").read_text())
-    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
-    assert all(not c["outputs"] for c in code)  # stored without outputs
-    namespace: dict = {}
-    for cell in code:
-        exec(compile("".join(cell["source"]), "notebook", "exec"), namespace)
-    out = capsys.readouterr().out
-    assert f"lake={lake} engine=rust" in out
-    assert namespace["gold"].count() > 0 and namespace["pivot"].shape[0] == 2
-    assert "rows at version 0:" in out
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    book = nbformat.read(path, as_version=4)
+    NotebookClient(book, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()
+    code = [c for c in book.cells if c.cell_type == "code"]
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    plots = [c for c in code if "plot" in c.metadata.get("tags", [])]
+    for cell in plots:
+        assert any("image/png" in o.get("data", {}) for o in cell.outputs), cell.source[:80]
+    if path.stem != "explore_lakehouse":
+        assert plots, f"{path.name} has no plotting cell"

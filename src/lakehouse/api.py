@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,13 +36,15 @@ from lakehouse.errors import (
     VersionNotFound,
 )
 from lakehouse.pipeline.job import DailyJob, DayResult, date_range, default_run_date
+from lakehouse.pipeline.plan import Plan
 from lakehouse.settings import Settings
 from lakehouse.specs import Catalog, load_catalog
 from lakehouse.tables.engine import HistoryEntry, MergeResult, OptimizeResult, TableEngine, VacuumResult
 from lakehouse.tables.paths import LakeLayout, join, sweep_older_than
+from lakehouse.tables.view import LakeView, RunDetail, RunSummary
 
 __all__ = [
-    "META_TABLES", "CommitConflict", "ConfigError", "DatasetFailed", "DayResult", "HistoryEntry", "Lakehouse",
+    "META_TABLES", "CommitConflict", "LakeView", "Plan", "RunDetail", "RunSummary", "ConfigError", "DatasetFailed", "DayResult", "HistoryEntry", "Lakehouse",
     "LakehouseError", "MaintenanceResult", "MergeResult", "OptimizeResult", "Settings", "SettingsError",
     "SpecError", "SqlFragmentError", "TableError", "TableNotFound", "UsageError", "VacuumResult",
     "VersionNotFound", "build_engine", "date_range", "default_run_date", "load_catalog",
@@ -87,9 +89,10 @@ class Lakehouse:
 
     def __init__(self, settings: Settings | None = None, *, engine: TableEngine | None = None,
                  catalog: Catalog | None = None, app_name: str = "lakehouse",
-                 spark_conf: dict[str, str] | None = None) -> None:
+                 spark_conf: dict[str, str] | None = None, progress: Callable[[str], None] | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.spark_conf = spark_conf
+        self.progress = progress  # told a line as each dataset and gold table of a run finishes
         self._engine = engine
         self._catalog = catalog
         self.app_name = app_name
@@ -138,7 +141,7 @@ class Lakehouse:
     def _job(self) -> DailyJob:
         check_secrets(self.catalog)
         self.validate()  # what would fail at run time fails here, before any data moves
-        return DailyJob(self.engine, self.catalog)
+        return DailyJob(self.engine, self.catalog, self.progress)
 
     def run(self, dates: Sequence[dt.date]) -> list[DayResult]:
         """Load each run date's raw partitions (every dataset), then the gold dates they touched."""
@@ -152,8 +155,8 @@ class Lakehouse:
         """Rebuild silver and gold from bronze for `dates` (None: everything); raw files are not read."""
         return self._job().full_refresh(None if dates is None else list(dates))
 
-    def plan(self, run_date: dt.date | None = None, pending: bool = False) -> str:
-        """What a run would read and write, as text; nothing is written."""
+    def plan(self, run_date: dt.date | None = None, pending: bool = False) -> Plan:
+        """What a run would read and write (`report.plan_text` prints it); nothing is written."""
         from lakehouse.pipeline.plan import plan_pending, plan_run_date
 
         if pending:
@@ -179,26 +182,30 @@ class Lakehouse:
         """A table (current or as of `version`) as a Spark DataFrame."""
         return self.engine.read(self.path(table), version)
 
+    @property
+    def view(self) -> LakeView:
+        """The lake read without a JVM (history, rows, runs, quality): answers in about a second."""
+        return LakeView(self.settings.lake_root)
+
     def history(self, table: str, limit: int | None = None) -> list[HistoryEntry]:
-        return self.engine.history(self.path(table), limit)
+        """A table's commits, newest first (no Spark session)."""
+        return self.view.history(table, limit)
+
+    def runs(self, last: int | None = None) -> list[RunSummary]:
+        """The latest runs of the daily job, oldest first (no Spark session)."""
+        return self.view.runs(last)
+
+    def run_detail(self, run_id: str) -> RunDetail | None:
+        return self.view.run(run_id)
 
     def restore(self, table: str, version: int) -> int:
         """Make `version` current again (a new commit); returns the new version."""
         return self.engine.restore(self.path(table), version)
 
     def quality(self, run_date: dt.date | None = None) -> tuple[str | None, dt.date | None, list[dict[str, Any]]]:
-        """(run id, run date, metric rows) of the latest run of `run_date` (default: the latest run date)."""
-        from pyspark.sql import functions as F
-
-        path = self.layout.meta("quality")
-        if not self.engine.exists(path):
-            return None, run_date, []
-        df = self.engine.read(path)
-        day = run_date or df.agg(F.max("run_date")).first()[0]
-        latest = df.where(F.col("run_date") == F.lit(day)).agg(F.max("run_id")).first()[0]
-        rows = (df.where((F.col("run_date") == F.lit(day)) & (F.col("run_id") == latest))
-                .orderBy("dataset", "check", "column").collect())
-        return latest, day, [r.asDict() for r in rows]
+        """(run id, run date, metric rows) of the latest run of `run_date` (default: the latest run date); no
+        Spark session."""
+        return self.view.quality(run_date)
 
     def maintain(self, tables: Sequence[str] = (), optimize: bool = True,
                  vacuum_retention_hours: int | None = None, dry_run: bool = False) -> list[MaintenanceResult]:

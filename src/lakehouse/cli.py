@@ -12,13 +12,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import NoReturn
 
 from lakehouse import report
 from lakehouse.api import Lakehouse, check_secrets, date_range, default_run_date
-from lakehouse.errors import EXIT_FAILED, EXIT_OK, ConfigError, TableError, UsageError, exit_code
+from lakehouse.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError, TableError, UsageError, exit_code
 from lakehouse.settings import Settings
 
 DEFAULT_RETENTION_HOURS = 7 * 24
@@ -26,7 +28,7 @@ log = logging.getLogger("lakehouse")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse exits 2 too; keep the message and our own exit path
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 too; keep the message and our own exit path
         raise UsageError(f"{self.prog}: {message}")
 
 
@@ -41,10 +43,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conf-dir", help="folder with datasets/ and aggregations/ (env LAKEHOUSE_CONF_DIR)")
     p.add_argument("--lake-root", help="lake root, local path or s3://bucket/prefix (env LAKEHOUSE_ROOT)")
     p.add_argument("--engine", choices=["auto", "jvm", "rust"], help="Delta engine (env LAKEHOUSE_ENGINE)")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="debug logging, and Spark's own INFO lines")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lakehouse", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and Spark's own INFO lines")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run the daily job (default run date: yesterday, UTC)")
@@ -72,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--end-date", type=_date, help="last day to generate (default: yesterday, UTC)")
     gen.add_argument("--if-empty", action="store_true", help="do nothing when the raw zone has files")
+    gen.add_argument("--force", action="store_true", help="overwrite the raw files of dates that have some")
 
     val = sub.add_parser("validate-config", help="check every spec under the conf folder, resolving every column "
                                                  "reference and SQL fragment (starts a local Spark)")
@@ -79,20 +85,26 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--no-spark", action="store_true",
                      help="structure, names and types only: no Spark, SQL fragments not resolved")
 
-    quality = sub.add_parser("quality", help="print the quality metrics of a run date")
+    quality = sub.add_parser("quality", help="the quality metrics of a run date: level, rows, failures, observed value, threshold (no JVM)")
     _common(quality)
     quality.add_argument("--date", type=_date, help="run date (default: the latest in _meta/quality)")
 
-    history = sub.add_parser("history", help="print a table's Delta history")
+    history = sub.add_parser("history", help="a table's Delta history: version, UTC time, operation, rows (no JVM)")
     _common(history)
     history.add_argument("table", help="e.g. silver/sales, gold/daily_sales_summary, _meta/runs")
     history.add_argument("--limit", type=int, default=20)
 
-    read = sub.add_parser("read", help="print rows of a table, optionally as of an older version")
+    read = sub.add_parser("read", help="rows of a table, optionally as of an older version (no JVM)")
     _common(read)
     read.add_argument("table", help="e.g. gold/daily_sales_summary")
     read.add_argument("--as-of-version", type=int, help="Delta version to read (time travel)")
     read.add_argument("--limit", type=int, default=20)
+
+    runs = sub.add_parser("runs", help="the latest runs (no JVM); `runs show RUN_ID` for one run in full")
+    _common(runs)
+    runs.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    runs.add_argument("run_id", nargs="?", help="with show: the run id (first column of `lakehouse runs`)")
+    runs.add_argument("--last", type=int, default=20, help="how many runs to list (default 20)")
 
     restore = sub.add_parser("restore", help="roll a table back to an older version (a new commit)")
     _common(restore)
@@ -121,8 +133,12 @@ def _settings(args: argparse.Namespace) -> Settings:
         engine=getattr(args, "engine", None))
 
 
+def _progress(line: str) -> None:
+    print(f"  {line}", flush=True)
+
+
 def _lake(args: argparse.Namespace, app_name: str) -> Lakehouse:
-    return Lakehouse(_settings(args), app_name=app_name)
+    return Lakehouse(_settings(args), app_name=app_name, progress=_progress)
 
 
 def _run_dates(args: argparse.Namespace) -> list[dt.date]:
@@ -166,7 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     lake = _lake(args, "lakehouse-plan")
     lake.validate(resolve=False)
-    print(lake.plan(args.date, pending=args.pending))
+    print(report.plan_text(lake.plan(args.date, pending=args.pending)))
     return EXIT_OK
 
 
@@ -181,6 +197,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return EXIT_OK
     gen = RetailGenerator(root, days=args.days, rows_per_day=args.rows_per_day, seed=args.seed,
                           end_date=args.end_date)
+    occupied = gen.occupied_days()
+    if occupied and not args.force:
+        shown = ", ".join(str(d) for d in occupied[:5]) + (f" (and {len(occupied) - 5} more)" if len(occupied) > 5 else "")
+        raise UsageError(f"raw files exist already for {shown} under {root}/raw: generate would overwrite them; "
+                         "add --force to do it, or choose other dates with --end-date")
     result = gen.write()
     print(f"generated {len(result.files)} files for {result.days[0]}..{result.days[-1]} under {root}/raw: "
           + ", ".join(f"{k}={v}" for k, v in sorted(result.rows.items())))
@@ -209,7 +230,24 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_read(args: argparse.Namespace) -> int:
-    _lake(args, "lakehouse-read").read(args.table, args.as_of_version).show(args.limit, truncate=False)
+    lake = _lake(args, "lakehouse-read")
+    rows = lake.view.read(args.table, args.as_of_version, limit=args.limit)
+    print(report.rows_report(lake.path(args.table), rows, args.as_of_version))
+    return EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    lake = _lake(args, "lakehouse-runs")
+    if args.action == "show":
+        if not args.run_id:
+            raise UsageError("runs show needs a RUN_ID (see `lakehouse runs`)")
+        detail = lake.run_detail(args.run_id)
+        if detail is None:
+            print(f"error: no run {args.run_id} in {lake.path('_meta/runs')}", file=sys.stderr)
+            return EXIT_USAGE
+        print(report.run_report(detail))
+    else:
+        print(report.runs_report(lake.runs(args.last)))
     return EXIT_OK
 
 
@@ -255,7 +293,7 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "generate": cmd_generate, "validate-config": cmd_validate,
-            "quality": cmd_quality, "history": cmd_history, "read": cmd_read, "restore": cmd_restore, "optimize": cmd_optimize,
+            "quality": cmd_quality, "history": cmd_history, "read": cmd_read, "runs": cmd_runs, "restore": cmd_restore, "optimize": cmd_optimize,
             "vacuum": cmd_vacuum, "maintenance": cmd_maintenance}
 
 
@@ -266,6 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     try:
         args = build_parser().parse_args(argv)
+        if args.verbose:
+            logging.getLogger().setLevel(logging.DEBUG)
+            os.environ["LAKEHOUSE_VERBOSE"] = "1"
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(report.config_error(exc), file=sys.stderr)

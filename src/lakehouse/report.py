@@ -9,8 +9,11 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from lakehouse.api import MaintenanceResult
+import pyarrow as pa
+
+from lakehouse.api import MaintenanceResult, RunDetail, RunSummary
 from lakehouse.pipeline.job import DayResult
+from lakehouse.pipeline.plan import DatasetPlan, Plan
 from lakehouse.specs import Catalog
 from lakehouse.tables.engine import HistoryEntry
 
@@ -92,8 +95,58 @@ def history_report(path: str, entries: list[HistoryEntry]) -> str:
     rows = []
     for e in entries:
         shown = ", ".join(f"{k}={e.metrics[k]}" for k in keys if k in e.metrics)
-        rows.append([e.version, e.timestamp.isoformat(sep=" ", timespec="seconds") + "Z", e.operation, shown])
+        rows.append([e.version, _stamp(e.timestamp), e.operation, shown])
     return "\n".join([path, *table(["version", "time", "operation", "metrics"], rows, right=[True])])
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def rows_report(path: str, rows: pa.Table, version: int | None) -> str:
+    """A table's rows as aligned text, every column."""
+    header = f"{path}" + (f" as of version {version}" if version is not None else "") + f": {rows.num_rows} row(s)"
+    data = [[_cell(v) for v in row.values()] for row in rows.to_pylist()]
+    return "\n".join([header, *table(rows.column_names, data)])
+
+
+def _stamp(moment: dt.datetime) -> str:
+    """An instant as UTC text (naive values are UTC already)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment.isoformat(sep=" ", timespec="seconds") + "Z"
+
+
+def runs_report(runs: Sequence[RunSummary]) -> str:
+    """The latest runs, oldest first: id, run date, status, rows, duration."""
+    if not runs:
+        return "no runs yet"
+    return "\n".join(table(
+        ["run id", "run date", "status", "started (UTC)", "seconds", "read", "quar.", "silver", "failed"],
+        [[r.run_id, r.run_date, r.status, _stamp(r.started_at), f"{r.seconds:.1f}", r.rows_read, r.rows_quarantined,
+          r.rows_to_silver, ", ".join(r.failed)] for r in runs],
+        right=[False, False, False, False, True, True, True, True], indent=""))
+
+
+def run_report(detail: RunDetail) -> str:
+    """One run: per dataset and gold table its counts, then rejected files and quality results."""
+    s = detail.summary
+    lines = [f"run {s.run_id} for {s.run_date}: {s.status} (engine {s.engine}, {_stamp(s.started_at)}, "
+             f"{s.seconds:.1f} s)"]
+    lines += table(["layer", "name", "status", "files", "read", "quar.", "dupl.", "held", "silver", "ins", "upd",
+                    "del", "version", "message"],
+                   [[t["layer"], t["name"], t["status"], t["files"], t["rows_read"], t["rows_quarantined"],
+                     t["rows_duplicate"], t["rows_held_back"], t["rows_to_silver"], t["rows_inserted"],
+                     t["rows_updated"], t["rows_deleted"], t["table_version"], t["message"] or ""]
+                    for t in detail.tables], right=[False, False, False] + [True] * 10)
+    lines += [f"  rejected file: {r['dataset']} {r['path']}: {r['reason']}" for r in detail.rejected]
+    if detail.quality:
+        lines.append(quality_report(s.run_id, s.run_date, detail.quality))
+    return "\n".join(lines)
 
 
 def maintenance_line(r: MaintenanceResult) -> str:
@@ -110,6 +163,40 @@ def maintenance_line(r: MaintenanceResult) -> str:
         verb = "would delete" if r.vacuumed.dry_run else "deleted"
         parts.append(f"vacuum {verb} {r.vacuumed.count} file(s)")
     return f"{r.path}: " + "; ".join(parts)
+
+
+def _dataset_plan_lines(d: DatasetPlan) -> list[str]:
+    day = d.day
+    size = sum(f.size for f in day.files)
+    lines = [f"  {d.dataset}: {len(day.files)} file(s), {size:,} bytes from {day.folder}"]
+    for f in day.files:
+        mark = "" if d.changed is None else ("  (new or changed)" if f.path in d.changed else "  (unchanged)")
+        lines.append(f"    read {f.path}{mark}")
+    lines += [f"    skip {path} (not a data file)" for path in day.skipped]
+    if not day.files:
+        return lines
+    lines.append(f"    replace partition _partition_date={day.date} of {d.bronze} and {d.quarantine}")
+    lines.append(f"    merge into {d.silver} by {d.keys}")
+    for table, dates in d.gold.items():
+        shown = ", ".join(str(x) for x in dates) or "none"
+        lines.append(f"    recompute {table} for those of these {len(dates)} date(s) whose silver rows "
+                     f"change: {shown}")
+    return lines
+
+
+def plan_text(plan: Plan) -> str:
+    """What a run would read and write, dataset by dataset."""
+    what = f"run date {plan.run_date}" if plan.run_date else "--pending"
+    lines = [f"plan for {what} (engine {plan.engine}, lake {plan.lake}); nothing is written"]
+    if plan.run_date is None and not plan.days:
+        lines.append("  nothing pending: every raw file is ingested and unchanged")
+    for day, datasets in plan.days:
+        if plan.run_date is None:
+            lines.append(f" run date {day}:")
+        for d in datasets:
+            lines += _dataset_plan_lines(d)
+    lines += [f"  deleted upstream (would be reported, rows kept): {r['dataset']} {r['path']}" for r in plan.deleted]
+    return "\n".join(lines)
 
 
 def validated(conf_dir: str, catalog: Catalog) -> str:

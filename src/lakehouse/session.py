@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -71,7 +72,7 @@ def build_session(settings: Settings, app_name: str = "lakehouse", extra: dict[s
             if key.startswith("spark.sql.") and key not in ("spark.sql.extensions",) \
                     and not key.startswith("spark.sql.catalog"):
                 spark.conf.set(key, value)
-    spark.sparkContext.setLogLevel("WARN")
+    spark.sparkContext.setLogLevel("INFO" if os.environ.get("LAKEHOUSE_VERBOSE") == "1" else "WARN")
     _quiet(spark, "org.apache.spark.sql.catalyst.csv.CSVHeaderChecker")
     return spark
 
@@ -80,7 +81,7 @@ def _quiet(spark: SparkSession, logger: str) -> None:
     """Errors only from `logger`: the CSV reader maps each file's header itself and reads columns by position,
     which Spark's header checker would report as a mismatch for every file."""
     try:
-        jvm = spark.sparkContext._jvm
+        jvm: Any = spark.sparkContext._jvm
         jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
             logger, jvm.org.apache.logging.log4j.Level.ERROR)
     except Exception:  # a JVM without log4j-core: the warning stays

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal, cast
 
 from lakehouse.errors import SettingsError
 
@@ -34,7 +35,7 @@ class Settings:
     staging: str | None = None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         engine = env.get("LAKEHOUSE_ENGINE", "auto").strip().lower() or "auto"
         if engine not in ("auto", "jvm", "rust"):
@@ -55,12 +56,12 @@ class Settings:
             raise SettingsError(f"LAKEHOUSE_SPARK_JARS names missing files: {missing}")
         return cls(
             lake_root=env.get("LAKEHOUSE_ROOT", "lake").rstrip("/") or "lake",
-            engine=engine,  # type: ignore[arg-type]
+            engine=cast(Engine, engine),
             conf_dir=env.get("LAKEHOUSE_CONF_DIR", "conf"),
             spark_jars=jars,
             spark_conf=spark_conf,
             staging=env.get("LAKEHOUSE_STAGING") or None,
         )
 
-    def with_overrides(self, **changes) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -20,6 +20,8 @@ import math
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from pyspark.sql import Column
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 Dialect = Literal["spark", "delta-rs"]
@@ -31,6 +33,11 @@ _UNSAFE_IN_STRING = ("'", "\\")
 def ident(name: str) -> str:
     """A column name as a quoted SQL identifier."""
     return "`" + name.replace("`", "``") + "`"
+
+
+def column(name: str) -> Column:
+    """A column by name as a Spark Column (quoted: dots and backquotes in the name are part of it)."""
+    return F.col(ident(name))
 
 
 def qualified(alias: str, name: str) -> str:

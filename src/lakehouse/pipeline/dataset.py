@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from lakehouse import faults
 from lakehouse.errors import DatasetFailed
+from lakehouse.frames import one_row
 from lakehouse.pipeline import ingested, pending_gold
 from lakehouse.pipeline.bronze import load_bronze
 from lakehouse.pipeline.outcome import DatasetOutcome, QualityMetric
@@ -28,6 +29,7 @@ from lakehouse.rules.conform import conform
 from lakehouse.sources.files import discover
 from lakehouse.sources.reader import LINEAGE, new_columns
 from lakehouse.specs import models as m
+from lakehouse.sql import column
 from lakehouse.tables.engine import TableEngine
 from lakehouse.tables.paths import sweep
 
@@ -56,7 +58,8 @@ class DatasetLoad:
     taking what the one before returned; `outcome` gathers the counts as they are known."""
 
     def __init__(self, engine: TableEngine, spec: m.DatasetSpec, run_id: str, run_date: dt.date,
-                 ingested_at: dt.datetime, gold_dates: dict[str, str], from_bronze: bool = False) -> None:
+                 ingested_at: dt.datetime, gold_dates: dict[str, str], from_bronze: bool = False,
+                 ingested_state: dict[tuple[str, str], dict[str, Any]] | None = None) -> None:
         self.engine = engine
         self.spark = engine.spark
         self.lake = engine.layout
@@ -67,6 +70,8 @@ class DatasetLoad:
         self.gold_dates = gold_dates  # aggregation built from this dataset -> its date column
         self.gold_date_columns = sorted(set(gold_dates.values()))
         self.from_bronze = from_bronze
+        # the ingested-file log's latest row per file of this raw day (read once per run date by the job)
+        self.ingested_state = ingested_state or {}
         self.outcome = DatasetOutcome(spec.name, run_date)
 
     def staging(self, *parts: str) -> str:
@@ -129,8 +134,7 @@ class DatasetLoad:
             return None
         known = None
         if self.engine.exists(self.lake.bronze(self.spec.name)):
-            state = ingested.latest_state(self.engine, self.spec.name, self.run_date)
-            known = ingested.unchanged_since_ingest(state, self.spec.name, day.files)
+            known = ingested.unchanged_since_ingest(self.ingested_state, self.spec.name, day.files)
         if known is not None:
             # the same bytes are in bronze already: rebuild silver from there, do not parse them again
             out.raw_files, out.rejected, out.bronze_reused = known.read, known.rejected, True
@@ -193,9 +197,9 @@ class DatasetLoad:
             "superseded": F.sum((~error & superseded(checked)).cast("int")),
         }
         per_dataset_check = dataset_checks.aggregates(spec, ~error)
-        found = checked.agg(*[v.alias(k) for k, v in counts.items()],
+        found = one_row(checked.agg(*[v.alias(k) for k, v in counts.items()],
                             F.collect_set("_source_file").alias("source_files"),
-                            *[v.alias(f"dataset_check_{i}") for i, v in per_dataset_check.items()]).first()
+                            *[v.alias(f"dataset_check_{i}") for i, v in per_dataset_check.items()]))
         # failing rows per check: a rule fails at most once per row and column, so exploding the failures of
         # the failing rows and counting is exact (and reads only those rows)
         per_check = {(r["check"], r["column"]): r["n"] for r in (
@@ -212,10 +216,10 @@ class DatasetLoad:
             "quality_score", None, "dataset", out.rows_read, out.rows_read - int(row["clean_rows"]),
             observed=int(row["clean_rows"]) / out.rows_read if out.rows_read else 1.0,
             threshold="share of rows passing every row check", status="info"))
-        for name, column, criticality in names:
-            failed = int(per_check.get((name, column), 0))
+        for name, col_name, criticality in names:
+            failed = int(per_check.get((name, col_name), 0))
             status = "pass" if failed == 0 else ("fail" if criticality == "error" else "warn")
-            out.quality.append(QualityMetric(name, column, criticality, out.rows_read, failed,
+            out.quality.append(QualityMetric(name, col_name, criticality, out.rows_read, failed,
                                              observed=failed / out.rows_read if out.rows_read else 0.0,
                                              status=status))
         return BatchStats(row["clean_rows"], row["superseded"], list(found["source_files"]),
@@ -252,7 +256,7 @@ class DatasetLoad:
             raise DatasetFailed(failures)
 
     def colliding_keys(self, limit: int = 10) -> list[dict[str, Any]]:
-        keys = [F.col(f"`{k}`") for k in self.spec.keys]
+        keys = [column(k) for k in self.spec.keys]
         checked = self.spark.read.parquet(self.staging("checked"))
         rows = (checked.where(~has_error() & ~superseded(checked)).groupBy(*keys).count().where("count > 1")
                 .orderBy(*keys).limit(limit).collect())
@@ -283,13 +287,13 @@ class DatasetLoad:
                  .withColumnRenamed("_partition_date", "_source_date")
                  .withColumn(ROW_HASH, row_hash(checked, business)))
         source = (one_per_key(self.spec, valid)
-                  .select(*[F.col(f"`{c}`") for c in business], *SILVER_LINEAGE, ROW_HASH)
+                  .select(*[column(c) for c in business], *SILVER_LINEAGE, ROW_HASH)
                   .persist(StorageLevel.DISK_ONLY))
         value_columns = list(dict.fromkeys(spec.target.partition_by + self.gold_date_columns))
-        row = source.agg(F.count(F.lit(1)).alias("_rows"),
-                         *[F.collect_set(f"`{c}`").alias(f"values_{i}") for i, c in enumerate(value_columns)],
-                         *[F.max(F.col(f"`{c}`").isNull()).alias(f"nulls_{i}") for i, c in enumerate(value_columns)]
-                         ).first()
+        row = one_row(source.agg(F.count(F.lit(1)).alias("_rows"),
+                         *[F.collect_set(column(c)).alias(f"values_{i}") for i, c in enumerate(value_columns)],
+                         *[F.max(column(c).isNull()).alias(f"nulls_{i}") for i, c in enumerate(value_columns)]
+                         ))
         values = {c: list(row[f"values_{i}"]) + ([None] if row[f"nulls_{i}"] else [])
                   for i, c in enumerate(value_columns)}
         out = self.outcome
@@ -302,7 +306,7 @@ class DatasetLoad:
         plan = silver_plan(spec, values, stats.source_files, self.run_date, self.from_bronze,
                            evolve_schema=bool(extras))
         faults.point("silver:before")
-        owed = {name: values[column] for name, column in self.gold_dates.items()}
+        owed = {name: values[date_column] for name, date_column in self.gold_dates.items()}
         result = self.engine.merge_replacing(source.df, self.lake.silver(spec.name), plan,
                                              before_write=lambda: pending_gold.record(self.engine, self.run_id, owed))
         faults.point("silver:written")

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.pipeline.silver import ROW_HASH, row_hash
 from lakehouse.specs.models import AggregationSpec
+from lakehouse.sql import column
 from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine
 
 
@@ -32,7 +33,7 @@ class GoldOutcome:
 
 
 def _business(df: DataFrame) -> DataFrame:
-    return df.select(*[F.col(f"`{c}`") for c in df.columns if not c.startswith("_")])
+    return df.select(*[column(c) for c in df.columns if not c.startswith("_")])
 
 
 def aggregate(spec: AggregationSpec, source: DataFrame, dims: dict[str, DataFrame]) -> DataFrame:
@@ -42,10 +43,10 @@ def aggregate(spec: AggregationSpec, source: DataFrame, dims: dict[str, DataFram
     for join in spec.joins:
         dim = _business(dims[join.dataset])
         keep = [c for c in dim.columns if c in join.on or c not in df.columns]
-        df = df.join(dim.select(*[F.col(f"`{c}`") for c in keep]), on=join.on, how=join.how)
+        df = df.join(dim.select(*[column(c) for c in keep]), on=join.on, how=join.how)
     if spec.filter:
         df = df.where(F.expr(spec.filter))
-    out = df.groupBy(*[F.col(f"`{c}`") for c in spec.group_by]).agg(
+    out = df.groupBy(*[column(c) for c in spec.group_by]).agg(
         *[F.expr(expr).alias(name) for name, expr in spec.measures.items()])
     for name, expr in spec.derived.items():
         out = out.withColumn(name, F.expr(expr))

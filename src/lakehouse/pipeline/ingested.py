@@ -5,10 +5,11 @@ that disappeared upstream are reported (their rows stay in the tables; deleting 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.sql import Window
+from pyspark.sql import DataFrame, Row, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -35,7 +36,7 @@ SCHEMA = T.StructType([
 class PendingWork:
     dates: dict[str, list[dt.date]] = field(default_factory=dict)  # dataset -> partition dates to load
     changed: dict[str, list[str]] = field(default_factory=dict)  # dataset -> new or changed files
-    deleted: list[dict] = field(default_factory=list)  # latest log rows of files gone upstream
+    deleted: list[dict[str, Any]] = field(default_factory=list)  # latest log rows of files gone upstream
 
     def datasets_for(self, day: dt.date) -> list[str]:
         return sorted(name for name, days in self.dates.items() if day in days)
@@ -44,7 +45,7 @@ class PendingWork:
         return sorted({d for days in self.dates.values() for d in days})
 
 
-def _fingerprint(size: int, modified: dt.datetime | None) -> tuple:
+def _fingerprint(size: int, modified: dt.datetime | None) -> tuple[Any, ...]:
     stamp = modified.astimezone(dt.UTC).replace(tzinfo=None) if modified and modified.tzinfo else modified
     return int(size), stamp.replace(microsecond=0) if stamp else None
 
@@ -93,7 +94,7 @@ class Unchanged:
     rejected: list[Rejection]
 
 
-def unchanged_since_ingest(state: dict[tuple[str, str], dict], dataset: str, files: list[RawFile]
+def unchanged_since_ingest(state: dict[tuple[str, str], dict[str, Any]], dataset: str, files: list[RawFile]
                            ) -> Unchanged | None:
     """The raw columns the files were ingested with, when every file is exactly as last ingested or rejected (by
     the log `state` from latest_state); else None."""
@@ -114,13 +115,14 @@ def unchanged_since_ingest(state: dict[tuple[str, str], dict], dataset: str, fil
     return out if out.read else None
 
 
-def latest_rows(log):
+def latest_rows(log: DataFrame) -> list[Row]:
     window = Window.partitionBy("dataset", "path").orderBy(F.col("recorded_at").desc())
-    return log.withColumn("_n", F.row_number().over(window)).where("_n = 1").drop("_n").collect()
+    rows: list[Row] = log.withColumn("_n", F.row_number().over(window)).where("_n = 1").drop("_n").collect()
+    return rows
 
 
 def record(engine: TableEngine, dataset: str, day: dt.date, files: list[RawFile], run_id: str,
-           columns: list[str] | None = None, rejected: list[Rejection] = ()) -> None:
+           columns: list[str] | None = None, rejected: Sequence[Rejection] = ()) -> None:
     """Log the files read (status ingested, with the raw columns) and the files rejected (with the reason)."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     entries = [(f, "ingested", None) for f in files] + [(r.file, "rejected", r.reason) for r in rejected]
@@ -132,7 +134,7 @@ def record(engine: TableEngine, dataset: str, day: dt.date, files: list[RawFile]
         engine.append(engine.spark.createDataFrame(rows, SCHEMA), engine.layout.meta("ingested_files"))
 
 
-def record_deleted(engine: TableEngine, rows: list[dict], run_id: str) -> None:
+def record_deleted(engine: TableEngine, rows: list[dict[str, Any]], run_id: str) -> None:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     out = [{**{k: r[k] for k in ("dataset", "partition_date", "path", "size", "modified_at")},
             "status": "deleted", "reason": None, "columns": r.get("columns"), "run_id": run_id,

@@ -8,7 +8,9 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from pyspark.sql import functions as F
 
@@ -19,6 +21,7 @@ from lakehouse.pipeline.dataset import DatasetLoad
 from lakehouse.pipeline.gold import GoldOutcome, dates_to_build, recompute
 from lakehouse.pipeline.outcome import DatasetOutcome
 from lakehouse.specs import Catalog
+from lakehouse.specs import models as m
 from lakehouse.specs.models import RowCount
 from lakehouse.sql import in_list
 from lakehouse.tables.engine import TableEngine
@@ -33,7 +36,7 @@ def default_run_date(now: dt.datetime | None = None) -> dt.date:
     return (now.astimezone(dt.UTC) - dt.timedelta(days=1)).date()
 
 
-def _as_date(text: str):
+def _as_date(text: str) -> dt.date | str:
     """An owed gold date back from its ISO text (values of a non-date column stay text)."""
     try:
         return dt.date.fromisoformat(text)
@@ -48,9 +51,10 @@ def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 CONFLICT_RETRIES = 3
+T = TypeVar("T")
 
 
-def with_conflict_retries(action, what: str):
+def with_conflict_retries(action: Callable[..., T], what: str) -> T:
     """Run `action`; on a commit conflict run it again: every stage is idempotent, so a retry applies only
     what the other writer has not."""
     for attempt in range(1, CONFLICT_RETRIES + 1):
@@ -81,17 +85,28 @@ def new_run_id(run_date: dt.date, now: dt.datetime) -> str:
 
 
 class DailyJob:
-    def __init__(self, engine: TableEngine, catalog: Catalog) -> None:
+    def __init__(self, engine: TableEngine, catalog: Catalog,
+                 progress: Callable[[str], None] | None = None) -> None:
         self.engine = engine
         self.catalog = catalog
+        # told one line per dataset and gold table as each finishes: `[i/n] <run date> <name>: ...`
+        self.progress = progress or (lambda line: None)
+        self._position = ""
+
+    def _days(self, days: list[dt.date], run: Callable[[int, dt.date], DayResult]) -> list[DayResult]:
+        results = []
+        for i, day in enumerate(days):
+            self._position = f"[{i + 1}/{len(days)}] {day}"
+            results.append(run(i, day))
+        return results
 
     def run(self, dates: list[dt.date]) -> list[DayResult]:
-        return [self.run_day(d) for d in dates]
+        return self._days(dates, lambda _, d: self.run_day(d))
 
     def run_pending(self) -> list[DayResult]:
         """Every raw partition with a new or changed file, in date order; files gone upstream are reported."""
         work = ingested.find_pending(self.engine, self.catalog)
-        results = [self.run_day(d, datasets=work.datasets_for(d)) for d in work.all_dates()]
+        results = self._days(work.all_dates(), lambda _, d: self.run_day(d, datasets=work.datasets_for(d)))
         if work.deleted:
             run_id = results[-1].run_id if results else new_run_id(default_run_date(), dt.datetime.now(dt.UTC))
             ingested.record_deleted(self.engine, work.deleted, run_id)
@@ -126,12 +141,12 @@ class DailyJob:
                 gold_dates.setdefault(agg.name, set()).update(
                     r[0] for r in scope.select(agg.date_column).distinct().collect() if r[0] is not None)
         days = sorted({d for ds in bronze_dates.values() for d in ds})
-        results = []
-        for i, day in enumerate(days):
+        def rebuild(i: int, day: dt.date) -> DayResult:
             extra = {name: sorted(found) for name, found in gold_dates.items()} if i == len(days) - 1 else {}
-            results.append(self.run_day(day, datasets=[n for n, ds in bronze_dates.items() if day in ds],
-                                        from_bronze=True, extra_gold_dates=extra))
-        return results
+            return self.run_day(day, datasets=[n for n, ds in bronze_dates.items() if day in ds], from_bronze=True,
+                                extra_gold_dates=extra)
+
+        return self._days(days, rebuild)
 
     def orphan_gold_tables(self) -> list[str]:
         """Gold tables in the lake whose aggregation spec is gone (reported, never dropped)."""
@@ -154,6 +169,8 @@ class DailyJob:
         started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         result = DayResult(new_run_id(run_date, started), run_date)
         touched: dict[str, dict[str, list[dt.date]]] = {}
+        # the log's rows of this raw day only: the whole log never reaches the driver
+        state = {} if from_bronze else ingested.latest_state(self.engine, None, run_date)
         for spec in self.catalog.dataset_order():
             if datasets is not None and spec.name not in datasets:
                 continue
@@ -161,9 +178,10 @@ class DailyJob:
 
             attempts: list[DatasetLoad] = []
 
-            def load(spec=spec, date_columns=date_columns, attempts=attempts) -> DatasetOutcome:
+            def load(spec: m.DatasetSpec = spec, date_columns: dict[str, str] = date_columns,
+                     attempts: list[DatasetLoad] = attempts) -> DatasetOutcome:
                 attempts.append(DatasetLoad(self.engine, spec, result.run_id, run_date, started, date_columns,
-                                            from_bronze=from_bronze))
+                                            from_bronze=from_bronze, ingested_state=state))
                 return attempts[-1].run()
 
             try:
@@ -185,8 +203,11 @@ class DailyJob:
                 ingested.record(self.engine, spec.name, run_date, outcome.raw_files, result.run_id,
                                 columns=outcome.raw_columns, rejected=outcome.rejected)
             result.datasets.append(outcome)
-            log.info("dataset %s for %s: %s, seconds per stage %s", spec.name, run_date, outcome.status,
-                     outcome.timings)
+            log.debug("dataset %s for %s: %s, seconds per stage %s", spec.name, run_date, outcome.status,
+                      outcome.timings)
+            self.progress(f"{self._position or run_date} {spec.name}: {outcome.status}, {outcome.rows_read} read, "
+                          f"{outcome.rows_quarantined} quarantined, {outcome.rows_to_silver} to silver "
+                          f"({sum(outcome.timings.values()):.1f} s)")
             touched[spec.name] = outcome.affected_dates
         owed = pending_gold.owed(self.engine) if self.catalog.aggregations else {}
         for agg in self.catalog.aggregations.values():
@@ -196,7 +217,8 @@ class DailyJob:
             start = time.perf_counter()
             try:
                 # dates a run changed in silver and did not get to recompute (it died) are recomputed now
-                dates = sorted(set(dates) | {_as_date(d) for d in owed_dates})
+                owed_set: set[Any] = {_as_date(d) for d in owed_dates}
+                dates = sorted(set(dates) | owed_set)
                 build = dates_to_build(self.engine, agg)
                 if build is not None:
                     # a gold table that is new, or whose spec changed, is built for every date silver holds
@@ -215,6 +237,8 @@ class DailyJob:
                 gold = GoldOutcome(agg.name, run_date, status="failed", dates=dates, message=describe(exc))
             gold.seconds = round(time.perf_counter() - start, 3)
             result.golds.append(gold)
+            self.progress(f"{self._position or run_date} gold {agg.name}: {gold.status}, {len(gold.dates)} date(s), "
+                          f"{gold.rows} rows ({gold.seconds:.1f} s)")
         result.notes += [f"gold table {name} has no spec in conf/aggregations: kept as it is, no longer updated"
                          for name in self.orphan_gold_tables()]
         finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)

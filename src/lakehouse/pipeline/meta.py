@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from typing import Any
 
 from pyspark.sql import types as T
 
 from lakehouse.pipeline.gold import GoldOutcome
 from lakehouse.pipeline.outcome import DatasetOutcome
-from lakehouse.tables.engine import TableEngine
+from lakehouse.tables.engine import MergeResult, TableEngine
 
 RUNS_SCHEMA = T.StructType([
     T.StructField("run_id", T.StringType()),
@@ -68,7 +70,7 @@ QUALITY_SCHEMA = T.StructType([
 ])
 
 
-def _merge_fields(merge) -> dict:
+def _merge_fields(merge: MergeResult | None) -> dict[str, Any]:
     if merge is None:
         return {}
     return {"rows_inserted": merge.inserted, "rows_updated": merge.updated, "rows_unchanged": merge.unchanged,
@@ -77,7 +79,7 @@ def _merge_fields(merge) -> dict:
 
 
 def run_rows(run_id: str, engine: str, started: dt.datetime, finished: dt.datetime,
-             datasets: list[DatasetOutcome], golds: list[GoldOutcome]) -> list[dict]:
+             datasets: list[DatasetOutcome], golds: list[GoldOutcome]) -> list[dict[str, Any]]:
     rows = []
     for o in datasets:
         rows.append({
@@ -97,7 +99,7 @@ def run_rows(run_id: str, engine: str, started: dt.datetime, finished: dt.dateti
     return [{f.name: r.get(f.name) for f in RUNS_SCHEMA.fields} for r in rows]
 
 
-def quality_rows(run_id: str, datasets: list[DatasetOutcome]) -> list[dict]:
+def quality_rows(run_id: str, datasets: list[DatasetOutcome]) -> list[dict[str, Any]]:
     rows = []
     for o in datasets:
         for q in o.quality:
@@ -108,7 +110,7 @@ def quality_rows(run_id: str, datasets: list[DatasetOutcome]) -> list[dict]:
     return rows
 
 
-def rejected_rows(run_id: str, datasets: list[DatasetOutcome], at: dt.datetime) -> list[dict]:
+def rejected_rows(run_id: str, datasets: list[DatasetOutcome], at: dt.datetime) -> list[dict[str, Any]]:
     rows = []
     for o in datasets:
         for r in o.rejected:
@@ -119,8 +121,8 @@ def rejected_rows(run_id: str, datasets: list[DatasetOutcome], at: dt.datetime) 
     return rows
 
 
-def record(engine: TableEngine, run_id: str, run_rows_: list[dict], quality_rows_: list[dict],
-           rejected_rows_: list[dict] = ()) -> None:
+def record(engine: TableEngine, run_id: str, run_rows_: list[dict[str, Any]], quality_rows_: list[dict[str, Any]],
+           rejected_rows_: Sequence[dict[str, Any]] = ()) -> None:
     """Append the run's records. Each append carries the app transaction (run id, 1): a retried append of the
     same run is skipped instead of duplicating the records."""
     spark = engine.spark

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from lakehouse.tables.engine import MergeResult
 
@@ -46,8 +48,8 @@ class DatasetOutcome:
     new_columns: list[str] = field(default_factory=list)
     affected_dates: dict[str, list[dt.date]] = field(default_factory=dict)
     quality: list[QualityMetric] = field(default_factory=list)
-    raw_files: list = field(default_factory=list)  # files read
-    rejected: list = field(default_factory=list)  # Rejection of each file that could not be read
+    raw_files: list[Any] = field(default_factory=list)  # files read
+    rejected: list[Any] = field(default_factory=list)  # Rejection of each file that could not be read
     skipped: list[str] = field(default_factory=list)  # files in the partition that are not data files
     bronze_reused: bool = False
     raw_columns: list[str] = field(default_factory=list)
@@ -55,7 +57,7 @@ class DatasetOutcome:
     timings: dict[str, float] = field(default_factory=dict)
 
     @contextlib.contextmanager
-    def timed(self, stage: str):
+    def timed(self, stage: str) -> Iterator[None]:
         start = time.perf_counter()
         try:
             yield

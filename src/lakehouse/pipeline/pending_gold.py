@@ -10,7 +10,8 @@ them `done`. A run that writes nothing to silver records nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -31,11 +32,11 @@ def _path(engine: TableEngine) -> str:
     return engine.layout.meta("gold_pending")
 
 
-def _iso(value) -> str:
+def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
-def record(engine: TableEngine, run_id: str, dates: dict[str, Iterable]) -> None:
+def record(engine: TableEngine, run_id: str, dates: Mapping[str, Iterable[Any]]) -> None:
     """Owe `dates` (aggregation -> date values) to gold, on behalf of `run_id`."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows = [{"run_id": run_id, "aggregation": name, "dates": sorted({_iso(d) for d in values if d is not None}),

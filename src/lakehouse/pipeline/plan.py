@@ -1,4 +1,5 @@
-"""`lakehouse plan`: what a run would read and write, computed without writing anything.
+"""`lakehouse plan`: what a run would read and write, computed without writing anything (`report.plan_text`
+prints it).
 
 For each dataset: the raw files it would read, the tables it would write, and the dates of the gold tables it
 would recompute (the date column of the day's cleaned rows: one read-only Spark job per dataset).
@@ -7,6 +8,8 @@ would recompute (the date column of the day's cleaned rows: one read-only Spark 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
 
 from pyspark.sql import functions as F
 
@@ -18,9 +21,10 @@ from lakehouse.sources.reader import DayReader
 from lakehouse.specs import Catalog
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.tables.engine import TableEngine
+from lakehouse.tables.paths import sweep
 
 
-def _gold_dates(engine: TableEngine, catalog: Catalog, spec: DatasetSpec, day: RawDay) -> dict[str, list]:
+def _gold_dates(engine: TableEngine, catalog: Catalog, spec: DatasetSpec, day: RawDay) -> dict[str, list[Any]]:
     aggs = catalog.aggregations_from(spec.name)
     if not aggs or not day.files:
         return {}
@@ -35,45 +39,59 @@ def _gold_dates(engine: TableEngine, catalog: Catalog, spec: DatasetSpec, day: R
     return {a.name: found[a.date_column] for a in aggs}
 
 
-def _describe(engine: TableEngine, catalog: Catalog, spec: DatasetSpec, day: RawDay, changed: set[str] | None
-              ) -> list[str]:
+@dataclass(frozen=True)
+class DatasetPlan:
+    """What a run would do for one dataset and one raw day."""
+
+    dataset: str
+    day: RawDay
+    changed: set[str] | None  # with --pending: the new or changed files (None: every file is read)
+    bronze: str
+    quarantine: str
+    silver: str
+    keys: list[str]
+    gold: dict[str, list[Any]]  # gold table path -> the dates the day's rows hold
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run would read and write; `run_date` None for --pending (then `days` may hold several)."""
+
+    engine: str
+    lake: str
+    run_date: dt.date | None
+    days: list[tuple[dt.date, list[DatasetPlan]]]
+    deleted: list[dict[str, Any]] = field(default_factory=list)  # files gone upstream (--pending)
+
+
+def _dataset_plan(engine: TableEngine, catalog: Catalog, spec: DatasetSpec, day: RawDay, changed: set[str] | None
+                  ) -> DatasetPlan:
     lake = engine.layout
-    size = sum(f.size for f in day.files)
-    lines = [f"  {spec.name}: {len(day.files)} file(s), {size:,} bytes from {day.folder}"]
-    for f in day.files:
-        mark = "" if changed is None else ("  (new or changed)" if f.path in changed else "  (unchanged)")
-        lines.append(f"    read {f.path}{mark}")
-    lines += [f"    skip {path} (not a data file)" for path in day.skipped]
-    if not day.files:
-        return lines
-    lines.append(f"    replace partition _partition_date={day.date} of {lake.bronze(spec.name)} and "
-                 f"{lake.quarantine(spec.name)}")
-    lines.append(f"    merge into {lake.silver(spec.name)} by {spec.keys}")
-    for table, dates in _gold_dates(engine, catalog, spec, day).items():
-        shown = ", ".join(str(d) for d in dates) or "none"
-        lines.append(f"    recompute {lake.gold(table)} for those of these {len(dates)} date(s) whose silver rows "
-                     f"change: {shown}")
-    return lines
+    gold = {lake.gold(table): dates for table, dates in _gold_dates(engine, catalog, spec, day).items()}
+    return DatasetPlan(spec.name, day, changed, lake.bronze(spec.name), lake.quarantine(spec.name),
+                       lake.silver(spec.name), spec.keys, gold)
 
 
-def plan_run_date(engine: TableEngine, catalog: Catalog, run_date: dt.date) -> str:
-    lines = [f"plan for run date {run_date} (engine {engine.name}, lake {engine.layout.root}); nothing is written"]
-    for spec in catalog.dataset_order():
-        lines += _describe(engine, catalog, spec, discover(spec, engine.layout, run_date), None)
-    return "\n".join(lines)
+def plan_run_date(engine: TableEngine, catalog: Catalog, run_date: dt.date) -> Plan:
+    try:
+        datasets = [_dataset_plan(engine, catalog, spec, discover(spec, engine.layout, run_date), None)
+                    for spec in catalog.dataset_order()]
+    finally:
+        sweep(engine.layout.staging("plan"))
+    return Plan(engine.name, engine.layout.root, run_date, [(run_date, datasets)])
 
 
-def plan_pending(engine: TableEngine, catalog: Catalog) -> str:
+def plan_pending(engine: TableEngine, catalog: Catalog) -> Plan:
     work = ingested.find_pending(engine, catalog)
-    lines = [f"plan for --pending (engine {engine.name}, lake {engine.layout.root}); nothing is written"]
-    if not work.all_dates():
-        lines.append("  nothing pending: every raw file is ingested and unchanged")
-    for day in work.all_dates():
-        lines.append(f" run date {day}:")
-        for name in work.datasets_for(day):
-            spec = catalog.datasets[name]
-            lines += _describe(engine, catalog, spec, discover(spec, engine.layout, day),
-                               set(work.changed.get(name, [])))
-    for row in work.deleted:
-        lines.append(f"  deleted upstream (would be reported, rows kept): {row['dataset']} {row['path']}")
-    return "\n".join(lines)
+    days = []
+    try:
+        for day in work.all_dates():
+            datasets = []
+            for name in work.datasets_for(day):
+                spec = catalog.datasets[name]
+                datasets.append(_dataset_plan(engine, catalog, spec, discover(spec, engine.layout, day),
+                                              set(work.changed.get(name, []))))
+            days.append((day, datasets))
+    finally:
+        sweep(engine.layout.staging("plan"))
+    return Plan(engine.name, engine.layout.root, None, days, list(work.deleted))

@@ -7,11 +7,27 @@ import datetime as dt
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse.rules.checks import ERRORS, has_error
+from lakehouse.rules.failures import ERROR_TYPE
 from lakehouse.sources.reader import RAW_RECORD
 from lakehouse.specs import models as m
+from lakehouse.sql import column
 from lakehouse.tables.engine import TableEngine
+
+# one row per quarantined raw row: what failed (errors), the cleaned record as JSON and the raw line
+SCHEMA = T.StructType([
+    T.StructField("dataset", T.StringType(), False),
+    T.StructField("run_id", T.StringType(), False),
+    T.StructField("run_date", T.DateType(), False),
+    T.StructField("source_file", T.StringType()),
+    T.StructField("record", T.StringType()),
+    T.StructField("raw_record", T.StringType()),
+    T.StructField("errors", ERROR_TYPE),
+    T.StructField("quarantined_at", T.TimestampType()),
+    T.StructField("_partition_date", T.DateType()),
+])
 
 # an unparseable line cannot be masked column by column; when a dataset masks data, quarantine keeps only this
 WITHHELD = "<withheld: the dataset masks sensitive columns; the raw line is in bronze>"
@@ -26,12 +42,12 @@ def write_quarantine(engine: TableEngine, spec: m.DatasetSpec, run_id: str, run_
         F.lit(run_id).alias("run_id"),
         F.lit(run_date).cast("date").alias("run_date"),
         F.col("_source_file").alias("source_file"),
-        F.to_json(F.struct(*[F.col(f"`{c}`") for c in record_cols])).alias("record"),
+        F.to_json(F.struct(*[column(c) for c in record_cols])).alias("record"),
         (F.when(F.col(RAW_RECORD).isNotNull(), F.lit(WITHHELD)) if spec.has_masking()
          else F.col(RAW_RECORD)).alias("raw_record"),
         F.col(ERRORS).alias("errors"),
         F.col("_ingested_at").alias("quarantined_at"),
         F.col("_partition_date"),
-    )
+    ).select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in SCHEMA.fields])
     engine.replace_partitions(rows, engine.layout.quarantine(spec.name), ["_partition_date"],
                               {"_partition_date": [run_date]})

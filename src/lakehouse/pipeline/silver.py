@@ -4,14 +4,15 @@ table and MERGEd; the content hash and the update rule live here, and gold uses 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.specs import models as m
-from lakehouse.sql import ident, literal
+from lakehouse.sql import column, ident, literal
 from lakehouse.tables.engine import MergePlan
 
 ROW_HASH = "_row_hash"
@@ -20,7 +21,7 @@ BROADCAST_REPEATED_KEYS = 200_000
 SILVER_LINEAGE = ["_source_file", "_source_date", "_run_id", "_ingested_at"]
 
 
-def row_hash(df: DataFrame, columns: list[str]):
+def row_hash(df: DataFrame, columns: list[str]) -> Column:
     """A content hash of the business columns: a matched silver/gold row is rewritten only when it changes.
     Each non-null value is hashed with its column's name and the hashes are combined by XOR, so the hash does not
     depend on the order of the columns, and a null value counts as an absent column: a batch that carries an
@@ -38,7 +39,7 @@ def silver_update_condition(spec: m.DatasetSpec) -> str:
     """Update a matched row only when the content changed and the source row is not older."""
     newer = "s._source_date >= t._source_date"
     if spec.sequence_by:
-        q = f"`{spec.sequence_by}`"
+        q = ident(spec.sequence_by)
         newer = (f"(s.{q} > t.{q} OR t.{q} IS NULL OR "
                  f"((s.{q} IS NOT DISTINCT FROM t.{q}) AND s._source_date >= t._source_date))")
     condition = f"s.{ROW_HASH} <> t.{ROW_HASH} AND {newer}"
@@ -47,13 +48,13 @@ def silver_update_condition(spec: m.DatasetSpec) -> str:
     return condition
 
 
-def deduplicate(spec: m.DatasetSpec):
+def deduplicate(spec: m.DatasetSpec) -> Callable[[DataFrame], DataFrame]:
     """DataFrame -> DataFrame: keep one row per key, the latest by the sequence column then the raw day."""
     order = []
     if spec.sequence_by:
-        order.append(F.col(f"`{spec.sequence_by}`").desc_nulls_last())
+        order.append(column(spec.sequence_by).desc_nulls_last())
     order += [F.col("_source_date").desc(), F.col("_source_file").desc(), F.col(ROW_HASH).desc()]
-    window = Window.partitionBy(*[F.col(f"`{k}`") for k in spec.keys]).orderBy(*order)
+    window = Window.partitionBy(*[column(k) for k in spec.keys]).orderBy(*order)
     return lambda df: df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
 
 
@@ -62,7 +63,7 @@ def one_per_key(spec: m.DatasetSpec, valid: DataFrame) -> DataFrame:
     alone); when they are few, only their rows are ranked, so the day's rows are not shuffled and sorted
     to resolve a handful of corrections."""
     keys = spec.keys
-    repeated = valid.groupBy(*[F.col(f"`{k}`") for k in keys]).count().where("count > 1").drop("count")
+    repeated = valid.groupBy(*[column(k) for k in keys]).count().where("count > 1").drop("count")
     found = repeated.count()
     if found == 0:
         return valid
@@ -79,8 +80,10 @@ def silver_plan(spec: m.DatasetSpec, values: dict[str, list[Any]], source_files:
     """The MERGE of a batch into silver. The day's files were read again in full: a silver row that came from
     one of them and is no longer among its valid rows is deleted (within the partitions the batch touches). A
     rebuild from bronze puts every silver row of the raw day in scope, wherever it is partitioned."""
+    partitions: dict[str, list[Any]] = {}
+    scope: dict[str, list[Any]]
     if from_bronze:
-        partitions, scope = {}, {"_source_date": [run_date]}
+        scope = {"_source_date": [run_date]}
     else:
         partitions = {c: values[c] for c in spec.target.partition_by}
         scope = {"_source_file": sorted(source_files)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -248,8 +249,9 @@ def attach_references(spec: m.DatasetSpec, df: DataFrame, refs: dict[str, DataFr
         for c in check.targets:
             alias = ref_column(i, c)
             found = []
-            if check.ref_dataset is not None and refs.get(check.ref_dataset) is not None:
-                found.append(refs[check.ref_dataset].selectExpr(f"{ident(check.ref_column)} AS {ident(alias)}"))
+            ref_table = refs.get(check.ref_dataset) if check.ref_dataset is not None else None
+            if ref_table is not None:
+                found.append(ref_table.selectExpr(f"{ident(check.ref_column)} AS {ident(alias)}"))
             if check.ref_dataset in (None, spec.name) and check.ref_column in batch_columns:
                 found.append(batch.selectExpr(f"{ident(check.ref_column)} AS {ident(alias)}"))
             if not found:
@@ -302,7 +304,8 @@ def check_user_sql(spec: m.DatasetSpec, spark: SparkSession) -> None:
             raise SqlFragmentError(spec.name, where, text, str(exc).splitlines()[0]) from exc
 
 
-def evaluate(spec: m.DatasetSpec, refs: dict[str, DataFrame | None] | None = None, now: dt.datetime | None = None):
+def evaluate(spec: m.DatasetSpec, refs: dict[str, DataFrame | None] | None = None, now: dt.datetime | None = None
+             ) -> Callable[[DataFrame], DataFrame]:
     """DataFrame -> DataFrame: adds `_errors` (cast errors from `conform` included); helper columns removed.
     `now`: the instant not_in_future / not_older_than compare with (default: the moment this is called)."""
 
@@ -344,7 +347,7 @@ def evaluate(spec: m.DatasetSpec, refs: dict[str, DataFrame | None] | None = Non
 
 def check_names(spec: m.DatasetSpec, df: DataFrame) -> list[tuple[str, str | None, str]]:
     """(name, column, criticality) of every compiled check, for the quality metrics."""
-    names = [("type_mismatch", None, "error")]
+    names: list[tuple[str, str | None, str]] = [("type_mismatch", None, "error")]
     for c in compile_checks(spec, df.schema):
         names.append((c.name, c.column, c.criticality))
     return list(dict.fromkeys(names))

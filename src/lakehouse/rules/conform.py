@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
@@ -18,7 +20,7 @@ def standardize_column_names(df: DataFrame) -> DataFrame:
                                   and snake_case(c) != c})
 
 
-def conform(spec: DatasetSpec, extra_columns: list[str] | None = None):
+def conform(spec: DatasetSpec, extra_columns: list[str] | None = None) -> Callable[[DataFrame], DataFrame]:
     """DataFrame -> DataFrame: declared columns cast to their types (missing ones added as null), the
     `extra_columns` kept as they are, lineage kept, and `_cast_errors` listing each value that failed its cast."""
 

@@ -22,6 +22,7 @@ import random
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -76,7 +77,7 @@ class RetailGenerator:
 
     # ------------------------------------------------------------------ reference data
 
-    def _catalog(self) -> list[dict]:
+    def _catalog(self) -> list[dict[str, Any]]:
         rng = _rng(self.seed, "catalog")
         out = []
         for i in range(1, self.n_products + 1):
@@ -118,8 +119,9 @@ class RetailGenerator:
 
     def customers(self, day: dt.date, index: int, result: GenerateResult) -> None:
         rng = _rng(self.seed, "customers", day)
+        ids: list[int]
         if index == 0:
-            ids = range(1, self.n_customers + 1)
+            ids = list(range(1, self.n_customers + 1))
         else:
             new = range(self.n_customers + (index - 1) * 20 + 1, self.n_customers + index * 20 + 1)
             ids = [*rng.sample(range(1, self.n_customers + 1), k=10), *new]
@@ -128,11 +130,11 @@ class RetailGenerator:
             crng = _rng(self.seed, "customer", n)
             first, last = crng.choice(FIRST), crng.choice(LAST)
             local = unicodedata.normalize("NFKD", f"{first}.{last}{n}").encode("ascii", "ignore").decode()
-            email = f"{local}@example.com".lower()
+            email: str | None = f"{local}@example.com".lower()
             phone = f"+1-555-{crng.randrange(1000, 9999)}-{crng.randrange(1000, 9999)}"
             roll = rng.random()
             if roll < 0.03:
-                email = email.replace("@", " at ")
+                email = f"{local}@example.com".lower().replace("@", " at ")
             elif roll < 0.05:
                 phone = "call me"
             elif roll < 0.06:
@@ -230,6 +232,20 @@ class RetailGenerator:
         path = self._path("campaigns", "date={date}", day, "campaigns.json")
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         result.add("campaigns", path, len(lines))
+
+    def occupied_days(self) -> list[dt.date]:
+        """The days to generate that already have raw files (under either partition layout)."""
+        if not self.raw.exists():
+            return []
+        found = set()
+        for f in self.raw.rglob("*"):
+            if not f.is_file():
+                continue
+            text = f.relative_to(self.raw).as_posix()
+            for day in self.days:
+                if f"date={day}/" in text or f"year={day:%Y}/month={day:%m}/day={day:%d}/" in text:
+                    found.add(day)
+        return sorted(found)
 
     def write(self) -> GenerateResult:
         result = GenerateResult(self.days)

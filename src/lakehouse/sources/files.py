@@ -90,7 +90,7 @@ def listing_prefix(layout: str, day: dt.date | None) -> str:
     return fixed if cut == len(layout) else fixed.rsplit("/", 1)[0] if "/" in fixed else ""
 
 
-def partition_pattern(layout: str) -> re.Pattern:
+def partition_pattern(layout: str) -> re.Pattern[str]:
     """A regex matching a partition folder of `layout` at the start of a relative path, capturing its parts."""
     pattern, last = "", 0
     for m in _PLACEHOLDER.finditer(layout):
@@ -106,7 +106,7 @@ def partition_pattern(layout: str) -> re.Pattern:
     return re.compile("^" + pattern + re.escape(layout[last:]) + "/")
 
 
-def _date_of(match: re.Match) -> dt.date | None:
+def _date_of(match: re.Match[str]) -> dt.date | None:
     g = match.groupdict()
     try:
         if g.get("date"):

@@ -15,6 +15,7 @@ import gzip
 import io
 import zlib
 from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -48,7 +49,7 @@ class Shape:
     convert: bool = False
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[Any, ...]:
         return (self.columns, tuple(t.simpleString() for t in self.types), self.convert)
 
 
@@ -60,10 +61,11 @@ class Rejection:
 
 # ---------------------------------------------------------------- opening
 
-def _open(path: str):
+def _open(path: str) -> BinaryIO:
     if "://" in path:
         fs, inner = pafs.FileSystem.from_uri(arrow_uri(path))
-        return fs.open_input_stream(inner)
+        stream: BinaryIO = fs.open_input_stream(inner)
+        return stream
     return open(path, "rb")  # noqa: SIM115 (closed by the caller)
 
 
@@ -101,7 +103,7 @@ def _check_stream(path: str, codec: str) -> None:
 def _first_bytes(path: str, codec: str | None, limit: int) -> bytes:
     with _open(path) as raw:
         if codec is None:
-            return raw.read(limit)
+            return bytes(raw.read(limit))
         opener = gzip.open if codec == "gzip" else bz2.open
         with opener(raw) as stream:
             return stream.read(limit)
@@ -142,7 +144,7 @@ def map_columns(spec: DatasetSpec, names: list[str]) -> tuple[tuple[str, str], .
     its name (standardized when the dataset standardizes names). Raises BadFile when the columns cannot be mapped
     one to one."""
     declared = list(spec.columns)
-    lower = {}
+    lower: dict[str, list[str]] = {}
     for c in declared:
         lower.setdefault(c.lower(), []).append(c)
     out: list[tuple[str, str]] = []
@@ -245,16 +247,19 @@ def _spark_type(t: pa.DataType) -> T.DataType | None:
         k, v = _spark_type(t.key_type), _spark_type(t.item_type)
         return None if k is None or v is None else T.MapType(k, v, True)
     if pa.types.is_struct(t):
-        fields = [(t.field(i).name, _spark_type(t.field(i).type)) for i in range(t.num_fields)]
-        if any(ft is None for _, ft in fields):
-            return None
-        return T.StructType([T.StructField(n, ft, True) for n, ft in fields])
+        fields = []
+        for i in range(t.num_fields):
+            ft = _spark_type(t.field(i).type)
+            if ft is None:
+                return None
+            fields.append(T.StructField(t.field(i).name, ft, True))
+        return T.StructType(fields)
     return None
 
 
 def _has_nanos(t: pa.DataType) -> bool:
     if pa.types.is_timestamp(t):
-        return t.unit == "ns"
+        return bool(t.unit == "ns")
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         return _has_nanos(t.value_type)
     if pa.types.is_struct(t):

@@ -22,6 +22,7 @@ import functools
 import os
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -109,7 +110,8 @@ def _by_file(values: dict[str, str]) -> str:
 
 def _spark_path(spark: SparkSession, path: str) -> str:
     """A file's path as Spark's `_metadata.file_path` shows it."""
-    uri = spark._jvm.org.apache.hadoop.fs.Path(spark_uri(path)).toUri().toString()
+    jvm: Any = spark._jvm
+    uri = str(jvm.org.apache.hadoop.fs.Path(spark_uri(path)).toUri().toString())
     return uri if "://" in spark_uri(path) else "file:" + uri
 
 
@@ -223,10 +225,10 @@ class DayReader:
 
     # ------------------------------------------------------------------ the day
 
-    def shapes(self, day: RawDay) -> tuple[dict[tuple, tuple[Shape, list[RawFile]]], list[RawFile],
+    def shapes(self, day: RawDay) -> tuple[dict[tuple[Any, ...], tuple[Shape, list[RawFile]]], list[RawFile],
                                            list[Rejection]]:
         """Files grouped by shape, empty files, rejected files."""
-        groups: dict[tuple, tuple[Shape, list[RawFile]]] = {}
+        groups: dict[tuple[Any, ...], tuple[Shape, list[RawFile]]] = {}
         empty, rejected = [], []
         for f in day.files:
             found = probe(self.spec, f)
@@ -238,7 +240,7 @@ class DayReader:
                 groups.setdefault(found.key, (found, []))[1].append(f)
         return groups, empty, rejected
 
-    def columns(self, groups) -> list[str]:
+    def columns(self, groups: dict[tuple[Any, ...], tuple[Shape, list[RawFile]]]) -> list[str]:
         """Bronze's raw columns: the declared ones, then the others in order of appearance, then the layout's
         extra levels the files do not have."""
         declared = list(self.spec.columns)
@@ -249,7 +251,7 @@ class DayReader:
         found += [n for n in levels if n not in declared and n not in found]
         return declared + found + [RAW_RECORD, READ_ERRORS]
 
-    def present(self, groups) -> list[str]:
+    def present(self, groups: dict[tuple[Any, ...], tuple[Shape, list[RawFile]]]) -> list[str]:
         """The raw columns the files actually have (JSON: the declared ones), and the layout's levels."""
         if self.spec.source.format == "json":
             names = list(self.spec.columns)

@@ -1,5 +1,6 @@
 """Declarative specs: YAML under conf/ parsed once into typed models before any Spark work starts."""
 
-from lakehouse.specs.loader import Catalog, SpecError, load_catalog
+from lakehouse.errors import SpecError
+from lakehouse.specs.loader import Catalog, load_catalog
 
 __all__ = ["Catalog", "SpecError", "load_catalog"]

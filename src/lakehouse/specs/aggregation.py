@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import (
     Field,
@@ -48,7 +48,7 @@ class AggregationSpec(Located):
         return v.removeprefix("silver.")
 
     @model_validator(mode="after")
-    def _date_grouped(self):
+    def _date_grouped(self) -> Self:
         if self.date_column not in self.group_by:
             raise ValueError(f"date_column {self.date_column!r} must be one of group_by {self.group_by}")
         outputs = set(self.group_by) | set(self.measures) | set(self.derived)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -37,9 +37,9 @@ class Located(Spec):
     """A top-level spec that knows the file it came from and the line of each field."""
 
     _source: str = PrivateAttr(default="<memory>")
-    _lines: dict = PrivateAttr(default_factory=dict)
+    _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
 
-    def location(self, path: tuple) -> str:
+    def location(self, path: tuple[Any, ...]) -> str:
         parts = tuple(path)
         while parts and parts not in self._lines:
             parts = parts[:-1]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     Field,
@@ -26,7 +26,7 @@ class OneOrMoreColumns(RowCheckBase):
     columns: list[str] | None = None
 
     @model_validator(mode="after")
-    def _one_of(self):
+    def _one_of(self) -> Self:
         if bool(self.column) == bool(self.columns):
             raise ValueError("give exactly one of 'column' or 'columns'")
         return self
@@ -51,7 +51,7 @@ class Range(OneOrMoreColumns):
     inclusive: bool = True
 
     @model_validator(mode="after")
-    def _bounds(self):
+    def _bounds(self) -> Self:
         if self.min is None and self.max is None:
             raise ValueError("range needs 'min', 'max' or both")
         return self

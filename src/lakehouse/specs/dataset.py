@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     Field,
@@ -56,7 +56,7 @@ class DatasetSpec(Located):
         return [_tag_step(item) for item in v] if isinstance(v, list) else v
 
     @model_validator(mode="after")
-    def _known_columns(self):
+    def _known_columns(self) -> Self:
         known = set(self.output_columns())
         batch_refs = [c.ref_column for c in self.checks if isinstance(c, ExistsIn) and c.in_batch_only]
         dedup = [c for s in self.cleaning if isinstance(s, Dedup) for c in [*s.dedup.columns, s.dedup.keep_latest_by]
@@ -100,6 +100,6 @@ class DatasetSpec(Located):
     def references(self) -> list[str]:
         return [ref for ref, _ in self.reference_locations()]
 
-    def reference_locations(self) -> list[tuple[str, tuple]]:
+    def reference_locations(self) -> list[tuple[str, tuple[Any, ...]]]:
         return [(c.ref_dataset, ("checks", i, "ref")) for i, c in enumerate(self.checks)
                 if isinstance(c, ExistsIn) and c.ref_dataset is not None]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     Field,
@@ -50,7 +50,7 @@ class Statistic(DatasetCheckBase):
     max: float | None = None
 
     @model_validator(mode="after")
-    def _bounds(self):
+    def _bounds(self) -> Self:
         if self.min is None and self.max is None:
             raise ValueError("statistic needs 'min', 'max' or both")
         return self

@@ -18,9 +18,9 @@ class _LineLoader(yaml.SafeLoader):
     """A SafeLoader that remembers the line of every mapping key and sequence item."""
 
 
-def _load_with_lines(text: str) -> tuple[Any, dict[tuple, int]]:
+def _load_with_lines(text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
     """Parse YAML into plain Python objects plus a map from each key/item path to its line number."""
-    lines: dict[tuple, int] = {}
+    lines: dict[tuple[Any, ...], int] = {}
     loader = _LineLoader(text)
     try:
         node = loader.get_single_node()
@@ -29,7 +29,7 @@ def _load_with_lines(text: str) -> tuple[Any, dict[tuple, int]]:
     if node is None:
         return None, lines
 
-    def build(n: yaml.Node, path: tuple) -> Any:
+    def build(n: yaml.Node, path: tuple[Any, ...]) -> Any:
         lines.setdefault(path, n.start_mark.line + 1)
         if isinstance(n, yaml.MappingNode):
             out = {}
@@ -47,7 +47,7 @@ def _load_with_lines(text: str) -> tuple[Any, dict[tuple, int]]:
     return build(node, ()), lines
 
 
-def _line_for(loc: tuple, lines: dict[tuple, int]) -> int:
+def _line_for(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int:
     """The line of the deepest part of a pydantic error location that exists in the YAML."""
     parts = tuple(loc)
     while parts:
@@ -57,9 +57,10 @@ def _line_for(loc: tuple, lines: dict[tuple, int]) -> int:
     return lines.get((), 1)
 
 
-def _field_name(loc: tuple, lines: dict[tuple, int]) -> str:
+def _field_name(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> str:
     # pydantic adds union tags (e.g. 'not_null') to loc; keep only the parts that are in the YAML
-    shown, prefix = [], ()
+    shown: list[str] = []
+    prefix: tuple[Any, ...] = ()
     for part in loc:
         if prefix + (part,) in lines or not shown:
             prefix = prefix + (part,)
@@ -112,7 +113,8 @@ def _message(err: Any) -> str:
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
-def _parse_file(path: Path, model: type, problems: list[str]):
+def _parse_file(path: Path, model: type[DatasetSpec] | type[AggregationSpec], problems: list[str]
+                ) -> DatasetSpec | AggregationSpec | None:
     try:
         data, lines = _load_with_lines(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -173,11 +175,10 @@ def _cross_check(catalog: Catalog, problems: list[str]) -> None:
                 problems.append(f"{ds.location(where)}: unknown dataset {ref!r} (known: "
                                 f"{', '.join(sorted(catalog.datasets))})")
     for agg in catalog.aggregations.values():
-        tables = [("from", agg.source_dataset)] + [
+        tables: list[tuple[tuple[Any, ...], str]] = [(("from",), agg.source_dataset)] + [
             (("joins", i, "table"), j.dataset) for i, j in enumerate(agg.joins)]
         for where, name in tables:
             if name not in catalog.datasets:
-                where = where if isinstance(where, tuple) else (where,)
                 problems.append(f"{agg.location(where)}: unknown dataset {name!r} (known: "
                                 f"{', '.join(sorted(catalog.datasets))})")
 
@@ -199,7 +200,7 @@ def load_catalog(conf_dir: str | Path) -> Catalog:
                 problems.append(f"{path}:{spec._lines.get(('name',), 1)}: name: duplicate {kind[:-1]} "
                                 f"{spec.name!r} (also in {target[spec.name]._source})")
                 continue
-            target[spec.name] = spec
+            target[spec.name] = spec  # type: ignore[assignment]  # model and target are paired above
     if not catalog.datasets and not problems:
         problems.append(f"{conf / 'datasets'}:0: (conf dir): no dataset specs found")
     if not problems:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pyspark.errors import AnalysisException, ParseException
@@ -19,8 +20,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakehouse.errors import SpecError
 from lakehouse.specs import models as m
-from lakehouse.specs.loader import Catalog, SpecError
+from lakehouse.specs.loader import Catalog
+from lakehouse.sql import column
 
 LINEAGE_FIELDS = [T.StructField("_source_file", T.StringType()), T.StructField("_partition_date", T.DateType()),
                   T.StructField("_run_id", T.StringType()), T.StructField("_ingested_at", T.TimestampType())]
@@ -65,11 +68,11 @@ class _Resolver:
         self.problems: list[str] = []
         self.silver: dict[str, T.StructType] = {}
 
-    def problem(self, spec: m.Located, path: tuple, message: str) -> None:
+    def problem(self, spec: m.Located, path: tuple[Any, ...], message: str) -> None:
         field = ".".join(str(p) for p in path) or "(document)"
         self.problems.append(f"{spec.location(path)}: {field}: {message}")
 
-    def analysed(self, spec: m.Located, path: tuple, build) -> Any:
+    def analysed(self, spec: m.Located, path: tuple[Any, ...], build: Callable[..., DataFrame]) -> Any:
         """`build()`'s DataFrame, analysed; None (and a problem recorded) when Spark cannot resolve it."""
         try:
             df = build()
@@ -120,7 +123,7 @@ class _Resolver:
         if spec.target.merge_update_when:
             s, t = df.alias("s"), df.alias("t")
             self.analysed(spec, ("target", "merge_update_when"),
-                          lambda: s.crossJoin(t).where(F.expr(spec.target.merge_update_when)))
+                          lambda: s.crossJoin(t).where(F.expr(spec.target.merge_update_when or "true")))
         business = [f for f in df.schema.fields if not f.name.startswith("_")]
         self.silver[spec.name] = T.StructType(business + SILVER_LINEAGE_FIELDS)
 
@@ -166,10 +169,10 @@ class _Resolver:
         close = difflib.get_close_matches(name, [c for c in types if not c.startswith("_")], n=1)
         return f"unknown column {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
 
-    def reference(self, spec: m.DatasetSpec, check: m.ExistsIn, path: tuple) -> bool:
+    def reference(self, spec: m.DatasetSpec, check: m.ExistsIn, path: tuple[Any, ...]) -> bool:
         if check.in_batch_only or check.ref_dataset == spec.name:
             return True
-        target = self.silver.get(check.ref_dataset)
+        target = self.silver.get(check.ref_dataset or "")
         if target is None:
             return True  # the unknown dataset is reported by the loader; a failed one by its own problems
         if check.ref_column not in target.names:
@@ -178,7 +181,7 @@ class _Resolver:
             return False
         return True
 
-    def arguments(self, spec: m.DatasetSpec, check, path: tuple, types: dict[str, T.DataType]) -> None:
+    def arguments(self, spec: m.DatasetSpec, check: m.RowCheck, path: tuple[Any, ...], types: dict[str, T.DataType]) -> None:
         """Check arguments typed against the column they apply to."""
         targets = getattr(check, "targets", [])
         if isinstance(check, m.Range):
@@ -218,12 +221,11 @@ class _Resolver:
         types = {f.name: f.dataType for f in df.schema.fields}
         for i, check in enumerate(spec.dataset_checks):
             path = ("dataset_checks", i)
-            columns = {m.Completeness: lambda c: [c.column], m.Uniqueness: lambda c: c.columns,
-                       m.Freshness: lambda c: [c.column], m.Statistic: lambda c: [c.column]}
-            get = next((fn for kind, fn in columns.items() if isinstance(check, kind)), None)
-            if get is None:
+            named = ([check.column] if isinstance(check, m.Completeness | m.Freshness | m.Statistic)
+                     else check.columns if isinstance(check, m.Uniqueness) else None)
+            if named is None:
                 continue
-            unknown = [c for c in get(check) if c not in types]
+            unknown = [c for c in named if c not in types]
             if unknown:
                 self.problem(spec, (*path, "column" if hasattr(check, "column") else "columns"),
                              self.unknown(unknown[0], types))
@@ -241,10 +243,10 @@ class _Resolver:
         if spec.source_dataset not in self.silver or any(j.dataset not in self.silver for j in spec.joins):
             return  # unknown datasets are the loader's report; a dataset with problems has its own
         df = self.empty(self.silver[spec.source_dataset])
-        df = df.select(*[F.col(f"`{c}`") for c in df.columns if not c.startswith("_")])
+        df = df.select(*[column(c) for c in df.columns if not c.startswith("_")])
         for i, join in enumerate(spec.joins):
             dim = self.empty(self.silver[join.dataset])
-            dim = dim.select(*[F.col(f"`{c}`") for c in dim.columns if not c.startswith("_")])
+            dim = dim.select(*[column(c) for c in dim.columns if not c.startswith("_")])
             missing = [c for c in join.on if c not in df.columns or c not in dim.columns]
             if missing:
                 side = "from" if missing[0] not in df.columns else join.dataset
@@ -253,7 +255,7 @@ class _Resolver:
             keep = [c for c in dim.columns if c in join.on or c not in df.columns]
             df = df.join(dim.select(*keep), on=join.on, how=join.how)
         if spec.filter:
-            filtered = self.analysed(spec, ("filter",), lambda: df.where(F.expr(spec.filter)))
+            filtered = self.analysed(spec, ("filter",), lambda: df.where(F.expr(spec.filter or "true")))
             if filtered is None:
                 return
             df = filtered
@@ -265,7 +267,7 @@ class _Resolver:
         if not isinstance(types[spec.date_column], T.DateType | T.TimestampType | T.StringType):
             self.problem(spec, ("date_column",), f"{spec.date_column} is {types[spec.date_column].simpleString()}, "
                                                  "not a date")
-        grouped = df.groupBy(*[F.col(f"`{c}`") for c in spec.group_by])
+        grouped = df.groupBy(*[column(c) for c in spec.group_by])
         ok = True
         for name, expr in spec.measures.items():
             ok &= self.analysed(spec, ("measures", name), lambda expr=expr, name=name: grouped.agg(
@@ -307,7 +309,8 @@ def _bound_problem(value: Any, dtype: T.DataType, column: str) -> str | None:
 
 def _java_regex_error(spark: SparkSession, pattern: str) -> str | None:
     try:
-        spark._jvm.java.util.regex.Pattern.compile(pattern)
+        jvm: Any = spark._jvm
+        jvm.java.util.regex.Pattern.compile(pattern)
     except Exception as exc:
         text = str(exc)
         found = re.search(r"PatternSyntaxException: (.*)", text)
@@ -324,7 +327,7 @@ def resolve_catalog(catalog: Catalog, spark: SparkSession) -> None:
     resolver = _Resolver(catalog, spark)
     for spec in catalog.dataset_order():
         resolver.dataset(spec)
-    for spec in catalog.aggregations.values():
-        resolver.aggregation(spec)
+    for aggregation in catalog.aggregations.values():
+        resolver.aggregation(aggregation)
     if resolver.problems:
         raise SpecError(resolver.problems)

@@ -25,7 +25,8 @@ from pyspark.sql import functions as F
 
 from lakehouse import faults
 from lakehouse.errors import LakehouseError, SettingsError
-from lakehouse.sql import Dialect, in_list, qualified
+from lakehouse.frames import one_row
+from lakehouse.sql import Dialect, column, in_list, qualified
 from lakehouse.tables.paths import LakeLayout
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ class MergeResult:
         """From an engine's MERGE metrics; `names` are its keys for source rows, inserted, updated, deleted,
         files added and files removed, in that order."""
         values = [int(metrics.get(name, 0) or 0) for name in names]
-        return cls(*values, version=version)
+        source_rows, inserted, updated, deleted, added, removed = values
+        return cls(source_rows, inserted, updated, deleted, added, removed, version)
 
     @property
     def unchanged(self) -> int:
@@ -267,7 +269,7 @@ class TableEngine(ABC):
             before_write()
             return self.merge(df, path, plan)
         snapshot = self.version(path)
-        keys = [F.col(f"`{k}`") for k in plan.keys]
+        keys = [column(k) for k in plan.keys]
         held_partitions = {c: f"_held_part_{i}" for i, c in enumerate(plan.partition_values) if c not in plan.keys}
         digest = plan.content_hash
         held = self.read(path, version=snapshot, partitions=plan.partition_values or None)
@@ -275,16 +277,16 @@ class TableEngine(ABC):
         # every engine (delta-rs would keep the target's value, Delta would fail to resolve the column)
         absent = [f for f in held.schema.fields if f.name not in df.columns]
         target = held.select(
-            *keys, *[F.col(f"`{c}`").alias(alias) for c, alias in held_partitions.items()],
+            *keys, *[column(c).alias(alias) for c, alias in held_partitions.items()],
             (F.expr(plan.scope_condition()) if plan.replace_scope else F.lit(False)).alias("_in_scope"),
-            (F.col(f"`{digest}`") if digest else F.lit(None)).alias("_held_hash"), F.lit(True).alias("_held"))
-        new, held = F.col("_new").isNotNull(), F.col("_held").isNotNull()
-        same = (new & held & F.col("_new_hash").eqNullSafe(F.col("_held_hash"))) if digest else F.lit(False)
-        kinds = {"inserts": new & ~held, "changed": new & held & ~same, "same": same,
+            (column(digest) if digest else F.lit(None)).alias("_held_hash"), F.lit(True).alias("_held"))
+        new, in_target = F.col("_new").isNotNull(), F.col("_held").isNotNull()
+        same = (new & in_target & F.col("_new_hash").eqNullSafe(F.col("_held_hash"))) if digest else F.lit(False)
+        kinds = {"inserts": new & ~in_target, "changed": new & in_target & ~same, "same": same,
                  "stale": ~new & F.coalesce(F.col("_in_scope"), F.lit(False))}
-        narrow = df.select(*keys, (F.col(f"`{digest}`") if digest else F.lit(None)).alias("_new_hash"),
+        narrow = df.select(*keys, (column(digest) if digest else F.lit(None)).alias("_new_hash"),
                            F.lit(True).alias("_new")).join(target, on=plan.keys, how="full_outer")
-        counts = narrow.agg(*[F.count(F.when(c, 1)).alias(k) for k, c in kinds.items()]).first()
+        counts = one_row(narrow.agg(*[F.count(F.when(c, 1)).alias(k) for k, c in kinds.items()]))
         if counts["stale"] or counts["inserts"] or counts["changed"]:
             before_write()
         deleted = 0
@@ -301,8 +303,8 @@ class TableEngine(ABC):
             return MergeResult(source_rows=counts["same"], deleted=deleted, version=self.version(path))
         # the rows to write, with all their columns: the source left-joined to the same target snapshot
         full = df.withColumn("_new", F.lit(True)).join(target, on=plan.keys, how="left").withColumn(
-            "_new_hash", F.col(f"`{digest}`") if digest else F.lit(None))
-        columns = [F.col(f"`{c}`") for c in df.columns] + [F.lit(None).cast(f.dataType).alias(f.name) for f in absent]
+            "_new_hash", column(digest) if digest else F.lit(None))
+        columns = [column(c) for c in df.columns] + [F.lit(None).cast(f.dataType).alias(f.name) for f in absent]
         rows = {k: full.where(kinds[k]).select(*columns) if counts[k] else None for k in ("changed", "inserts")}
         result = self.upsert(rows["changed"], rows["inserts"], path, plan, snapshot)
         result.source_rows += counts["same"]
@@ -317,7 +319,7 @@ for _op in ("upsert", "merge_replacing"):
 def jvm_delta_available(spark: SparkSession) -> bool:
     """True when Delta's JVM classes load in this session and its SQL extension is configured."""
     try:
-        jvm = spark.sparkContext._jvm
+        jvm: Any = spark.sparkContext._jvm
         loader = jvm.Thread.currentThread().getContextClassLoader()
         jvm.java.lang.Class.forName("io.delta.tables.DeltaTable", False, loader)
     except Exception:  # py4j raises a Py4JJavaError wrapping ClassNotFoundException

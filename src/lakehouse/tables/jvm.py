@@ -21,6 +21,7 @@ from lakehouse.errors import (
     VersionNotFound,
     java_class_names,
 )
+from lakehouse.frames import one_row
 from lakehouse.sql import ident, in_list, qualified
 from lakehouse.tables.engine import (
     HistoryEntry,
@@ -58,6 +59,12 @@ class JvmEngine(TableEngine):
                 "is not a Delta table" in str(exc):
             return TableNotFound(path)
         return None
+
+    def _current(self, path: str) -> int:
+        version = self.version(path)
+        if version is None:
+            raise TableNotFound(path)
+        return version
 
     def _check_version(self, path: str, version: int) -> None:
         latest = self.version(path)
@@ -113,7 +120,7 @@ class JvmEngine(TableEngine):
         else:
             (df.write.format("delta").mode("overwrite").option("replaceWhere", where)
              .option("mergeSchema", "true").save(path))
-        return self.version(path)
+        return self._current(path)
 
     def append(self, df: DataFrame, path: str, partition_by: list[str] | None = None,
                txn: tuple[str, int] | None = None) -> int:
@@ -125,7 +132,7 @@ class JvmEngine(TableEngine):
                 # Delta's idempotent writes: skipped when the table has seen this (app id, version)
                 writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
             writer.save(path)
-        return self.version(path)
+        return self._current(path)
 
     def merge(self, df: DataFrame, path: str, plan: MergePlan, base_version: int | None = None) -> MergeResult:
         if not self.exists(path) and plan.delete_matched_when:
@@ -183,7 +190,7 @@ class JvmEngine(TableEngine):
         target = self.read(path, partitions=plan.partition_values or None).withColumn("_held", F.lit(True))
         joined = df.alias("s").join(target.alias("t"), F.expr(plan.condition()), "left")
         writes = F.expr(f"t._held IS NULL OR ({plan.update_when})")
-        counts = joined.agg(F.count(F.lit(1)).alias("total"), F.count(F.when(writes, 1)).alias("writing")).first()
+        counts = one_row(joined.agg(F.count(F.lit(1)).alias("total"), F.count(F.when(writes, 1)).alias("writing")))
         return joined.where(writes).select("s.*"), int(counts["total"]), int(counts["writing"])
 
     def _last_metrics(self, path: str) -> dict[str, str]:
@@ -233,7 +240,7 @@ class JvmEngine(TableEngine):
     def restore(self, path: str, version: int) -> int:
         self._check_version(path, version)
         self._delta(path).restoreToVersion(version)
-        return self.version(path)
+        return self._current(path)
 
     def delete(self, path: str, where: str) -> int:
         before = self.version(path)

@@ -27,7 +27,7 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from lakehouse import faults
 from lakehouse.errors import CommitConflict, LakehouseError, TableNotFound, VersionNotFound
-from lakehouse.sql import in_list, qualified
+from lakehouse.sql import column, ident, in_list, qualified
 from lakehouse.tables.engine import (
     HistoryEntry,
     MergePlan,
@@ -76,7 +76,37 @@ class Staged:
         return pa.RecordBatchReader.from_batches(self.schema, self._batches())
 
     def count_rows(self) -> int:
-        return self.dataset.count_rows()
+        return int(self.dataset.count_rows())
+
+
+def open_table(path: str, version: int | None = None) -> DeltaTable | None:
+    """The delta-rs table at `path` (at `version`), None when there is none; VersionNotFound for a version it does
+    not have. Needs no Spark: the engine and the JVM-free lake view (`tables.view`) open tables through it."""
+    try:
+        table = DeltaTable(arrow_uri(path))
+    except TableNotFoundError:
+        return None
+    if version is None or version == table.version():
+        return table
+    if not 0 <= version <= table.version():
+        raise VersionNotFound(path, version, table.version())
+    try:
+        table.load_as_version(version)
+    except DeltaError as exc:  # an expired (checkpointed and cleaned up) version
+        raise VersionNotFound(path, version, table.version()) from exc
+    return table
+
+
+def history_entries(table: DeltaTable, limit: int | None = None) -> list[HistoryEntry]:
+    """A delta-rs table's commits, newest first, as the contract's HistoryEntry."""
+    entries = []
+    for h in table.history(limit):
+        stamp = dt.datetime.fromtimestamp(int(h["timestamp"]) / 1000, dt.UTC).replace(tzinfo=None)
+        entries.append(HistoryEntry(
+            version=int(h["version"]), timestamp=stamp, operation=str(h.get("operation")),
+            parameters={str(k): str(v) for k, v in (h.get("operationParameters") or {}).items()},
+            metrics={str(k): str(v) for k, v in (h.get("operationMetrics") or {}).items()}))
+    return entries
 
 
 def _marker(base_version: int | None) -> CommitProperties:
@@ -113,20 +143,7 @@ class RustEngine(TableEngine):
             sweep(folder)
 
     def _table(self, path: str, version: int | None = None) -> DeltaTable | None:
-        """The table (at `version`), None when there is none; VersionNotFound for a version it does not have."""
-        try:
-            table = DeltaTable(arrow_uri(path))
-        except TableNotFoundError:
-            return None
-        if version is None or version == table.version():
-            return table
-        if not 0 <= version <= table.version():
-            raise VersionNotFound(path, version, table.version())
-        try:
-            table.load_as_version(version)
-        except DeltaError as exc:  # an expired (checkpointed and cleaned up) version
-            raise VersionNotFound(path, version, table.version()) from exc
-        return table
+        return open_table(path, version)
 
     def _existing(self, path: str) -> DeltaTable:
         table = self._table(path)
@@ -160,11 +177,11 @@ class RustEngine(TableEngine):
         if not files:
             return self.spark.createDataFrame([], schema)
         df = (self.spark.read.schema(schema).option("basePath", spark_uri(table.table_uri.rstrip("/")))
-              .parquet(*files).select(*[f"`{c}`" for c in schema.names]))
+              .parquet(*files).select(*[ident(c) for c in schema.names]))
         # partitions not known to the table (or null values) are filtered as rows
         rest = {c: v for c, v in (partitions or {}).items() if c not in selected or None in v}
-        for column, values in rest.items():
-            df = df.where(F.expr(in_list(qualified("", column), values)))
+        for name, values in rest.items():
+            df = df.where(F.expr(in_list(qualified("", name), values)))
         return df
 
     # ------------------------------------------------------------ writes
@@ -238,9 +255,9 @@ class RustEngine(TableEngine):
             # target lacks are added only when the plan evolves the schema
             target = from_arrow_schema(pa.schema(table.schema().to_arrow()))
             inserts = inserts.select(
-                *[F.col(f"`{f.name}`") if f.name in inserts.columns else F.lit(None).cast(f.dataType).alias(f.name)
+                *[column(f.name) if f.name in inserts.columns else F.lit(None).cast(f.dataType).alias(f.name)
                   for f in target.fields],
-                *[F.col(f"`{c}`") for c in inserts.columns if plan.evolve_schema and c not in target.names])
+                *[column(c) for c in inserts.columns if plan.evolve_schema and c not in target.names])
             with self._staged(inserts) as data:
                 write_deltalake(table, data.reader(), mode="append",
                                 schema_mode="merge" if plan.evolve_schema else None,
@@ -257,14 +274,7 @@ class RustEngine(TableEngine):
     # ------------------------------------------------------------ maintenance
 
     def history(self, path: str, limit: int | None = None) -> list[HistoryEntry]:
-        entries = []
-        for h in self._existing(path).history(limit):
-            stamp = dt.datetime.fromtimestamp(int(h["timestamp"]) / 1000, dt.UTC).replace(tzinfo=None)
-            entries.append(HistoryEntry(
-                version=int(h["version"]), timestamp=stamp, operation=str(h.get("operation")),
-                parameters={str(k): str(v) for k, v in (h.get("operationParameters") or {}).items()},
-                metrics={str(k): str(v) for k, v in (h.get("operationMetrics") or {}).items()}))
-        return entries
+        return history_entries(self._existing(path), limit)
 
     def optimize(self, path: str) -> OptimizeResult:
         table = self._existing(path)

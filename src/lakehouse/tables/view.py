@@ -1,0 +1,150 @@
+"""The lake read without a JVM: history, rows, run records and quality metrics through delta-rs and Arrow.
+
+Inspection answers in about a second: Spark starts only for work that computes. Tables are opened with the
+same `open_table` as the rust engine (the same typed errors: TableNotFound, VersionNotFound) and read as Arrow,
+filtered by the `_meta` tables' partition column before any row reaches Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+
+from lakehouse.errors import TableNotFound
+from lakehouse.tables.engine import HistoryEntry
+from lakehouse.tables.paths import arrow_uri, join
+from lakehouse.tables.rust import history_entries, open_table
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run of the daily job (one run date), from `_meta/runs`."""
+
+    run_id: str
+    run_date: dt.date
+    status: str  # success | partial (some dataset or gold table failed) | failed (every one failed)
+    engine: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    rows_read: int
+    rows_quarantined: int
+    rows_to_silver: int
+    failed: list[str] = field(default_factory=list)  # names of the datasets and gold tables that failed
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    summary: RunSummary
+    tables: list[dict[str, Any]]  # the run's `_meta/runs` rows (one per dataset and gold table)
+    rejected: list[dict[str, Any]]  # its `_meta/rejected_files` rows
+    quality: list[dict[str, Any]]  # its `_meta/quality` rows
+
+
+class LakeView:
+    """Read-only access to the lake at `root`, no Spark session."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def path(self, table: str) -> str:
+        return join(self.root, table)
+
+    def _open(self, table: str, version: int | None = None) -> Any:
+        opened = open_table(self.path(table), version)
+        if opened is None:
+            raise TableNotFound(self.path(table))
+        return opened
+
+    def history(self, table: str, limit: int | None = None) -> list[HistoryEntry]:
+        return history_entries(self._open(table), limit)
+
+    def read(self, table: str, version: int | None = None, limit: int | None = None,
+             where: pa.compute.Expression | None = None) -> pa.Table:
+        """The table's rows (at `version`), at most `limit`, filtered by `where`."""
+        dataset = self._dataset(self._open(table, version))
+        if limit is not None and where is None:
+            return dataset.head(limit)
+        rows = dataset.to_table(filter=where)
+        return rows if limit is None else rows.slice(0, limit)
+
+    @staticmethod
+    def _dataset(table: Any) -> pads.Dataset:
+        """The table's active files as a pyarrow dataset, partition columns typed from the table's schema. Read
+        by pyarrow alone: a dataset scanned through delta-rs's own filesystem can abort the interpreter at exit."""
+        schema = pa.schema(table.schema().to_arrow())
+        partition_columns = table.metadata().partition_columns
+        files = [arrow_uri(f) for f in table.file_uris()]
+        root = arrow_uri(table.table_uri.rstrip("/"))
+        fs, base = (pafs.FileSystem.from_uri(root) if "://" in root and not root.startswith("file://")
+                    else (pafs.LocalFileSystem(), root.removeprefix("file://")))
+        paths = [pafs.FileSystem.from_uri(f)[1] if "://" in f and not f.startswith("file://")
+                 else f.removeprefix("file://") for f in files]
+        partitioning = pads.partitioning(pa.schema([schema.field(c) for c in partition_columns]), flavor="hive") \
+            if partition_columns else None
+        return pads.dataset(paths, schema=schema, format="parquet", filesystem=fs, partitioning=partitioning,
+                            partition_base_dir=base)
+
+    def _meta(self, name: str, where: pa.compute.Expression | None = None) -> list[dict[str, Any]]:
+        try:
+            rows: list[dict[str, Any]] = self.read(f"_meta/{name}", where=where).to_pylist()
+        except TableNotFound:
+            return []
+        return rows
+
+    # ------------------------------------------------------------------ runs
+
+    @staticmethod
+    def _summaries(rows: list[dict[str, Any]]) -> list[RunSummary]:
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            by_run.setdefault(r["run_id"], []).append(r)
+        out = []
+        for run_id, tables in by_run.items():
+            failed = sorted(f"{t['layer']}.{t['name']}" for t in tables if t["status"] == "failed")
+            status = "failed" if failed and len(failed) == len(tables) else "partial" if failed else "success"
+            silver = [t for t in tables if t["layer"] == "silver"]
+            out.append(RunSummary(
+                run_id, tables[0]["run_date"], status, tables[0]["engine"],
+                min(t["started_at"] for t in tables), max(t["finished_at"] for t in tables),
+                sum(t["rows_read"] or 0 for t in silver), sum(t["rows_quarantined"] or 0 for t in silver),
+                sum(t["rows_to_silver"] or 0 for t in silver), failed))
+        return sorted(out, key=lambda s: (s.started_at, s.run_id))
+
+    def runs(self, last: int | None = None) -> list[RunSummary]:
+        """The latest `last` runs (every run when None), oldest first."""
+        runs = self._summaries(self._meta("runs"))
+        return runs[-last:] if last else runs
+
+    def run(self, run_id: str) -> RunDetail | None:
+        """One run in full, None when no run has that id."""
+        where = pc.field("run_id") == run_id
+        tables = self._meta("runs", where)
+        if not tables:
+            return None
+        # the run date narrows the other tables to one partition
+        day = pc.field("run_date") == pa.scalar(tables[0]["run_date"], pa.date32())
+        quality = self._meta("quality", day & where)
+        return RunDetail(self._summaries(tables)[0], sorted(tables, key=lambda t: (t["layer"] != "silver", t["name"])),
+                         sorted(self._meta("rejected_files", day & where), key=lambda r: (r["dataset"], r["path"])),
+                         sorted(quality, key=lambda r: (r["dataset"], r["check"], r["column"] or "")))
+
+    def quality(self, run_date: dt.date | None = None) -> tuple[str | None, dt.date | None, list[dict[str, Any]]]:
+        """(run id, run date, metric rows) of the latest run of `run_date` (default: the latest run date)."""
+        rows = self._meta("quality") if run_date is None else self._meta(
+            "quality", pc.field("run_date") == pa.scalar(run_date, pa.date32()))
+        if not rows:
+            return None, run_date, []
+        day = run_date or max(r["run_date"] for r in rows)
+        latest = max(r["run_id"] for r in rows if r["run_date"] == day)
+        chosen = [r for r in rows if r["run_date"] == day and r["run_id"] == latest]
+        return latest, day, sorted(chosen, key=lambda r: (r["dataset"], r["check"], r["column"] or ""))
