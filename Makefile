@@ -11,7 +11,7 @@ DAYS ?= 7
 ROWS ?= 2000
 SEED ?= 42
 
-.PHONY: setup run generate validate test test-kill lint k8s-check bench clean notebooks
+.PHONY: setup run generate validate test test-kill test-readme lint k8s-check bench clean notebooks
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ run: generate ## run the daily job over every raw partition not loaded yet (all 
 		spark_jobs/daily_aggregation.py --pending
 
 test: $(STAMP) ## the test suite (real Spark, real Delta tables)
-	$(BIN)/pytest -q -m "not kill"
+	$(BIN)/pytest -q -m "not kill and not readme"
 
 test-kill: $(STAMP) ## the job killed with SIGKILL at every fault point, then rerun: tables as if never killed
 	$(BIN)/pytest -q -m kill
@@ -46,6 +46,9 @@ notebooks: run ## open JupyterLab on the sample lake (installs JupyterLab into .
 	test -x $(BIN)/jupyter-lab || $(BIN)/pip install --quiet jupyterlab
 	LAKEHOUSE_ROOT=$(abspath $(LAKEHOUSE_ROOT)) LAKEHOUSE_CONF_DIR=$(abspath conf) \
 		$(BIN)/jupyter-lab --notebook-dir=notebooks
+
+test-readme: $(STAMP) ## every command line of the README, run as written on a generated lake
+	$(BIN)/pytest -q -m readme
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests spark_jobs
