@@ -125,6 +125,21 @@ def test_replace_partitions_and_time_travel(spark, engine, tmp_path):
     assert history[0].timestamp >= history[1].timestamp
     assert abs(history[0].timestamp - dt.datetime.now(dt.UTC).replace(tzinfo=None)) < dt.timedelta(minutes=5)
     assert [h.version for h in engine.history(path, limit=1)] == [1]
+    assert [h.tag for h in history] == [None, None]
+
+
+def test_commits_carry_the_commit_tag(spark, engine, tmp_path):
+    path = str(tmp_path / "t")
+    engine.tag_commits("run-1")
+    try:
+        engine.merge(spark.createDataFrame([("a", D1, 1, "x")], SCHEMA), path, plan())
+        engine.append(spark.createDataFrame([("b", D2, 1, "y")], SCHEMA), path, ["day"])
+        engine.tag_commits("run-2")
+        engine.delete(path, "seq = 1 AND id = 'b'")
+    finally:
+        engine.tag_commits(None)
+    engine.append(spark.createDataFrame([("c", D3, 1, "z")], SCHEMA), path, ["day"])  # untagged again
+    assert [(h.version, h.tag) for h in engine.history(path)] == [(3, None), (2, "run-2"), (1, "run-1"), (0, "run-1")]
 
 
 def test_partition_values_with_quotes_and_backslashes(spark, engine, tmp_path):

@@ -204,8 +204,8 @@ def test_metadata_commands_need_no_jvm(small_lake):
         done = _cli_without_java(args, root, conf)
         assert done.returncode == 0, (args, done.stderr)
         outputs[args[0] if args[0] != "runs" or len(args) == 1 else "runs show"] = done.stdout
-    assert outputs["history"].splitlines()[1].split() == ["version", "time", "operation", "metrics"]
-    assert "WRITE" in outputs["history"]
+    assert outputs["history"].splitlines()[1].split() == ["version", "time", "operation", "run", "id", "metrics"]
+    assert "WRITE" in outputs["history"] and run_id in outputs["history"]
     assert outputs["read"].startswith(f"{root}/gold/daily_sales_summary: 3 row(s)")
     assert outputs["quality"] == report.quality_report(*lake.quality(day)) + "\n"
     (header, row) = outputs["runs"].splitlines()

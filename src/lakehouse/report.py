@@ -95,8 +95,8 @@ def history_report(path: str, entries: list[HistoryEntry]) -> str:
     rows = []
     for e in entries:
         shown = ", ".join(f"{k}={e.metrics[k]}" for k in keys if k in e.metrics)
-        rows.append([e.version, _stamp(e.timestamp), e.operation, shown])
-    return "\n".join([path, *table(["version", "time", "operation", "metrics"], rows, right=[True])])
+        rows.append([e.version, _stamp(e.timestamp), e.operation, e.tag or "-", shown])
+    return "\n".join([path, *table(["version", "time", "operation", "run id", "metrics"], rows, right=[True])])
 
 
 def _cell(value: Any) -> str:

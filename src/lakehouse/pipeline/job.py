@@ -168,6 +168,7 @@ class DailyJob:
                 extra_gold_dates: dict[str, list[dt.date]] | None = None) -> DayResult:
         started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         result = DayResult(new_run_id(run_date, started), run_date)
+        self.engine.tag_commits(result.run_id)  # every commit of this run records its run id (Delta history)
         touched: dict[str, dict[str, list[dt.date]]] = {}
         # the log's rows of this raw day only: the whole log never reaches the driver
         state = {} if from_bronze else ingested.latest_state(self.engine, None, run_date)
@@ -250,4 +251,5 @@ class DailyJob:
                     meta.quality_rows(result.run_id, result.datasets),
                     meta.rejected_rows(result.run_id, fresh, finished))
         sweep(self.engine.layout.staging(result.run_id))
+        self.engine.tag_commits(None)
         return result

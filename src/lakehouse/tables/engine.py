@@ -97,6 +97,7 @@ class HistoryEntry:
     operation: str
     parameters: dict[str, str]
     metrics: dict[str, str]
+    tag: str | None = None  # the writer's commit tag (`userMetadata`): the run id for the pipeline's commits
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,11 @@ class TableEngine(ABC):
     def __init__(self, spark: SparkSession, layout: LakeLayout) -> None:
         self.spark = spark
         self.layout = layout
+        self.commit_tag: str | None = None
+
+    def tag_commits(self, tag: str | None) -> None:
+        """Record `tag` (the run id) with every later commit, as the commit's `userMetadata`; None stops."""
+        self.commit_tag = tag
 
     @abstractmethod
     def exists(self, path: str) -> bool: ...

@@ -44,6 +44,7 @@ _CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "Con
               "ConcurrentTransactionException", "MetadataChangedException", "ProtocolChangedException",
               "ConcurrentWriteException", "ConcurrentModificationException")
 RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
 
 class JvmEngine(TableEngine):
@@ -59,6 +60,13 @@ class JvmEngine(TableEngine):
                 "is not a Delta table" in str(exc):
             return TableNotFound(path)
         return None
+
+    def tag_commits(self, tag: str | None) -> None:
+        super().tag_commits(tag)
+        if tag:
+            self.spark.conf.set(USER_METADATA, tag)
+        else:
+            self.spark.conf.unset(USER_METADATA)
 
     def _current(self, path: str) -> int:
         version = self.version(path)
@@ -207,6 +215,7 @@ class JvmEngine(TableEngine):
                 stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
             entries.append(HistoryEntry(
                 version=int(r["version"]), timestamp=stamp, operation=str(r["operation"]),
+                tag=r["userMetadata"] if "userMetadata" in r.asDict() else None,
                 parameters={str(k): str(v) for k, v in (r["operationParameters"] or {}).items()},
                 metrics={str(k): str(v) for k, v in (r["operationMetrics"] or {}).items()}))
         return entries

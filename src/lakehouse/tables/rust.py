@@ -104,13 +104,14 @@ def history_entries(table: DeltaTable, limit: int | None = None) -> list[History
         stamp = dt.datetime.fromtimestamp(int(h["timestamp"]) / 1000, dt.UTC).replace(tzinfo=None)
         entries.append(HistoryEntry(
             version=int(h["version"]), timestamp=stamp, operation=str(h.get("operation")),
+            tag=str(h["userMetadata"]) if h.get("userMetadata") else None,
             parameters={str(k): str(v) for k, v in (h.get("operationParameters") or {}).items()},
             metrics={str(k): str(v) for k, v in (h.get("operationMetrics") or {}).items()}))
     return entries
 
 
-def _marker(base_version: int | None) -> CommitProperties:
-    return CommitProperties(app_transactions=[Transaction(WRITER_APP_ID, (base_version or 0) + 1)])
+def _marker(base_version: int | None) -> list[Transaction]:
+    return [Transaction(WRITER_APP_ID, (base_version or 0) + 1)]
 
 
 # delta-rs reports a lost commit race with these words when it is not a CommitFailedError
@@ -120,6 +121,12 @@ _CONFLICT_WORDS = ("Transaction failed", "version already exists", "CommitFailed
 class RustEngine(TableEngine):
     name = "rust"
     dialect = "delta-rs"
+
+    def _commit(self, transactions: list[Transaction] | None = None) -> CommitProperties:
+        """Commit properties: the application transactions, and the commit tag as the commit's `userMetadata`
+        (the field Delta's own writers use for it)."""
+        return CommitProperties(app_transactions=transactions,
+                                custom_metadata={"userMetadata": self.commit_tag} if self.commit_tag else None)
 
     def translate(self, exc: Exception, path: str) -> LakehouseError | None:
         if isinstance(exc, CommitFailedError) or (
@@ -193,10 +200,12 @@ class RustEngine(TableEngine):
         with self._staged(df) as data:
             reader = data.reader()
             if self._table(path) is None:
-                write_deltalake(path, reader, partition_by=partition_by or None, mode="append", writer_properties=WRITER)
+                write_deltalake(path, reader, partition_by=partition_by or None, mode="append", writer_properties=WRITER,
+                                commit_properties=self._commit())
             else:
                 write_deltalake(path, reader, partition_by=partition_by or None, mode="overwrite",
-                                predicate=where, schema_mode="merge", writer_properties=WRITER)
+                                predicate=where, schema_mode="merge", writer_properties=WRITER,
+                                commit_properties=self._commit())
         return DeltaTable(path).version()
 
     def append(self, df: DataFrame, path: str, partition_by: list[str] | None = None,
@@ -205,7 +214,7 @@ class RustEngine(TableEngine):
         table = self._table(path)
         if txn and table is not None and (table.transaction_version(txn[0]) or -1) >= txn[1]:
             return table.version()
-        properties = CommitProperties(app_transactions=[Transaction(*txn)]) if txn else None
+        properties = self._commit([Transaction(*txn)] if txn else None)
         with self._staged(df) as data:
             write_deltalake(path, data.reader(), partition_by=partition_by or None, mode="append",
                             schema_mode="merge", commit_properties=properties,
@@ -220,7 +229,7 @@ class RustEngine(TableEngine):
                 return MergeResult()
             if table is None:
                 write_deltalake(path, data.reader(), partition_by=plan.partition_by or None, mode="append",
-                                commit_properties=_marker(None), writer_properties=WRITER)
+                                commit_properties=self._commit(_marker(None)), writer_properties=WRITER)
                 created = DeltaTable(path)
                 rows = data.count_rows()
                 return MergeResult(source_rows=rows, inserted=rows, files_added=len(created.file_uris()),
@@ -228,7 +237,7 @@ class RustEngine(TableEngine):
             merger = table.merge(
                 data.reader(), predicate=plan.condition(self.dialect), source_alias="s", target_alias="t",
                 merge_schema=plan.evolve_schema, streamed_exec=True, writer_properties=WRITER,
-                commit_properties=_marker(table.version()))
+                commit_properties=self._commit(_marker(table.version())))
             if plan.delete_matched_when:
                 merger = merger.when_matched_delete(predicate=plan.delete_matched_when)
             else:
@@ -261,7 +270,7 @@ class RustEngine(TableEngine):
             with self._staged(inserts) as data:
                 write_deltalake(table, data.reader(), mode="append",
                                 schema_mode="merge" if plan.evolve_schema else None,
-                                commit_properties=_marker(result.version), writer_properties=WRITER)
+                                commit_properties=self._commit(_marker(result.version)), writer_properties=WRITER)
                 rows = data.count_rows()
             after = DeltaTable(path)
             added = (after.history(1)[0].get("operationMetrics") or {}).get("num_added_files", 0)
@@ -278,7 +287,7 @@ class RustEngine(TableEngine):
 
     def optimize(self, path: str) -> OptimizeResult:
         table = self._existing(path)
-        metrics = table.optimize.compact(writer_properties=WRITER)
+        metrics = table.optimize.compact(writer_properties=WRITER, commit_properties=self._commit())
         return OptimizeResult(files_added=int(metrics.get("numFilesAdded", 0)),
                               files_removed=int(metrics.get("numFilesRemoved", 0)),
                               version=DeltaTable(arrow_uri(path)).version())
@@ -303,8 +312,8 @@ class RustEngine(TableEngine):
         self._table(path, version)  # VersionNotFound for a version the table does not have
         table = self._existing(path)
         path = arrow_uri(path)
-        table.restore(version)
+        table.restore(version, commit_properties=self._commit())
         return DeltaTable(path).version()
 
     def delete(self, path: str, where: str) -> int:
-        return int(self._existing(path).delete(where).get("num_deleted_rows", 0))
+        return int(self._existing(path).delete(where, commit_properties=self._commit()).get("num_deleted_rows", 0))
