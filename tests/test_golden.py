@@ -23,7 +23,7 @@ from lakehouse.specs import models as m
 from lakehouse.tables.engine import select_engine
 from lakehouse.tables.paths import LakeLayout
 from tests.conftest import CONF
-from tests.golden_text import assert_golden, normalized
+from tests.golden_text import GOLDEN, assert_golden, normalized
 
 BROKEN_SPECS = {
     "datasets/orders.yaml": """\
@@ -143,7 +143,7 @@ def small_lake(spark, tmp_path_factory):
     shutil.copytree(CONF, conf)
     settings = Settings(lake_root=str(root), engine="rust", conf_dir=str(conf))
     lake = Lakehouse(settings, engine=select_engine(spark, LakeLayout(str(root)), "rust"))
-    plan = report.plan_text(lake.plan(day))
+    plan = report.plan_text(lake.plan(day, gold_dates=True))
     results = lake.run([day])
     return lake, root, day, plan, results
 
@@ -189,7 +189,8 @@ def test_plan_pending_after_the_run(small_lake):
 def _cli_without_java(args: list[str], root, conf) -> subprocess.CompletedProcess[str]:
     """The command in a fresh interpreter that cannot start a JVM (no java on PATH, no JAVA_HOME)."""
     env = {"PATH": os.path.dirname(sys.executable), "HOME": os.environ.get("HOME", "/tmp"),
-           "LAKEHOUSE_ROOT": str(root), "LAKEHOUSE_CONF_DIR": str(conf), "LAKEHOUSE_ENGINE": "rust"}
+           "LAKEHOUSE_ROOT": str(root), "LAKEHOUSE_CONF_DIR": str(conf), "LAKEHOUSE_ENGINE": "rust",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     return subprocess.run([sys.executable, "-m", "lakehouse.cli", *args], env=env, capture_output=True, text=True,
                           timeout=120)
 
@@ -213,3 +214,18 @@ def test_metadata_commands_need_no_jvm(small_lake):
     assert_golden("runs_show.txt", normalized(outputs["runs show"], lake=root))
     missing = _cli_without_java(["runs", "show", "nosuch"], root, conf)
     assert (missing.returncode, missing.stderr) == (2, f"error: no run nosuch in {root}/_meta/runs\n")
+
+
+def test_plan_listing_needs_no_jvm(small_lake):
+    lake, root, day, _, _ = small_lake
+    done = _cli_without_java(["plan", "--date", str(day)], root, lake.settings.conf_dir)
+    assert done.returncode == 0, done.stderr
+    lines = normalized(done.stdout, lake=root).splitlines()
+    assert lines[0] == f"plan for run date {day} (engine rust, lake <lake>); nothing is written"
+    assert "    recompute <lake>/gold/daily_sales_summary for the dates whose silver rows change (--gold-dates " \
+           "lists them)" in lines
+    # the same listing as the plan with gold dates, but for those lines
+    with_dates = [line for line in (GOLDEN / "plan.txt").read_text().splitlines() if " recompute " not in line]
+    assert [line for line in lines if " recompute " not in line] == with_dates
+    pending = _cli_without_java(["plan", "--pending"], root, lake.settings.conf_dir)
+    assert pending.returncode == 0 and "nothing pending" in pending.stdout, pending.stderr

@@ -155,13 +155,17 @@ class Lakehouse:
         """Rebuild silver and gold from bronze for `dates` (None: everything); raw files are not read."""
         return self._job().full_refresh(None if dates is None else list(dates))
 
-    def plan(self, run_date: dt.date | None = None, pending: bool = False) -> Plan:
-        """What a run would read and write (`report.plan_text` prints it); nothing is written."""
-        from lakehouse.pipeline.plan import plan_pending, plan_run_date
+    def plan(self, run_date: dt.date | None = None, pending: bool = False, gold_dates: bool = False) -> Plan:
+        """What a run would read and write (`report.plan_text` prints it); nothing is written. The listing needs
+        no Spark; `gold_dates` starts Spark to find the gold dates each day's rows hold."""
+        from lakehouse.pipeline.ingested import latest_of
+        from lakehouse.pipeline.plan import Planner
 
+        engine_name = self.engine.name if gold_dates or self._engine is not None else self.settings.engine
+        planner = Planner(self.catalog, self.layout, engine_name, self.spark if gold_dates else None)
         if pending:
-            return plan_pending(self.engine, self.catalog)
-        return plan_run_date(self.engine, self.catalog, run_date or default_run_date())
+            return planner.pending(latest_of(self.view.meta_rows("ingested_files")))
+        return planner.run_date(run_date or default_run_date())
 
     # ------------------------------------------------------------------ tables
 

@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan_when = plan.add_mutually_exclusive_group()
     plan_when.add_argument("--date", type=_date)
     plan_when.add_argument("--pending", action="store_true")
+    plan.add_argument("--gold-dates", action="store_true",
+                      help="also the gold dates each day's rows hold (starts Spark; the listing alone needs no JVM)")
 
     gen = sub.add_parser("generate", help="write deterministic retail sample data into <lake>/raw")
     gen.add_argument("--lake-root")
@@ -182,7 +184,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     lake = _lake(args, "lakehouse-plan")
     lake.validate(resolve=False)
-    print(report.plan_text(lake.plan(args.date, pending=args.pending)))
+    print(report.plan_text(lake.plan(args.date, pending=args.pending, gold_dates=args.gold_dates)))
     return EXIT_OK
 
 

@@ -178,6 +178,9 @@ def _dataset_plan_lines(d: DatasetPlan) -> list[str]:
     lines.append(f"    replace partition _partition_date={day.date} of {d.bronze} and {d.quarantine}")
     lines.append(f"    merge into {d.silver} by {d.keys}")
     for table, dates in d.gold.items():
+        if dates is None:
+            lines.append(f"    recompute {table} for the dates whose silver rows change (--gold-dates lists them)")
+            continue
         shown = ", ".join(str(x) for x in dates) or "none"
         lines.append(f"    recompute {table} for those of these {len(dates)} date(s) whose silver rows "
                      f"change: {shown}")

@@ -17,6 +17,7 @@ from lakehouse.sources.files import RawFile, list_raw
 from lakehouse.sources.probe import Rejection
 from lakehouse.specs import Catalog
 from lakehouse.tables.engine import TableEngine
+from lakehouse.tables.paths import LakeLayout
 
 SCHEMA = T.StructType([
     T.StructField("dataset", T.StringType()),
@@ -66,10 +67,24 @@ def latest_state(engine: TableEngine, dataset: str | None, partition_date: dt.da
 
 
 def find_pending(engine: TableEngine, catalog: Catalog) -> PendingWork:
-    state = latest_state(engine, None)  # one read of the log for every dataset
+    return pending_work(catalog, engine.layout, latest_state(engine, None))  # one read of the log
+
+
+def latest_of(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(dataset, path) -> the latest of the log `rows` for that file (rows read without Spark)."""
+    state: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: r["recorded_at"]):
+        state[(row["dataset"], row["path"])] = row
+    return state
+
+
+def pending_work(catalog: Catalog, layout: LakeLayout, state: dict[tuple[str, str], dict[str, Any]]
+                 ) -> PendingWork:
+    """The raw partitions with a file that `state` (the log's latest row per file) has not seen as it is now, and
+    the files the log has as ingested that are gone upstream."""
     work = PendingWork()
     for spec in catalog.dataset_order():
-        partitions = list_raw(spec, engine.layout).days
+        partitions = list_raw(spec, layout).days
         present = set()
         for day, files in partitions.items():
             for f in files:

@@ -1,8 +1,9 @@
 """`lakehouse plan`: what a run would read and write, computed without writing anything (`report.plan_text`
 prints it).
 
-For each dataset: the raw files it would read, the tables it would write, and the dates of the gold tables it
-would recompute (the date column of the day's cleaned rows: one read-only Spark job per dataset).
+For each dataset: the raw files it would read and the tables it would write, listed without Spark (the raw zone
+and `_meta/ingested_files` through delta-rs); with `--gold-dates`, also the dates of the gold tables it would
+recompute (the date column of the day's cleaned rows: one read-only Spark job per dataset).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.pipeline import ingested
@@ -20,16 +22,16 @@ from lakehouse.sources.files import RawDay, discover
 from lakehouse.sources.reader import DayReader
 from lakehouse.specs import Catalog
 from lakehouse.specs.models import DatasetSpec
-from lakehouse.tables.engine import TableEngine
-from lakehouse.tables.paths import sweep
+from lakehouse.tables.paths import LakeLayout, sweep
 
 
-def _gold_dates(engine: TableEngine, catalog: Catalog, spec: DatasetSpec, day: RawDay) -> dict[str, list[Any]]:
+def _gold_dates(spark: SparkSession, layout: LakeLayout, catalog: Catalog, spec: DatasetSpec, day: RawDay
+                ) -> dict[str, list[Any]]:
     aggs = catalog.aggregations_from(spec.name)
     if not aggs or not day.files:
         return {}
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    raw = DayReader(engine.spark, spec, engine.layout.staging("plan", spec.name)).read(day, "plan", now)
+    raw = DayReader(spark, spec, layout.staging("plan", spec.name)).read(day, "plan", now)
     if raw.df is None:
         return {a.name: [] for a in aggs}
     rows = raw.df.transform(conform(spec)).transform(clean(spec.cleaning))
@@ -50,7 +52,8 @@ class DatasetPlan:
     quarantine: str
     silver: str
     keys: list[str]
-    gold: dict[str, list[Any]]  # gold table path -> the dates the day's rows hold
+    # gold table path -> the dates the day's rows hold (None: not computed, the listing needs no Spark)
+    gold: dict[str, list[Any] | None]
 
 
 @dataclass(frozen=True)
@@ -64,34 +67,42 @@ class Plan:
     deleted: list[dict[str, Any]] = field(default_factory=list)  # files gone upstream (--pending)
 
 
-def _dataset_plan(engine: TableEngine, catalog: Catalog, spec: DatasetSpec, day: RawDay, changed: set[str] | None
-                  ) -> DatasetPlan:
-    lake = engine.layout
-    gold = {lake.gold(table): dates for table, dates in _gold_dates(engine, catalog, spec, day).items()}
-    return DatasetPlan(spec.name, day, changed, lake.bronze(spec.name), lake.quarantine(spec.name),
-                       lake.silver(spec.name), spec.keys, gold)
+class Planner:
+    """Lists what a run would read and write from the raw zone and the lake's own log, without Spark; with a
+    Spark session (`spark`), also the gold dates each day's rows hold (one read-only Spark job per dataset)."""
 
+    def __init__(self, catalog: Catalog, layout: LakeLayout, engine_name: str,
+                 spark: SparkSession | None = None) -> None:
+        self.catalog, self.layout, self.engine_name, self.spark = catalog, layout, engine_name, spark
 
-def plan_run_date(engine: TableEngine, catalog: Catalog, run_date: dt.date) -> Plan:
-    try:
-        datasets = [_dataset_plan(engine, catalog, spec, discover(spec, engine.layout, run_date), None)
-                    for spec in catalog.dataset_order()]
-    finally:
-        sweep(engine.layout.staging("plan"))
-    return Plan(engine.name, engine.layout.root, run_date, [(run_date, datasets)])
+    def _dataset(self, spec: DatasetSpec, day: RawDay, changed: set[str] | None) -> DatasetPlan:
+        lake = self.layout
+        if self.spark is not None:
+            dates: dict[str, list[Any] | None] = dict(_gold_dates(self.spark, lake, self.catalog, spec, day))
+        else:
+            dates = {a.name: None for a in self.catalog.aggregations_from(spec.name)} if day.files else {}
+        return DatasetPlan(spec.name, day, changed, lake.bronze(spec.name), lake.quarantine(spec.name),
+                           lake.silver(spec.name), spec.keys, {lake.gold(t): d for t, d in dates.items()})
 
+    def run_date(self, run_date: dt.date) -> Plan:
+        try:
+            datasets = [self._dataset(spec, discover(spec, self.layout, run_date), None)
+                        for spec in self.catalog.dataset_order()]
+        finally:
+            sweep(self.layout.staging("plan"))
+        return Plan(self.engine_name, self.layout.root, run_date, [(run_date, datasets)])
 
-def plan_pending(engine: TableEngine, catalog: Catalog) -> Plan:
-    work = ingested.find_pending(engine, catalog)
-    days = []
-    try:
-        for day in work.all_dates():
-            datasets = []
-            for name in work.datasets_for(day):
-                spec = catalog.datasets[name]
-                datasets.append(_dataset_plan(engine, catalog, spec, discover(spec, engine.layout, day),
-                                              set(work.changed.get(name, []))))
-            days.append((day, datasets))
-    finally:
-        sweep(engine.layout.staging("plan"))
-    return Plan(engine.name, engine.layout.root, None, days, list(work.deleted))
+    def pending(self, ingested_state: dict[tuple[str, str], dict[str, Any]]) -> Plan:
+        work = ingested.pending_work(self.catalog, self.layout, ingested_state)
+        days = []
+        try:
+            for day in work.all_dates():
+                datasets = []
+                for name in work.datasets_for(day):
+                    spec = self.catalog.datasets[name]
+                    datasets.append(self._dataset(spec, discover(spec, self.layout, day),
+                                                  set(work.changed.get(name, []))))
+                days.append((day, datasets))
+        finally:
+            sweep(self.layout.staging("plan"))
+        return Plan(self.engine_name, self.layout.root, None, days, list(work.deleted))

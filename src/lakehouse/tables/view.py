@@ -101,6 +101,10 @@ class LakeView:
             return []
         return rows
 
+    def meta_rows(self, name: str) -> list[dict[str, Any]]:
+        """Every row of the `_meta` table `name` (none when it does not exist yet)."""
+        return self._meta(name)
+
     # ------------------------------------------------------------------ runs
 
     @staticmethod
