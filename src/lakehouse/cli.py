@@ -300,7 +300,8 @@ COMMANDS = {"run": cmd_run, "plan": cmd_plan, "generate": cmd_generate, "validat
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the same shape as Spark's own lines (conf/spark/log4j2.properties): time, level, logger: message
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("py4j").setLevel(logging.WARNING)
     # PySpark logs each analysis error with a Java stack; the cause reaches the user as one line instead
     logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
