@@ -33,6 +33,12 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def require_a_bound(spec: Any, kind: str) -> None:
+    """A check with optional `min` and `max` needs at least one of them."""
+    if spec.min is None and spec.max is None:
+        raise ValueError(f"{kind} needs 'min', 'max' or both")
+
+
 class Located(Spec):
     """A top-level spec that knows the file it came from and the line of each field."""
 

@@ -11,7 +11,7 @@ from pydantic import (
     model_validator,
 )
 
-from lakehouse.specs.base import IDENT, ColumnType, Spec
+from lakehouse.specs.base import IDENT, ColumnType, Spec, require_a_bound
 
 
 class RowCheckBase(Spec):
@@ -52,8 +52,7 @@ class Range(OneOrMoreColumns):
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:
-        if self.min is None and self.max is None:
-            raise ValueError("range needs 'min', 'max' or both")
+        require_a_bound(self, "range")
         return self
 
 

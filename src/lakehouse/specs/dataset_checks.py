@@ -9,7 +9,7 @@ from pydantic import (
     model_validator,
 )
 
-from lakehouse.specs.base import Spec
+from lakehouse.specs.base import Spec, require_a_bound
 
 
 class DatasetCheckBase(Spec):
@@ -51,8 +51,7 @@ class Statistic(DatasetCheckBase):
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:
-        if self.min is None and self.max is None:
-            raise ValueError("statistic needs 'min', 'max' or both")
+        require_a_bound(self, "statistic")
         return self
 
 

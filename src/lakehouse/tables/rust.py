@@ -97,6 +97,14 @@ def open_table(path: str, version: int | None = None) -> DeltaTable | None:
     return table
 
 
+def existing_table(path: str, version: int | None = None) -> DeltaTable:
+    """As `open_table`, but TableNotFound when there is no table."""
+    table = open_table(path, version)
+    if table is None:
+        raise TableNotFound(path)
+    return table
+
+
 def history_entries(table: DeltaTable, limit: int | None = None) -> list[HistoryEntry]:
     """A delta-rs table's commits, newest first, as the contract's HistoryEntry."""
     entries = []
@@ -153,10 +161,7 @@ class RustEngine(TableEngine):
         return open_table(path, version)
 
     def _existing(self, path: str) -> DeltaTable:
-        table = self._table(path)
-        if table is None:
-            raise TableNotFound(path)
-        return table
+        return existing_table(path)
 
     # ------------------------------------------------------------ reads
 

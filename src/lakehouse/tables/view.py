@@ -1,7 +1,7 @@
 """The lake read without a JVM: history, rows, run records and quality metrics through delta-rs and Arrow.
 
 Inspection answers in about a second: Spark starts only for work that computes. Tables are opened with the
-same `open_table` as the rust engine (the same typed errors: TableNotFound, VersionNotFound) and read as Arrow,
+same `existing_table` as the rust engine (the same typed errors: TableNotFound, VersionNotFound) and read as Arrow,
 filtered by the `_meta` tables' partition column before any row reaches Python.
 """
 
@@ -19,7 +19,7 @@ import pyarrow.fs as pafs
 from lakehouse.errors import TableNotFound
 from lakehouse.tables.engine import HistoryEntry
 from lakehouse.tables.paths import arrow_uri, join
-from lakehouse.tables.rust import history_entries, open_table
+from lakehouse.tables.rust import existing_table, history_entries
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,7 @@ class LakeView:
         return join(self.root, table)
 
     def _open(self, table: str, version: int | None = None) -> Any:
-        opened = open_table(self.path(table), version)
-        if opened is None:
-            raise TableNotFound(self.path(table))
-        return opened
+        return existing_table(self.path(table), version)
 
     def history(self, table: str, limit: int | None = None) -> list[HistoryEntry]:
         return history_entries(self._open(table), limit)
