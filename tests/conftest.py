@@ -58,3 +58,27 @@ def conf_copy(tmp_path) -> Path:
     target = tmp_path / "conf"
     shutil.copytree(CONF, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 API (moto in server mode) on 127.0.0.1 for the session."""
+    from tests.s3_server import moto_server
+
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def s3(s3_endpoint, monkeypatch):
+    """This process talks to the test S3 server through the standard AWS variables; yields a fresh bucket."""
+    import uuid
+
+    from lakehouse.storage import s3_client
+    from tests.s3_server import s3_env
+
+    for name, value in s3_env(s3_endpoint, "test-secret-" + uuid.uuid4().hex).items():
+        monkeypatch.setenv(name, value)
+    bucket = "lake-" + uuid.uuid4().hex[:12]
+    s3_client().create_bucket(Bucket=bucket)
+    return bucket

@@ -28,3 +28,9 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert "--end needs --start" in capsys.readouterr().err
     assert main(["vacuum", "--retention-hours", "1", "--lake-root", str(tmp_path)]) == 2
     assert "add --force" in capsys.readouterr().err
+    assert main(["run", "--look-back-days", "3", "--lake-root", str(tmp_path)]) == 2
+    assert "with --pending" in capsys.readouterr().err
+    assert main(["plan", "--pending", "--look-back-days", "-1", "--lake-root", str(tmp_path)]) == 2
+    assert ">= 0" in capsys.readouterr().err
+    assert main(["land", "--from", str(tmp_path / "none"), "--to", "s3://bucket/raw"]) == 2
+    assert "no such folder" in capsys.readouterr().err

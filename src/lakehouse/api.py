@@ -147,24 +147,28 @@ class Lakehouse:
         """Load each run date's raw partitions (every dataset), then the gold dates they touched."""
         return self._job().run(list(dates))
 
-    def run_pending(self) -> list[DayResult]:
-        """Every raw partition with a file not ingested yet or changed since, in date order."""
-        return self._job().run_pending()
+    def run_pending(self, look_back_days: int | None = None) -> list[DayResult]:
+        """Every raw partition with a file not ingested yet or changed since, in date order; with
+        `look_back_days`, partitions dated at most that many days before today (UTC)."""
+        from lakehouse.pipeline.ingested import look_back
+
+        return self._job().run_pending(look_back(look_back_days))
 
     def full_refresh(self, dates: Sequence[dt.date] | None = None) -> list[DayResult]:
         """Rebuild silver and gold from bronze for `dates` (None: everything); raw files are not read."""
         return self._job().full_refresh(None if dates is None else list(dates))
 
-    def plan(self, run_date: dt.date | None = None, pending: bool = False, gold_dates: bool = False) -> Plan:
+    def plan(self, run_date: dt.date | None = None, pending: bool = False, gold_dates: bool = False,
+             look_back_days: int | None = None) -> Plan:
         """What a run would read and write (`report.plan_text` prints it); nothing is written. The listing needs
         no Spark; `gold_dates` starts Spark to find the gold dates each day's rows hold."""
-        from lakehouse.pipeline.ingested import latest_of
+        from lakehouse.pipeline.ingested import latest_of, look_back
         from lakehouse.pipeline.plan import Planner
 
         engine_name = self.engine.name if gold_dates or self._engine is not None else self.settings.engine
         planner = Planner(self.catalog, self.layout, engine_name, self.spark if gold_dates else None)
         if pending:
-            return planner.pending(latest_of(self.view.meta_rows("ingested_files")))
+            return planner.pending(latest_of(self.view.meta_rows("ingested_files")), look_back(look_back_days))
         return planner.run_date(run_date or default_run_date())
 
     # ------------------------------------------------------------------ tables

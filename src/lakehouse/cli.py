@@ -22,6 +22,7 @@ from lakehouse import report
 from lakehouse.api import Lakehouse, check_secrets, date_range, default_run_date
 from lakehouse.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError, TableError, UsageError, exit_code
 from lakehouse.settings import Settings
+from lakehouse.storage import redact
 
 DEFAULT_RETENTION_HOURS = 7 * 24
 log = logging.getLogger("lakehouse")
@@ -60,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--pending", action="store_true",
                       help="every raw partition with a file not ingested yet or changed since")
     run.add_argument("--end", type=_date, help="last date of a backfill (inclusive)")
+    run.add_argument("--look-back-days", type=int, metavar="N",
+                     help="with --pending: only raw partitions dated at most N days before today, UTC (the "
+                          "nightly schedule uses 7)")
     run.add_argument("--full-refresh", action="store_true",
                      help="rebuild silver and gold from bronze for the dates given (or everything); raw files "
                           "are not read and bronze is not touched")
@@ -69,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan_when = plan.add_mutually_exclusive_group()
     plan_when.add_argument("--date", type=_date)
     plan_when.add_argument("--pending", action="store_true")
+    plan.add_argument("--look-back-days", type=int, metavar="N", help="with --pending: as for run")
     plan.add_argument("--gold-dates", action="store_true",
                       help="also the gold dates each day's rows hold (starts Spark; the listing alone needs no JVM)")
 
@@ -80,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--end-date", type=_date, help="last day to generate (default: yesterday, UTC)")
     gen.add_argument("--if-empty", action="store_true", help="do nothing when the raw zone has files")
     gen.add_argument("--force", action="store_true", help="overwrite the raw files of dates that have some")
+
+    land = sub.add_parser("land", help="upload a local raw zone to s3://bucket/prefix, keeping its layout "
+                                       "(files already there unchanged are skipped)")
+    land.add_argument("--from", dest="source", required=True, help="local folder, e.g. lake/raw")
+    land.add_argument("--to", dest="target", required=True, help="s3://bucket/prefix, e.g. s3://my-lake/raw")
 
     val = sub.add_parser("validate-config", help="check every spec under the conf folder, resolving every column "
                                                  "reference and SQL fragment (starts a local Spark)")
@@ -157,6 +167,7 @@ def _run_dates(args: argparse.Namespace) -> list[dt.date]:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.pending and args.full_refresh:
         raise UsageError("--pending and --full-refresh do not combine")
+    _check_look_back(args)
     lake = _lake(args, "lakehouse-daily")
     explicit = bool(args.date or args.start)
     dates = None if args.pending or (args.full_refresh and not explicit) else _run_dates(args)
@@ -167,7 +178,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     print(f"engine={lake.engine.name} lake={lake.settings.lake_root} run={mode}", flush=True)
     if args.pending:
-        results = lake.run_pending()
+        results = lake.run_pending(args.look_back_days)
     elif args.full_refresh:
         results = lake.full_refresh(dates)
     else:
@@ -181,10 +192,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_FAILED if any(r.failed for r in results) else EXIT_OK
 
 
+def _check_look_back(args: argparse.Namespace) -> None:
+    if args.look_back_days is not None and (not args.pending or args.look_back_days < 0):
+        raise UsageError("--look-back-days takes a number of days >= 0, with --pending")
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
+    _check_look_back(args)
     lake = _lake(args, "lakehouse-plan")
     lake.validate(resolve=False)
-    print(report.plan_text(lake.plan(args.date, pending=args.pending, gold_dates=args.gold_dates)))
+    print(report.plan_text(lake.plan(args.date, pending=args.pending, gold_dates=args.gold_dates,
+                                     look_back_days=args.look_back_days)))
+    return EXIT_OK
+
+
+def cmd_land(args: argparse.Namespace) -> int:
+    from lakehouse.landing import land
+
+    result = land(args.source, args.target, tell=_progress)
+    print(report.landed(result, args.target))
     return EXIT_OK
 
 
@@ -294,7 +320,17 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     return _maintain(args, optimize=True, vacuum=True)
 
 
-COMMANDS = {"run": cmd_run, "plan": cmd_plan, "generate": cmd_generate, "validate-config": cmd_validate,
+class _Redacting(logging.Formatter):
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.inner.format(record))
+
+
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "generate": cmd_generate, "land": cmd_land,
+            "validate-config": cmd_validate,
             "quality": cmd_quality, "history": cmd_history, "read": cmd_read, "runs": cmd_runs, "restore": cmd_restore, "optimize": cmd_optimize,
             "vacuum": cmd_vacuum, "maintenance": cmd_maintenance}
 
@@ -302,7 +338,10 @@ COMMANDS = {"run": cmd_run, "plan": cmd_plan, "generate": cmd_generate, "validat
 def main(argv: Sequence[str] | None = None) -> int:
     # the same shape as Spark's own lines (conf/spark/log4j2.properties): time, level, logger: message
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for handler in logging.getLogger().handlers:  # no AWS secret of this process in any line logged
+        handler.setFormatter(_Redacting(handler.formatter))
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     # PySpark logs each analysis error with a Java stack; the cause reaches the user as one line instead
     logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     try:
@@ -312,10 +351,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ["LAKEHOUSE_VERBOSE"] = "1"
         return COMMANDS[args.command](args)
     except ConfigError as exc:
-        print(report.config_error(exc), file=sys.stderr)
+        print(redact(report.config_error(exc)), file=sys.stderr)
         return exc.exit_code
     except TableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(redact(f"error: {exc}"), file=sys.stderr)
         return exc.exit_code
     except Exception as exc:
         log.exception("the job failed")

@@ -129,7 +129,14 @@ def java_class_names(exc: BaseException) -> list[str]:
 
 
 def describe(exc: BaseException) -> str:
-    """The cause of `exc` in one line: the root Java cause for Spark errors, else the first line of the message."""
+    """The cause of `exc` in one line: the root Java cause for Spark errors, else the first line of the message;
+    no AWS secret of this process in it (it is printed and kept in the run records)."""
+    from lakehouse.storage import redact
+
+    return redact(_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
     if isinstance(exc, LakehouseError):
         return " ".join(str(exc).split())[:500]
     causes = list(java_causes(exc))

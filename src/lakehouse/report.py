@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from lakehouse.api import MaintenanceResult, RunDetail, RunSummary
+from lakehouse.landing import LandResult
 from lakehouse.pipeline.job import DayResult
 from lakehouse.pipeline.plan import DatasetPlan, Plan
 from lakehouse.specs import Catalog
@@ -209,3 +210,8 @@ def validated(conf_dir: str, catalog: Catalog) -> str:
 
 def config_error(exc: BaseException) -> str:
     return f"configuration error:\n{exc}"
+
+
+def landed(r: LandResult, target: str) -> str:
+    return (f"landed {len(r.uploaded)} file(s), {r.bytes_uploaded / 2**20:.1f} MiB, to {target}; "
+            f"{len(r.skipped)} already there unchanged; {r.seconds:.1f} s")

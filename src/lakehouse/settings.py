@@ -34,6 +34,13 @@ class Settings:
     spark_conf: dict[str, str] = field(default_factory=dict)
     staging: str | None = None
 
+    def __post_init__(self) -> None:
+        from lakehouse.storage import refuse_credentials
+
+        refuse_credentials(self.lake_root, "the lake root (LAKEHOUSE_ROOT)")
+        if self.staging:
+            refuse_credentials(self.staging, "the staging folder (LAKEHOUSE_STAGING)")
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env

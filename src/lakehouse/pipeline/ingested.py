@@ -16,6 +16,7 @@ from pyspark.sql import types as T
 from lakehouse.sources.files import RawFile, list_raw
 from lakehouse.sources.probe import Rejection
 from lakehouse.specs import Catalog
+from lakehouse.specs.models import DatasetSpec
 from lakehouse.tables.engine import TableEngine
 from lakehouse.tables.paths import LakeLayout
 
@@ -30,6 +31,7 @@ SCHEMA = T.StructType([
     T.StructField("columns", T.ArrayType(T.StringType())),  # the raw columns the file was read with
     T.StructField("run_id", T.StringType()),
     T.StructField("recorded_at", T.TimestampType()),
+    T.StructField("etag", T.StringType()),  # the object's ETag on object storage (null on local disk)
 ])
 
 
@@ -51,6 +53,14 @@ def _fingerprint(size: int, modified: dt.datetime | None) -> tuple[Any, ...]:
     return int(size), stamp.replace(microsecond=0) if stamp else None
 
 
+def unchanged(seen: dict[str, Any], f: RawFile) -> bool:
+    """Whether the file is as the log row `seen` recorded it: same size and ETag on object storage (a re-upload
+    of the same bytes is no change), same size and modification time (to the second) elsewhere."""
+    if seen.get("etag") and f.etag:
+        return int(seen["size"]) == int(f.size) and seen["etag"] == f.etag
+    return _fingerprint(seen["size"], seen["modified_at"]) == _fingerprint(f.size, f.mtime)
+
+
 def latest_state(engine: TableEngine, dataset: str | None, partition_date: dt.date | None = None
                  ) -> dict[tuple[str, str], dict[str, Any]]:
     """(dataset, path) -> the latest log row of each file of `dataset` (of one raw partition when
@@ -66,8 +76,8 @@ def latest_state(engine: TableEngine, dataset: str | None, partition_date: dt.da
     return {(r.dataset, r.path): r.asDict() for r in latest_rows(log)}
 
 
-def find_pending(engine: TableEngine, catalog: Catalog) -> PendingWork:
-    return pending_work(catalog, engine.layout, latest_state(engine, None))  # one read of the log
+def find_pending(engine: TableEngine, catalog: Catalog, since: dt.date | None = None) -> PendingWork:
+    return pending_work(catalog, engine.layout, latest_state(engine, None), since)  # one read of the log
 
 
 def latest_of(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -78,25 +88,47 @@ def latest_of(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any
     return state
 
 
-def pending_work(catalog: Catalog, layout: LakeLayout, state: dict[tuple[str, str], dict[str, Any]]
-                 ) -> PendingWork:
+def look_back(days: int | None, today: dt.date | None = None) -> dt.date | None:
+    """The oldest raw partition date a look-back of `days` days reaches (None: no bound)."""
+    if days is None:
+        return None
+    return (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=days)
+
+
+def _raw_days(spec: DatasetSpec, layout: LakeLayout, since: dt.date | None) -> dict[dt.date, list[RawFile]]:
+    """The dataset's raw files by date; with `since`, only dates from `since` to today (UTC), listed day by day
+    so a long raw history is not listed every night."""
+    if since is None:
+        return list_raw(spec, layout).days
+    today = dt.datetime.now(dt.UTC).date()
+    days = {}
+    for n in range((today - since).days + 1):
+        day = since + dt.timedelta(days=n)
+        files = list_raw(spec, layout, day).days.get(day)
+        if files:
+            days[day] = files
+    return days
+
+
+def pending_work(catalog: Catalog, layout: LakeLayout, state: dict[tuple[str, str], dict[str, Any]],
+                 since: dt.date | None = None) -> PendingWork:
     """The raw partitions with a file that `state` (the log's latest row per file) has not seen as it is now, and
-    the files the log has as ingested that are gone upstream."""
+    the files the log has as ingested that are gone upstream; with `since`, partitions dated `since` or later."""
     work = PendingWork()
     for spec in catalog.dataset_order():
-        partitions = list_raw(spec, layout).days
+        partitions = _raw_days(spec, layout, since)
         present = set()
         for day, files in partitions.items():
             for f in files:
                 present.add(f.path)
                 seen = state.get((spec.name, f.path))
-                if seen is None or seen["status"] not in ("ingested", "rejected") or \
-                        _fingerprint(seen["size"], seen["modified_at"]) != _fingerprint(f.size, f.mtime):
+                if seen is None or seen["status"] not in ("ingested", "rejected") or not unchanged(seen, f):
                     work.changed.setdefault(spec.name, []).append(f.path)
                     if day not in work.dates.setdefault(spec.name, []):
                         work.dates[spec.name].append(day)
         work.deleted += [row for (name, path), row in sorted(state.items())
-                         if name == spec.name and row["status"] == "ingested" and path not in present]
+                         if name == spec.name and row["status"] == "ingested" and path not in present
+                         and (since is None or row["partition_date"] >= since)]
     return work
 
 
@@ -118,7 +150,7 @@ def unchanged_since_ingest(state: dict[tuple[str, str], dict[str, Any]], dataset
     out = Unchanged([], [], [])
     for f in files:
         seen = state.get((dataset, f.path))
-        if seen is None or _fingerprint(seen["size"], seen["modified_at"]) != _fingerprint(f.size, f.mtime):
+        if seen is None or not unchanged(seen, f):
             return None
         if seen["status"] == "rejected":
             out.rejected.append(Rejection(f, seen.get("reason") or "rejected before"))
@@ -143,7 +175,8 @@ def record(engine: TableEngine, dataset: str, day: dt.date, files: list[RawFile]
     entries = [(f, "ingested", None) for f in files] + [(r.file, "rejected", r.reason) for r in rejected]
     rows = [{"dataset": dataset, "partition_date": day, "path": f.path, "size": int(f.size),
              "modified_at": _fingerprint(f.size, f.mtime)[1], "status": status, "reason": reason,
-             "columns": columns if status == "ingested" else None, "run_id": run_id, "recorded_at": now}
+             "columns": columns if status == "ingested" else None, "run_id": run_id, "recorded_at": now,
+             "etag": f.etag}
             for f, status, reason in entries]
     if rows:
         engine.append(engine.spark.createDataFrame(rows, SCHEMA), engine.layout.meta("ingested_files"))
@@ -153,6 +186,6 @@ def record_deleted(engine: TableEngine, rows: list[dict[str, Any]], run_id: str)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     out = [{**{k: r[k] for k in ("dataset", "partition_date", "path", "size", "modified_at")},
             "status": "deleted", "reason": None, "columns": r.get("columns"), "run_id": run_id,
-            "recorded_at": now} for r in rows]
+            "recorded_at": now, "etag": r.get("etag")} for r in rows]
     if out:
         engine.append(engine.spark.createDataFrame(out, SCHEMA), engine.layout.meta("ingested_files"))

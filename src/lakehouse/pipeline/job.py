@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -95,17 +94,21 @@ class DailyJob:
 
     def _days(self, days: list[dt.date], run: Callable[[int, dt.date], DayResult]) -> list[DayResult]:
         results = []
-        for i, day in enumerate(days):
-            self._position = f"[{i + 1}/{len(days)}] {day}"
-            results.append(run(i, day))
+        try:
+            for i, day in enumerate(days):
+                self._position = f"[{i + 1}/{len(days)}] {day}"
+                results.append(run(i, day))
+        finally:
+            self.engine.release()
         return results
 
     def run(self, dates: list[dt.date]) -> list[DayResult]:
         return self._days(dates, lambda _, d: self.run_day(d))
 
-    def run_pending(self) -> list[DayResult]:
-        """Every raw partition with a new or changed file, in date order; files gone upstream are reported."""
-        work = ingested.find_pending(self.engine, self.catalog)
+    def run_pending(self, since: dt.date | None = None) -> list[DayResult]:
+        """Every raw partition with a new or changed file (dated `since` or later), in date order; files gone
+        upstream are reported."""
+        work = ingested.find_pending(self.engine, self.catalog, since)
         results = self._days(work.all_dates(), lambda _, d: self.run_day(d, datasets=work.datasets_for(d)))
         if work.deleted:
             run_id = results[-1].run_id if results else new_run_id(default_run_date(), dt.datetime.now(dt.UTC))
@@ -152,12 +155,11 @@ class DailyJob:
         """Gold tables in the lake whose aggregation spec is gone (reported, never dropped)."""
         import pyarrow.fs as pafs
 
-        from lakehouse.tables.paths import arrow_uri
+        from lakehouse.storage import filesystem
 
         root = self.engine.layout.gold("")
         try:
-            fs, base = pafs.FileSystem.from_uri(arrow_uri(root)) if "://" in root else \
-                (pafs.LocalFileSystem(), os.path.abspath(root))
+            fs, base = filesystem(root)
             entries = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
         except (OSError, ValueError):
             return []

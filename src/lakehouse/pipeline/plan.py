@@ -92,8 +92,8 @@ class Planner:
             sweep(self.layout.staging("plan"))
         return Plan(self.engine_name, self.layout.root, run_date, [(run_date, datasets)])
 
-    def pending(self, ingested_state: dict[tuple[str, str], dict[str, Any]]) -> Plan:
-        work = ingested.pending_work(self.catalog, self.layout, ingested_state)
+    def pending(self, ingested_state: dict[tuple[str, str], dict[str, Any]], since: dt.date | None = None) -> Plan:
+        work = ingested.pending_work(self.catalog, self.layout, ingested_state, since)
         days = []
         try:
             for day in work.all_dates():

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import pyarrow.fs as pafs
 
 from lakehouse.specs.models import DATE_PARTS, DatasetSpec
+from lakehouse.storage import filesystem, list_objects
 from lakehouse.tables.paths import LakeLayout, arrow_uri, join
 
 COMPRESSED = (".gz", ".bz2")
@@ -46,6 +47,7 @@ class RawFile:
     mtime: dt.datetime | None
     # values of the layout's extra levels ({hour}, {region}), in layout order
     levels: tuple[tuple[str, str], ...] = ()
+    etag: str | None = None  # the object's ETag on object storage (a content fingerprint); None on local disk
 
 
 @dataclass
@@ -157,24 +159,33 @@ def _walk_local(base: str) -> list[tuple[str, os.stat_result]]:
     return sorted(found.values(), key=lambda item: item[0])
 
 
-def _walk(root: str) -> list[tuple[str, int, dt.datetime | None]]:
-    """(path relative to root, size, modification time) of every non-hidden file below `root`."""
+Found = tuple[str, int, dt.datetime | None, str | None]  # relative path, size, modification time, ETag
+
+
+def _walk(root: str) -> list[Found]:
+    """(path relative to root, size, modification time, ETag) of every non-hidden file below `root`. On S3 the
+    listing is paged through boto3, which also gives each object's ETag."""
     if "://" not in root:
         base = os.path.abspath(root)
         if not os.path.isdir(base):
             return []
         return [(os.path.relpath(path, base).replace(os.sep, "/"), st.st_size,
-                 dt.datetime.fromtimestamp(st.st_mtime, dt.UTC)) for path, st in _walk_local(base)]
-    fs, base = pafs.FileSystem.from_uri(arrow_uri(root))
+                 dt.datetime.fromtimestamp(st.st_mtime, dt.UTC), None) for path, st in _walk_local(base)]
+    out: list[Found] = []
+    if arrow_uri(root).startswith("s3://"):
+        for obj in list_objects(root):
+            if not any(_is_hidden(p) for p in obj.key.split("/")):
+                out.append((obj.key, obj.size, obj.modified, obj.etag))
+        return sorted(out)
+    fs, base = filesystem(root)
     if fs.get_file_info(base).type != pafs.FileType.Directory:
         return []
-    out = []
     prefix = base.rstrip("/") + "/"
     for entry in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
         relative = entry.path[len(prefix):]
         if entry.type != pafs.FileType.File or any(_is_hidden(p) for p in relative.split("/")):
             continue
-        out.append((relative, entry.size or 0, entry.mtime))
+        out.append((relative, entry.size or 0, entry.mtime, None))
     return sorted(out)
 
 
@@ -189,7 +200,7 @@ def list_raw(spec: DatasetSpec, lake: LakeLayout, day: dt.date | None = None) ->
     patterns = [p.lower() for p in name_patterns(spec)]
     levels = spec.source.level_columns
     listing = RawListing()
-    for relative, size, mtime in _walk(start):
+    for relative, size, mtime, etag in _walk(start):
         relative = f"{prefix}/{relative}" if prefix else relative
         full = join(root, relative)
         match = pattern.match(relative)
@@ -204,7 +215,7 @@ def list_raw(spec: DatasetSpec, lake: LakeLayout, day: dt.date | None = None) ->
             listing.skipped.setdefault(date, []).append(full)
             continue
         values = tuple((n, match.group(f"level_{n}")) for n in levels)
-        listing.days.setdefault(date, []).append(RawFile(full, size, mtime, values))
+        listing.days.setdefault(date, []).append(RawFile(full, size, mtime, values, etag))
     listing.days = {d: sorted(files, key=lambda f: f.path) for d, files in sorted(listing.days.items())}
     return listing
 

@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pyspark.sql import types as T
 
 from lakehouse.sources.files import RawFile
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.names import snake_case
-from lakehouse.tables.paths import arrow_uri
+from lakehouse.storage import filesystem
 
 GZIP_MAGIC = b"\x1f\x8b"
 BZIP2_MAGIC = b"BZh"
@@ -63,8 +62,9 @@ class Rejection:
 
 def _open(path: str) -> BinaryIO:
     if "://" in path:
-        fs, inner = pafs.FileSystem.from_uri(arrow_uri(path))
-        stream: BinaryIO = fs.open_input_stream(inner)
+        fs, inner = filesystem(path)
+        # the bytes as stored: pyarrow would otherwise decompress by the file's extension on its own
+        stream: BinaryIO = fs.open_input_stream(inner, compression=None)
         return stream
     return open(path, "rb")  # noqa: SIM115 (closed by the caller)
 
@@ -307,7 +307,7 @@ def probe_parquet(spec: DatasetSpec, f: RawFile) -> Shape:
         raise BadFile("empty file (0 bytes): not a Parquet file")
     try:
         if "://" in f.path:
-            fs, inner = pafs.FileSystem.from_uri(arrow_uri(f.path))
+            fs, inner = filesystem(f.path)
             with fs.open_input_file(inner) as handle:
                 schema = pq.ParquetFile(handle).schema_arrow
         else:

@@ -21,11 +21,10 @@ import datetime as dt
 import functools
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
@@ -35,7 +34,7 @@ from lakehouse.sources.probe import Rejection, Shape, csv_options, probe
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.names import snake_case
 from lakehouse.sql import ident, literal, sql_type
-from lakehouse.tables.paths import arrow_uri, spark_uri
+from lakehouse.storage import filesystem, localize, spark_reads, spark_uri
 
 RAW_RECORD = "_raw_record"
 READ_ERRORS = "_read_errors"
@@ -208,20 +207,16 @@ class DayReader:
             return t
 
         target = f"{self.staging.rstrip('/')}/converted/{uuid.uuid4().hex}.parquet"
-        out_fs, out_path = pafs.FileSystem.from_uri(arrow_uri(target) if "://" in target
-                                                    else "file://" + os.path.abspath(target))
+        out_fs, out_path = filesystem(target)
         out_fs.create_dir(out_path.rsplit("/", 1)[0], recursive=True)
-        if "://" in f.path:
-            in_fs, inner = pafs.FileSystem.from_uri(arrow_uri(f.path))
-            source = pq.ParquetFile(in_fs.open_input_file(inner))
-        else:
-            source = pq.ParquetFile(f.path)
+        in_fs, inner = filesystem(f.path)
+        source = pq.ParquetFile(in_fs.open_input_file(inner))
         schema = pa.schema([pa.field(x.name, micros(x.type)) for x in source.schema_arrow])
         with out_fs.open_output_stream(out_path) as sink, pq.ParquetWriter(sink, schema) as writer:
             for i in range(source.num_row_groups):
                 writer.write_table(source.read_row_group(i).cast(schema, safe=False))
         local = target if "://" in target else os.path.abspath(target)
-        return RawFile(local, f.size, f.mtime, f.levels)
+        return replace(f, path=local)
 
     # ------------------------------------------------------------------ the day
 
@@ -284,12 +279,17 @@ class DayReader:
               ingested_at: dt.datetime) -> DataFrame:
         fmt = self.spec.source.format
         source_file = "_metadata.file_path"
+        copies = None
         if shape.convert:
-            converted = [self._converted(f) for f in files]
+            copies = [self._converted(f) for f in files]
+        elif not spark_reads(self.spark, files[0].path):  # no connector for the store: Spark reads local copies
+            local = localize([f.path for f in files], f"{self.staging.rstrip('/')}/local/{uuid.uuid4().hex}")
+            copies = [replace(f, path=p) for f, p in zip(files, local, strict=True)]
+        if copies is not None:
             names = {_spark_path(self.spark, c.path): _spark_path(self.spark, f.path)
-                     for c, f in zip(converted, files, strict=True)}
+                     for c, f in zip(copies, files, strict=True)}
             source_file = _by_file(names)
-            files = converted
+            files = copies
         if fmt == "csv":
             df, values = self._csv(files, shape)
         elif fmt == "json":

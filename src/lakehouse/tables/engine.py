@@ -14,6 +14,7 @@ import functools
 import inspect
 import logging
 import os
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from lakehouse import faults
 from lakehouse.errors import LakehouseError, SettingsError
 from lakehouse.frames import one_row
 from lakehouse.sql import Dialect, column, in_list, qualified
-from lakehouse.tables.paths import LakeLayout
+from lakehouse.storage import is_remote, spark_reads
+from lakehouse.tables.paths import LakeLayout, local_staging
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +188,11 @@ class TableEngine(ABC):
         self.spark = spark
         self.layout = layout
         self.commit_tag: str | None = None
+        self.instance = uuid.uuid4().hex[:12]  # this engine's own scratch folders are named by it
+
+    def release(self) -> None:
+        """Delete this engine's scratch files (local copies of remote files); called as a run ends."""
+        return None
 
     def tag_commits(self, tag: str | None) -> None:
         """Record `tag` (the run id) with every later commit, as the commit's `userMetadata`; None stops."""
@@ -338,6 +345,16 @@ def select_engine(spark: SparkSession, layout: LakeLayout, choice: str = "auto")
     """`auto` takes jvm when Delta's classes load in the session, else rust."""
     if choice not in ("auto", "jvm", "rust"):
         raise SettingsError(f"unknown engine {choice!r}: expected auto, jvm or rust")
+    if is_remote(layout.root) and not spark_reads(spark, layout.root):
+        # Spark has no connector for the lake's store (the embedded default has no S3A): delta-rs writes the
+        # tables, and Spark's scratch Parquet stays on local disk
+        if choice == "jvm":
+            raise SettingsError(
+                f"LAKEHOUSE_ENGINE=jvm needs Spark's S3 connector (hadoop-aws) for the lake root {layout.root}; "
+                "add its jars with LAKEHOUSE_SPARK_JARS, or use the rust engine")
+        if layout.staging_root is None:
+            layout = LakeLayout(layout.root, local_staging(layout.root))
+        choice = "rust"
     if choice in ("auto", "jvm") and jvm_delta_available(spark):
         from lakehouse.tables.jvm import JvmEngine
 

@@ -5,33 +5,29 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from lakehouse.storage import arrow_uri, filesystem, is_remote, spark_uri
+
+__all__ = ["LakeLayout", "arrow_uri", "is_remote", "join", "local_staging", "spark_uri", "sweep", "sweep_older_than"]
+
 
 def join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *[p.strip("/") for p in parts]])
 
 
-def spark_uri(path: str) -> str:
-    """Spark's Hadoop S3 connector answers to s3a://."""
-    return "s3a://" + path[len("s3://"):] if path.startswith("s3://") else path
+def local_staging(root: str) -> str:
+    """The local staging folder of a lake whose store Spark cannot write (one per lake root)."""
+    import tempfile
+    import uuid
 
-
-def arrow_uri(path: str) -> str:
-    """pyarrow and delta-rs answer to s3://."""
-    return "s3://" + path[len("s3a://"):] if path.startswith("s3a://") else path
-
-
-def is_remote(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
+    return os.path.join(tempfile.gettempdir(), "lakehouse-staging", uuid.uuid5(uuid.NAMESPACE_URL, root).hex[:12])
 
 
 def sweep(folder: str) -> None:
     """Delete a staging folder and everything under it, on local disk or object storage (absent: nothing)."""
     import pyarrow.fs as pafs
 
-    uri = arrow_uri(folder)
     try:
-        fs, base = pafs.FileSystem.from_uri(uri) if is_remote(uri) else (pafs.LocalFileSystem(),
-                                                                          os.path.abspath(uri))
+        fs, base = filesystem(folder)
         if fs.get_file_info(base).type != pafs.FileType.NotFound:
             fs.delete_dir(base)
     except OSError:
@@ -45,8 +41,7 @@ def sweep_older_than(folder: str, hours: float) -> list[str]:
 
     import pyarrow.fs as pafs
 
-    uri = arrow_uri(folder)
-    fs, base = pafs.FileSystem.from_uri(uri) if is_remote(uri) else (pafs.LocalFileSystem(), os.path.abspath(uri))
+    fs, base = filesystem(folder)
     swept = []
     for entry in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True, recursive=False)):
         newest = entry.mtime

@@ -28,6 +28,7 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from lakehouse import faults
 from lakehouse.errors import CommitConflict, LakehouseError, TableNotFound, VersionNotFound
 from lakehouse.sql import column, ident, in_list, qualified
+from lakehouse.storage import delta_options, filesystem, localize, spark_reads
 from lakehouse.tables.engine import (
     HistoryEntry,
     MergePlan,
@@ -79,11 +80,21 @@ class Staged:
         return int(self.dataset.count_rows())
 
 
+def delta_table(path: str, version: int | None = None) -> DeltaTable:
+    """delta-rs's table at `path` (local or s3://, with the store's options); TableNotFoundError when none."""
+    uri = arrow_uri(path)
+    return DeltaTable(uri, version=version, storage_options=delta_options(uri))
+
+
+def _write(path: str, data: pa.RecordBatchReader, **options: Any) -> None:
+    write_deltalake(path, data, storage_options=delta_options(path), **options)
+
+
 def open_table(path: str, version: int | None = None) -> DeltaTable | None:
     """The delta-rs table at `path` (at `version`), None when there is none; VersionNotFound for a version it does
     not have. Needs no Spark: the engine and the JVM-free lake view (`tables.view`) open tables through it."""
     try:
-        table = DeltaTable(arrow_uri(path))
+        table = delta_table(path)
     except TableNotFoundError:
         return None
     if version is None or version == table.version():
@@ -167,7 +178,7 @@ class RustEngine(TableEngine):
 
     def exists(self, path: str) -> bool:
         path = arrow_uri(path)
-        return DeltaTable.is_deltatable(path)
+        return DeltaTable.is_deltatable(path, storage_options=delta_options(path))
 
     def version(self, path: str) -> int | None:
         path = arrow_uri(path)
@@ -188,13 +199,26 @@ class RustEngine(TableEngine):
             files = [spark_uri(f) for f in table.file_uris(file_pruning_predicate=filters or None)]
         if not files:
             return self.spark.createDataFrame([], schema)
-        df = (self.spark.read.schema(schema).option("basePath", spark_uri(table.table_uri.rstrip("/")))
+        root = spark_uri(table.table_uri.rstrip("/"))
+        if not spark_reads(self.spark, root):  # no S3 connector: Spark reads local copies of the files
+            root, files = self._mirrored(root, files)
+        df = (self.spark.read.schema(schema).option("basePath", root)
               .parquet(*files).select(*[ident(c) for c in schema.names]))
         # partitions not known to the table (or null values) are filtered as rows
         rest = {c: v for c, v in (partitions or {}).items() if c not in selected or None in v}
         for name, values in rest.items():
             df = df.where(F.expr(in_list(qualified("", name), values)))
         return df
+
+    def _mirrored(self, root: str, files: list[str]) -> tuple[str, list[str]]:
+        """Local copies of a remote table's data files, below a folder of this engine's own staging (data files
+        are immutable under their names, so a file copied once serves every later read); `release` deletes it."""
+        folder = os.path.join(self.layout.staging("mirror", self.instance),
+                              uuid.uuid5(uuid.NAMESPACE_URL, root).hex)
+        return folder, localize(files, folder, relative_to=root)
+
+    def release(self) -> None:
+        sweep(self.layout.staging("mirror", self.instance))
 
     # ------------------------------------------------------------ writes
 
@@ -205,13 +229,13 @@ class RustEngine(TableEngine):
         with self._staged(df) as data:
             reader = data.reader()
             if self._table(path) is None:
-                write_deltalake(path, reader, partition_by=partition_by or None, mode="append", writer_properties=WRITER,
+                _write(path, reader, partition_by=partition_by or None, mode="append", writer_properties=WRITER,
                                 commit_properties=self._commit())
             else:
-                write_deltalake(path, reader, partition_by=partition_by or None, mode="overwrite",
+                _write(path, reader, partition_by=partition_by or None, mode="overwrite",
                                 predicate=where, schema_mode="merge", writer_properties=WRITER,
                                 commit_properties=self._commit())
-        return DeltaTable(path).version()
+        return delta_table(path).version()
 
     def append(self, df: DataFrame, path: str, partition_by: list[str] | None = None,
                txn: tuple[str, int] | None = None) -> int:
@@ -221,10 +245,10 @@ class RustEngine(TableEngine):
             return table.version()
         properties = self._commit([Transaction(*txn)] if txn else None)
         with self._staged(df) as data:
-            write_deltalake(path, data.reader(), partition_by=partition_by or None, mode="append",
+            _write(path, data.reader(), partition_by=partition_by or None, mode="append",
                             schema_mode="merge", commit_properties=properties,
                             writer_properties=WRITER)
-        return DeltaTable(path).version()
+        return delta_table(path).version()
 
     def merge(self, df: DataFrame, path: str, plan: MergePlan, base_version: int | None = None) -> MergeResult:
         path = arrow_uri(path)
@@ -233,9 +257,9 @@ class RustEngine(TableEngine):
             if table is None and plan.delete_matched_when:
                 return MergeResult()
             if table is None:
-                write_deltalake(path, data.reader(), partition_by=plan.partition_by or None, mode="append",
+                _write(path, data.reader(), partition_by=plan.partition_by or None, mode="append",
                                 commit_properties=self._commit(_marker(None)), writer_properties=WRITER)
-                created = DeltaTable(path)
+                created = delta_table(path)
                 rows = data.count_rows()
                 return MergeResult(source_rows=rows, inserted=rows, files_added=len(created.file_uris()),
                                    version=created.version())
@@ -249,7 +273,7 @@ class RustEngine(TableEngine):
                 merger = merger.when_matched_update_all(predicate=plan.update_when)
                 merger = merger.when_not_matched_insert_all()
             metrics = merger.execute()
-        return MergeResult.from_metrics(metrics, MERGE_METRICS, DeltaTable(path).version())
+        return MergeResult.from_metrics(metrics, MERGE_METRICS, delta_table(path).version())
 
     def upsert(self, changed: DataFrame | None, inserts: DataFrame | None, path: str, plan: MergePlan,
                base_version: int | None) -> MergeResult:
@@ -264,7 +288,7 @@ class RustEngine(TableEngine):
             if changed is not None:
                 faults.point("silver:between_commits")
             path = arrow_uri(path)
-            table = DeltaTable(path, version=result.version)
+            table = delta_table(path, version=result.version)
             # as MERGE's insert-all does: target columns the source lacks are null, and source columns the
             # target lacks are added only when the plan evolves the schema
             target = from_arrow_schema(pa.schema(table.schema().to_arrow()))
@@ -277,7 +301,7 @@ class RustEngine(TableEngine):
                                 schema_mode="merge" if plan.evolve_schema else None,
                                 commit_properties=self._commit(_marker(result.version)), writer_properties=WRITER)
                 rows = data.count_rows()
-            after = DeltaTable(path)
+            after = delta_table(path)
             added = (after.history(1)[0].get("operationMetrics") or {}).get("num_added_files", 0)
             result.source_rows += rows
             result.inserted += rows
@@ -295,7 +319,7 @@ class RustEngine(TableEngine):
         metrics = table.optimize.compact(writer_properties=WRITER, commit_properties=self._commit())
         return OptimizeResult(files_added=int(metrics.get("numFilesAdded", 0)),
                               files_removed=int(metrics.get("numFilesRemoved", 0)),
-                              version=DeltaTable(arrow_uri(path)).version())
+                              version=delta_table(path).version())
 
     def vacuum(self, path: str, retention_hours: int, dry_run: bool = False) -> VacuumResult:
         """delta-rs lists every expired file the log still names, also ones an earlier vacuum deleted; only the
@@ -303,10 +327,10 @@ class RustEngine(TableEngine):
         table = self._existing(path)
         uri = arrow_uri(path)
         candidates = table.vacuum(retention_hours=retention_hours, dry_run=True, enforce_retention_duration=False)
-        fs, base = pafs.FileSystem.from_uri(uri if "://" in uri else "file://" + os.path.abspath(uri))
+        fs, base = filesystem(uri)
         present = []
         for f in candidates:  # paths relative to the table root
-            full = pafs.FileSystem.from_uri(f)[1] if "://" in f else f if f.startswith("/") else f"{base}/{f}"
+            full = filesystem(f)[1] if "://" in f else f if f.startswith("/") else f"{base}/{f}"
             if fs.get_file_info(full).type == pafs.FileType.File:
                 present.append(relative_to_table(uri, f))
         if not dry_run and present:
@@ -318,7 +342,7 @@ class RustEngine(TableEngine):
         table = self._existing(path)
         path = arrow_uri(path)
         table.restore(version, commit_properties=self._commit())
-        return DeltaTable(path).version()
+        return delta_table(path).version()
 
     def delete(self, path: str, where: str) -> int:
         return int(self._existing(path).delete(where, commit_properties=self._commit()).get("num_deleted_rows", 0))

@@ -14,9 +14,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
-import pyarrow.fs as pafs
 
 from lakehouse.errors import TableNotFound
+from lakehouse.storage import filesystem
 from lakehouse.tables.engine import HistoryEntry
 from lakehouse.tables.paths import arrow_uri, join
 from lakehouse.tables.rust import existing_table, history_entries
@@ -82,10 +82,8 @@ class LakeView:
         partition_columns = table.metadata().partition_columns
         files = [arrow_uri(f) for f in table.file_uris()]
         root = arrow_uri(table.table_uri.rstrip("/"))
-        fs, base = (pafs.FileSystem.from_uri(root) if "://" in root and not root.startswith("file://")
-                    else (pafs.LocalFileSystem(), root.removeprefix("file://")))
-        paths = [pafs.FileSystem.from_uri(f)[1] if "://" in f and not f.startswith("file://")
-                 else f.removeprefix("file://") for f in files]
+        fs, base = filesystem(root)
+        paths = [filesystem(f)[1] for f in files]
         partitioning = pads.partitioning(pa.schema([schema.field(c) for c in partition_columns]), flavor="hive") \
             if partition_columns else None
         return pads.dataset(paths, schema=schema, format="parquet", filesystem=fs, partitioning=partitioning,

@@ -1,0 +1,202 @@
+"""Object storage: how each library the product uses reaches an `s3://` path (and a local one).
+
+- pyarrow's filesystem (`filesystem`): raw files probed and read without a JVM, staging, the JVM-free lake view;
+- delta-rs (`delta_options`): the rust engine's tables;
+- boto3 (`s3_client`, `list_objects`): landing raw files, and raw listings with each object's ETag;
+- Spark, which on the embedded default has no S3 connector (`spark_reads`): remote files Spark must read are
+  copied to local disk first (`localize`), into a folder the caller sweeps.
+
+Credentials come from each library's standard AWS chain (environment, shared profile, web identity, instance
+role); the product never reads, stores or prints them. An S3-compatible store is reached through
+AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3); an `http://` endpoint is allowed for delta-rs explicitly.
+
+delta-rs (1.x) commits to S3 with a conditional put (`If-None-Match: *`) of the next log entry, so two writers
+racing for one version cannot both win: the loser gets a commit conflict. AWS S3 and current MinIO, Ceph RGW and
+Cloudflare R2 honour it; a store that ignores the condition is not safe for concurrent writers (see
+docs/deploy.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pyarrow.fs as pafs
+
+from lakehouse.errors import SettingsError
+
+# environment variables that hold a secret: their values are masked wherever the product prints or stores text
+SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
+_SECRET_QUERY = re.compile(r"(access|secret|token|key|password|credential)", re.IGNORECASE)
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def local_path(path: str) -> str:
+    return os.path.abspath(path[len("file://"):] if path.startswith("file://") else path)
+
+
+def arrow_uri(path: str) -> str:
+    """pyarrow, delta-rs and boto3 answer to s3://."""
+    return "s3://" + path[len("s3a://"):] if path.startswith("s3a://") else path
+
+
+def spark_uri(path: str) -> str:
+    """Spark's Hadoop S3 connector answers to s3a://."""
+    return "s3a://" + path[len("s3://"):] if path.startswith("s3://") else path
+
+
+def refuse_credentials(uri: str, what: str) -> None:
+    """A URI with credentials in it (`s3://KEY:SECRET@bucket/...`, `?secret_key=...`) is refused: they would end
+    up in logs, run records and table metadata. The message names neither."""
+    if not is_remote(uri):
+        return
+    parts = urlsplit(uri)
+    if "@" in parts.netloc or (parts.query and _SECRET_QUERY.search(parts.query)):
+        scheme = parts.scheme or "s3"
+        raise SettingsError(
+            f"{what} holds credentials in the URI; give it as {scheme}://bucket/prefix and set the credentials "
+            "through the AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or a role)")
+
+
+def redact(text: str) -> str:
+    """`text` with the values of the AWS secret variables of this process masked."""
+    for name in SECRET_ENV:
+        value = os.environ.get(name, "")
+        if len(value) >= 4 and value in text:
+            text = text.replace(value, "***")
+    return text
+
+
+def endpoint() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
+    """pyarrow's filesystem for `path` and the path within it (local paths made absolute)."""
+    if not is_remote(path):
+        return pafs.LocalFileSystem(), local_path(path)
+    uri = arrow_uri(path)
+    refuse_credentials(uri, "a storage path")
+    if uri.startswith("s3://"):
+        bucket_key = uri[len("s3://"):]
+        return _s3_filesystem(endpoint(), _region()), bucket_key.rstrip("/")
+    fs, inner = pafs.FileSystem.from_uri(uri)
+    return fs, str(inner)
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+@functools.lru_cache(maxsize=8)
+def _s3_filesystem(url: str | None, region: str) -> pafs.S3FileSystem:
+    options: dict[str, Any] = {"region": region}
+    if url:
+        parts = urlsplit(url)
+        options.update(endpoint_override=parts.netloc + parts.path.rstrip("/"), scheme=parts.scheme or "https")
+    return pafs.S3FileSystem(**options)
+
+
+def delta_options(path: str) -> dict[str, str] | None:
+    """delta-rs storage options for `path` (None for a local path): the endpoint, and plain http allowed when the
+    endpoint is http. Credentials are left to delta-rs's own AWS chain."""
+    if not is_remote(path):
+        return None
+    refuse_credentials(path, "a table path")
+    options = {"AWS_REGION": _region()}
+    url = endpoint()
+    if url:
+        options["AWS_ENDPOINT_URL"] = url
+        if url.startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+    return options
+
+
+def s3_client() -> Any:
+    """A boto3 S3 client from the standard chain (AWS_ENDPOINT_URL honoured by boto3 itself)."""
+    import boto3
+
+    return boto3.session.Session().client("s3", region_name=_region(), endpoint_url=endpoint())
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """(bucket, key prefix) of an s3:// URI."""
+    parts = urlsplit(arrow_uri(uri))
+    if parts.scheme != "s3" or not parts.netloc:
+        raise SettingsError(f"{uri!r} is not an s3://bucket/prefix URI")
+    refuse_credentials(uri, "an S3 URI")
+    return parts.netloc, parts.path.lstrip("/")
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    key: str  # relative to the listed prefix
+    size: int
+    etag: str
+    modified: Any  # datetime (UTC)
+
+
+def list_objects(uri: str, client: Any | None = None) -> Iterator[RemoteObject]:
+    """Every object below `uri` (an s3:// prefix, taken as a folder), page by page."""
+    bucket, prefix = split_s3(uri)
+    prefix = prefix.rstrip("/") + "/" if prefix else ""
+    client = client or s3_client()
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            key = item["Key"][len(prefix):]
+            if key and not key.endswith("/"):
+                yield RemoteObject(key, int(item["Size"]), str(item["ETag"]).strip('"'), item["LastModified"])
+
+
+# ---------------------------------------------------------------- Spark and remote files
+
+def spark_reads(spark: Any, path: str) -> bool:
+    """Whether Spark has a Hadoop filesystem for `path`'s scheme (s3a:// needs hadoop-aws on the classpath)."""
+    if not is_remote(path):
+        return True
+    return _spark_has_scheme(spark, urlsplit(spark_uri(path)).scheme)
+
+
+_SCHEMES: dict[tuple[int, str], bool] = {}
+
+
+def _spark_has_scheme(spark: Any, scheme: str) -> bool:
+    key = (id(spark), scheme)
+    if key not in _SCHEMES:
+        try:
+            conf = spark._jsc.hadoopConfiguration()
+            spark._jvm.org.apache.hadoop.fs.FileSystem.getFileSystemClass(scheme, conf)
+            _SCHEMES[key] = True
+        except Exception:  # py4j wraps the UnsupportedFileSystemException / ClassNotFoundException
+            _SCHEMES[key] = False
+    return _SCHEMES[key]
+
+
+def localize(remote: list[str], folder: str, relative_to: str | None = None) -> list[str]:
+    """Copy remote files into the local `folder` for Spark to read; returns their local paths in order. Names are
+    kept (an extension tells Spark the compression); with `relative_to`, the path below it is kept too (a table's
+    partition folders), else each file gets its own numbered subfolder so equal names do not collide."""
+    os.makedirs(folder, exist_ok=True)
+    local = pafs.LocalFileSystem()
+    out = []
+    for i, path in enumerate(remote):
+        fs, inner = filesystem(path)
+        if relative_to is not None:
+            target = os.path.join(folder, arrow_uri(path)[len(arrow_uri(relative_to).rstrip("/")) + 1:])
+        else:
+            target = os.path.join(folder, f"{i:06d}", inner.rsplit("/", 1)[-1])
+        if not os.path.exists(target):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            partial = target + ".partial"
+            pafs.copy_files(inner, partial, source_filesystem=fs, destination_filesystem=local)
+            os.replace(partial, target)
+        out.append(target)
+    return out
