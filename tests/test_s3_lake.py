@@ -20,7 +20,6 @@ import sys
 import textwrap
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
