@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml requirements.lock
 	# driver's classpath before any job code runs (-v turns Spark's INFO lines back on)
 	mkdir -p "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/conf"
 	cp conf/spark/log4j2.properties "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/conf/"
+	# the Pushgateway (Debian's package) for the metrics test, where the machine lets setup install it
+	command -v prometheus-pushgateway >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -qq prometheus-pushgateway >/dev/null 2>&1 || \
+		  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq prometheus-pushgateway >/dev/null 2>&1; }; }; } || \
+		echo "note: prometheus-pushgateway is not installed here; the Pushgateway test will be skipped"
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the pinned dependencies

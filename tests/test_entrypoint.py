@@ -56,7 +56,9 @@ def _with(args: list[str], flag: str, value: str) -> list[str]:
 def test_broken_input_ends_the_application_with_exit_code_1(tmp_path):
     script, args = manifest_arguments()
     lake = tmp_path / "lake"
-    RetailGenerator(lake, days=1, rows_per_day=50, seed=3, end_date=DAY, products=20, customers=30).write()
+    # yesterday's files: what the nightly schedule's `--pending --look-back-days 7` finds
+    yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date()
+    RetailGenerator(lake, days=1, rows_per_day=50, seed=3, end_date=yesterday, products=20, customers=30).write()
     corrupt = next((lake / "raw/customers").rglob("*.parquet"))
     corrupt.write_bytes(b"PAR1 this is not a parquet file")
     # a bad file is set aside by default; this dataset's policy makes it fail the dataset
@@ -65,7 +67,8 @@ def test_broken_input_ends_the_application_with_exit_code_1(tmp_path):
     spec.write_text(spec.read_text() + "on_bad_file: fail\n")
     # the cluster runs the jvm engine; here only the embedded one exists, everything else is the manifest's
     args = _with(_with(args, "--conf-dir", str(conf)), "--engine", "rust")
-    proc = spark_submit(script, [*args, "--date", DAY.isoformat()], lake)
+    assert "--pending" in args and "--look-back-days" in args
+    proc = spark_submit(script, args, lake)
     assert proc.returncode == 1, proc.stdout + proc.stderr[-3000:]
     failed = [ln for ln in proc.stdout.splitlines() if ln.strip().startswith("customers")]
     assert failed and " failed " in failed[0], proc.stdout
@@ -78,7 +81,7 @@ def test_broken_input_ends_the_application_with_exit_code_1(tmp_path):
 def test_the_jvm_engine_without_delta_jars_is_a_configuration_error(tmp_path):
     script, args = manifest_arguments()
     args = _with(args, "--conf-dir", str(mounted_conf(tmp_path)))
-    proc = spark_submit(script, [*args, "--date", DAY.isoformat()], tmp_path / "lake")
+    proc = spark_submit(script, args, tmp_path / "lake")
     assert proc.returncode == 2, proc.stdout + proc.stderr[-3000:]
     # spark-submit's PythonRunner merges the driver's stderr into stdout
     assert "LAKEHOUSE_SPARK_JARS" in proc.stdout + proc.stderr
@@ -92,7 +95,7 @@ def test_spark_submit_with_only_lakehouse_spark_jars_says_what_to_add(tmp_path):
     jar.write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip archive
     args = _with(args, "--conf-dir", str(mounted_conf(tmp_path)))
     env_jars = {"LAKEHOUSE_SPARK_JARS": str(jar)}
-    proc = spark_submit(script, [*args, "--date", DAY.isoformat()], tmp_path / "lake", extra_env=env_jars)
+    proc = spark_submit(script, args, tmp_path / "lake", extra_env=env_jars)
     assert proc.returncode == 2, proc.stdout + proc.stderr[-3000:]
     assert f"spark-submit --jars {jar}" in proc.stdout + proc.stderr
 

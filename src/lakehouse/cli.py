@@ -23,9 +23,11 @@ from lakehouse.api import Lakehouse, check_secrets, date_range, default_run_date
 from lakehouse.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError, TableError, UsageError, exit_code
 from lakehouse.settings import Settings
 from lakehouse.storage import redact
+from lakehouse.telemetry import logs
 
 DEFAULT_RETENTION_HOURS = 7 * 24
 log = logging.getLogger("lakehouse")
+console = logging.getLogger("lakehouse.console")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -145,8 +147,16 @@ def _settings(args: argparse.Namespace) -> Settings:
         engine=getattr(args, "engine", None))
 
 
+def _say(text: str) -> None:
+    """A line for the operator: printed, or in JSON-lines mode a log record (stdout holds JSON only)."""
+    if logs.json_mode():
+        console.info(text)
+    else:
+        print(text, flush=True)
+
+
 def _progress(line: str) -> None:
-    print(f"  {line}", flush=True)
+    _say(f"  {line}")
 
 
 def _lake(args: argparse.Namespace, app_name: str) -> Lakehouse:
@@ -176,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     mode = "pending" if args.pending else ("full refresh " if args.full_refresh else "") + (
         f"{dates[0]}..{dates[-1]}" if dates else "everything")
     started = time.perf_counter()
-    print(f"engine={lake.engine.name} lake={lake.settings.lake_root} run={mode}", flush=True)
+    _say(f"engine={lake.engine.name} lake={lake.settings.lake_root} run={mode}")
     if args.pending:
         results = lake.run_pending(args.look_back_days)
     elif args.full_refresh:
@@ -184,11 +194,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         results = lake.run(dates or [])
     if args.pending and not results:
-        print("nothing pending: every raw file is ingested and unchanged")
+        _say("nothing pending: every raw file is ingested and unchanged")
     for result in results:
-        print(report.run_summary(result), flush=True)
+        _say(report.run_summary(result))
     if results:
-        print(report.runs_footer(results, time.perf_counter() - started))
+        _say(report.runs_footer(results, time.perf_counter() - started))
     return EXIT_FAILED if any(r.failed for r in results) else EXIT_OK
 
 
@@ -320,15 +330,6 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     return _maintain(args, optimize=True, vacuum=True)
 
 
-class _Redacting(logging.Formatter):
-    def __init__(self, inner: logging.Formatter | None) -> None:
-        super().__init__()
-        self.inner = inner or logging.Formatter()
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(self.inner.format(record))
-
-
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "generate": cmd_generate, "land": cmd_land,
             "validate-config": cmd_validate,
             "quality": cmd_quality, "history": cmd_history, "read": cmd_read, "runs": cmd_runs, "restore": cmd_restore, "optimize": cmd_optimize,
@@ -337,17 +338,12 @@ COMMANDS = {"run": cmd_run, "plan": cmd_plan, "generate": cmd_generate, "land": 
 
 def main(argv: Sequence[str] | None = None) -> int:
     # the same shape as Spark's own lines (conf/spark/log4j2.properties): time, level, logger: message
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for handler in logging.getLogger().handlers:  # no AWS secret of this process in any line logged
-        handler.setFormatter(_Redacting(handler.formatter))
-    logging.getLogger("py4j").setLevel(logging.WARNING)
-    logging.getLogger("botocore").setLevel(logging.WARNING)
-    # PySpark logs each analysis error with a Java stack; the cause reaches the user as one line instead
-    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
+    # Spark-like text lines, or JSON lines with LAKEHOUSE_LOG_FORMAT=json; no AWS secret in any line
+    logs.configure()
     try:
         args = build_parser().parse_args(argv)
         if args.verbose:
-            logging.getLogger().setLevel(logging.DEBUG)
+            logs.configure(verbose=True)
             os.environ["LAKEHOUSE_VERBOSE"] = "1"
         return COMMANDS[args.command](args)
     except ConfigError as exc:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
 
 from lakehouse.settings import Settings, SettingsError
+from lakehouse.telemetry.logs import json_mode
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
@@ -60,6 +62,9 @@ def build_session(settings: Settings, app_name: str = "lakehouse", extra: dict[s
         conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
         # tables stay on the basic protocol that delta-rs reads and writes too
         conf["spark.databricks.delta.properties.defaults.enableDeletionVectors"] = "false"
+    json_config = Path(settings.conf_dir) / "spark" / "log4j2-json.properties"
+    if json_mode() and json_config.is_file():  # Spark's own lines as JSON too (when this process starts the JVM)
+        conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={json_config.resolve()}"
     conf.update(extra or {})
     conf.update(settings.spark_conf)
     active = SparkSession.getActiveSession()

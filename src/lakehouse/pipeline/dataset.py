@@ -127,7 +127,8 @@ class DatasetLoad:
         """The day's raw files into bronze (or, when they are exactly as last ingested, bronze as it is); the raw
         columns read, or None when there is nothing to check."""
         out = self.outcome
-        day = discover(self.spec, self.lake, self.run_date)
+        with out.timed("read"):
+            day = discover(self.spec, self.lake, self.run_date)
         out.files, out.skipped = len(day.files), list(day.skipped)
         if not day.files:
             out.status, out.message = "no_data", f"no raw files in {day.folder}"
@@ -148,6 +149,7 @@ class DatasetLoad:
             out.message = "no readable raw file"
             if out.rejected and self.spec.on_bad_file == "fail":
                 out.status, out.message = "failed", self.bad_file_failure()
+                out.failed_stage = "bronze"
                 self.hold_back()
             return None
         return loaded.columns

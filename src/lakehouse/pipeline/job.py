@@ -19,12 +19,14 @@ from lakehouse.pipeline import ingested, meta, pending_gold
 from lakehouse.pipeline.dataset import DatasetLoad
 from lakehouse.pipeline.gold import GoldOutcome, dates_to_build, recompute
 from lakehouse.pipeline.outcome import DatasetOutcome
+from lakehouse.sources.files import partition_folder
 from lakehouse.specs import Catalog
 from lakehouse.specs import models as m
 from lakehouse.specs.models import RowCount
 from lakehouse.sql import in_list
 from lakehouse.tables.engine import TableEngine
-from lakehouse.tables.paths import sweep
+from lakehouse.tables.paths import join, sweep
+from lakehouse.telemetry import RunInfo, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +87,11 @@ def new_run_id(run_date: dt.date, now: dt.datetime) -> str:
 
 class DailyJob:
     def __init__(self, engine: TableEngine, catalog: Catalog,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, telemetry: Telemetry | None = None) -> None:
         self.engine = engine
         self.catalog = catalog
+        # stage events, metrics and lineage (telemetry/): what the environment configures
+        self.telemetry = telemetry or Telemetry.from_env()
         # told one line per dataset and gold table as each finishes: `[i/n] <run date> <name>: ...`
         self.progress = progress or (lambda line: None)
         self._position = ""
@@ -171,6 +175,9 @@ class DailyJob:
         started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         result = DayResult(new_run_id(run_date, started), run_date)
         self.engine.tag_commits(result.run_id)  # every commit of this run records its run id (Delta history)
+        lake = self.engine.layout
+        run = RunInfo(result.run_id, run_date, started, lake.root, self.engine.name)
+        self.telemetry.run_started(run)
         touched: dict[str, dict[str, list[dt.date]]] = {}
         # the log's rows of this raw day only: the whole log never reaches the driver
         state = {} if from_bronze else ingested.latest_state(self.engine, None, run_date)
@@ -187,9 +194,14 @@ class DailyJob:
                                             from_bronze=from_bronze, ingested_state=state))
                 return attempts[-1].run()
 
+            error: BaseException | None = None
+            source = lake.bronze(spec.name) if from_bronze else join(
+                lake.raw(spec.source.path), partition_folder(spec.source.layout, run_date))
+            self.telemetry.dataset_started(run, spec, source)
             try:
                 outcome = with_conflict_retries(load, f"dataset {spec.name}")
             except Exception as exc:  # one dataset's failure is recorded; the others still load
+                error = exc
                 log.error("dataset %s for %s failed: %s", spec.name, run_date, describe(exc))
                 log.debug("dataset %s failed", spec.name, exc_info=True)
                 # what happened before the failure (files, rows read) stays in the record
@@ -206,6 +218,9 @@ class DailyJob:
                 ingested.record(self.engine, spec.name, run_date, outcome.raw_files, result.run_id,
                                 columns=outcome.raw_columns, rejected=outcome.rejected)
             result.datasets.append(outcome)
+            tables = {"raw": source, "quarantine": lake.quarantine(spec.name), "silver": lake.silver(spec.name)}
+            self.telemetry.dataset_finished(run, spec, outcome, error,
+                                            tables if from_bronze else {**tables, "bronze": lake.bronze(spec.name)})
             log.debug("dataset %s for %s: %s, seconds per stage %s", spec.name, run_date, outcome.status,
                       outcome.timings)
             self.progress(f"{self._position or run_date} {spec.name}: {outcome.status}, {outcome.rows_read} read, "
@@ -218,6 +233,8 @@ class DailyJob:
                            | set((extra_gold_dates or {}).get(agg.name, [])))
             owed_dates, owing_runs = owed.get(agg.name, (set(), set()))
             start = time.perf_counter()
+            error = None
+            self.telemetry.gold_started(run, agg)
             try:
                 # dates a run changed in silver and did not get to recompute (it died) are recomputed now
                 owed_set: set[Any] = {_as_date(d) for d in owed_dates}
@@ -235,11 +252,15 @@ class DailyJob:
                 faults.point("gold:written")
                 pending_gold.settle(self.engine, agg.name, owing_runs, result.run_id)
             except Exception as exc:
+                error = exc
                 log.error("gold table %s failed: %s", agg.name, describe(exc))
                 log.debug("gold table %s failed", agg.name, exc_info=True)
                 gold = GoldOutcome(agg.name, run_date, status="failed", dates=dates, message=describe(exc))
             gold.seconds = round(time.perf_counter() - start, 3)
             result.golds.append(gold)
+            self.telemetry.gold_finished(run, agg, gold, error, {
+                "gold": lake.gold(agg.name), **{f"silver/{name}": lake.silver(name)
+                                             for name in [agg.source_dataset, *[j.dataset for j in agg.joins]]}})
             self.progress(f"{self._position or run_date} gold {agg.name}: {gold.status}, {len(gold.dates)} date(s), "
                           f"{gold.rows} rows ({gold.seconds:.1f} s)")
         result.notes += [f"gold table {name} has no spec in conf/aggregations: kept as it is, no longer updated"
@@ -247,11 +268,16 @@ class DailyJob:
         finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         faults.point("meta:before")
         fresh = [o for o in result.datasets if not o.bronze_reused]  # a reused day's rejections are logged
-        meta.record(self.engine, result.run_id,
-                    meta.run_rows(result.run_id, self.engine.name, started, finished, result.datasets,
-                                  result.golds),
-                    meta.quality_rows(result.run_id, result.datasets),
-                    meta.rejected_rows(result.run_id, fresh, finished))
+        rows = (meta.run_rows(result.run_id, self.engine.name, started, finished, result.datasets, result.golds),
+                meta.quality_rows(result.run_id, result.datasets), meta.rejected_rows(result.run_id, fresh, finished))
+        start = time.perf_counter()
+        try:
+            meta.record(self.engine, result.run_id, *rows)
+        except Exception as exc:
+            self.telemetry.meta_written(run, time.perf_counter() - start, sum(map(len, rows)), exc)
+            raise
+        self.telemetry.meta_written(run, time.perf_counter() - start, sum(map(len, rows)))
         sweep(self.engine.layout.staging(result.run_id))
         self.engine.tag_commits(None)
+        self.telemetry.run_finished(run, result, dt.datetime.now(dt.UTC).replace(tzinfo=None))
         return result

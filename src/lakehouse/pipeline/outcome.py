@@ -55,12 +55,16 @@ class DatasetOutcome:
     raw_columns: list[str] = field(default_factory=list)
     # wall-clock seconds per stage (bronze, check, measure, quarantine, silver), for the run log and the bench
     timings: dict[str, float] = field(default_factory=dict)
+    failed_stage: str | None = None  # the timed step that raised, when one did
 
     @contextlib.contextmanager
     def timed(self, stage: str) -> Iterator[None]:
         start = time.perf_counter()
         try:
             yield
+        except BaseException:
+            self.failed_stage = self.failed_stage or stage
+            raise
         finally:
             self.timings[stage] = round(self.timings.get(stage, 0.0) + time.perf_counter() - start, 3)
 
