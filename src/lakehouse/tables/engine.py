@@ -354,6 +354,10 @@ def select_engine(spark: SparkSession, layout: LakeLayout, choice: str = "auto")
                 "add its jars with LAKEHOUSE_SPARK_JARS, or use the rust engine")
         if layout.staging_root is None:
             layout = LakeLayout(layout.root, local_staging(layout.root))
+        elif is_remote(layout.staging_root):
+            raise SettingsError(f"LAKEHOUSE_STAGING={layout.staging_root}: Spark has no connector for that store "
+                                "here and writes its intermediate Parquet there; leave it unset (local) or give "
+                                "a local folder")
         choice = "rust"
     if choice in ("auto", "jvm") and jvm_delta_available(spark):
         from lakehouse.tables.jvm import JvmEngine
