@@ -11,7 +11,7 @@ DAYS ?= 7
 ROWS ?= 2000
 SEED ?= 42
 
-.PHONY: setup run generate validate test test-kill test-readme test-s3 lint k8s-check bench clean notebooks
+.PHONY: setup run generate validate test test-kill test-readme test-s3 test-cluster lint k8s-check bench clean notebooks
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,7 +42,7 @@ run: generate ## run the daily job over every raw partition not loaded yet (all 
 		spark_jobs/daily_aggregation.py --pending
 
 test: $(STAMP) ## the test suite (real Spark, real Delta tables)
-	$(BIN)/pytest -q -m "not kill and not readme and not s3"
+	$(BIN)/pytest -q -m "not kill and not readme and not s3 and not cluster"
 
 test-kill: $(STAMP) ## the job killed with SIGKILL at every fault point, then rerun: tables as if never killed
 	$(BIN)/pytest -q -m kill
@@ -54,6 +54,9 @@ notebooks: run ## open JupyterLab on the sample lake (installs JupyterLab into .
 
 test-readme: $(STAMP) ## every command line of the README, run as written on a generated lake
 	$(BIN)/pytest -q -m readme
+
+test-cluster: $(STAMP) ## the job on local-cluster[2,1,1024] (two executor JVMs) writes what local[2] writes
+	$(BIN)/pytest -q -m cluster
 
 test-s3: $(STAMP) ## the lake on a real S3 API (moto on 127.0.0.1): land, run, rerun, late change, races, secrets
 	$(BIN)/pytest -q -m s3
