@@ -13,7 +13,8 @@
            (target 2.5 GB for 10M rows with default settings).
 
 Sizes come from the environment (0 skips a part): BENCH_CHECK_ROWS (1000000), BENCH_ROWS (1000000),
-BENCH_FILES_ROWS (200000) with BENCH_FILES_COUNT (200), BENCH_MEMORY_ROWS (0).
+BENCH_FILES_ROWS (200000) with BENCH_FILES_COUNT (200), BENCH_MEMORY_ROWS (0); then the whole-process comparison
+with the hand-written peers (bench/versus.py; BENCH_VERSUS=0 skips it, VERSUS_ROWS sizes its day).
 Timings are wall-clock seconds on this machine, best of BENCH_REPEAT (2) where a step can be repeated.
 """
 
@@ -366,6 +367,11 @@ def main() -> int:
         if env_int("BENCH_MEMORY_ROWS", 0):
             report["memory"] = bench_memory(spark, env_int("BENCH_MEMORY_ROWS", 0), work)
             print(json.dumps({"memory": report["memory"]}, indent=2), flush=True)
+        if env_int("BENCH_VERSUS", 1):  # whole processes against the peers (bench/versus.py)
+            sys.path.insert(0, str(REPO / "bench"))
+            from versus import bench_versus
+
+            report["versus"] = bench_versus(env_int("VERSUS_ROWS", 1_000_000), work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = RESULTS / f"bench-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"

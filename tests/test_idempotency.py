@@ -23,15 +23,16 @@ from tests.test_incremental import mini_conf
 pytestmark = pytest.mark.e2e
 END = dt.date(2024, 7, 3)
 DAYS = [END - dt.timedelta(days=2), END - dt.timedelta(days=1), END]  # the middle one is the drift day
-WATCHED = ["silver/sales", "silver/products", "gold/daily_sales_summary"]
+WATCHED = ["silver/sales", "silver/products", "gold/daily_sales_summary", "quarantine/sales", "quarantine/products"]
 
 
 def content(root: Path, name: str) -> str:
-    """A digest of the table's rows, sorted (run ids and ingest times aside: they say when, not what; lineage
+    """A digest of the table's rows, sorted (run ids, ingest and quarantine times aside: they say when, not what; lineage
     paths relative to the lake)."""
     rows = deltalake.DeltaTable(str(root / name)).to_pyarrow_table().to_pylist()
+    when = ("_run_id", "_ingested_at", "run_id", "quarantined_at")
     text = sorted(repr(sorted((k, v.replace(str(root), "<lake>") if isinstance(v, str) else v)
-                              for k, v in r.items() if k not in ("_run_id", "_ingested_at"))) for r in rows)
+                              for k, v in r.items() if k not in when)) for r in rows)
     return hashlib.sha256("\n".join(text).encode()).hexdigest()
 
 

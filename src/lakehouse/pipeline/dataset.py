@@ -98,7 +98,7 @@ class DatasetLoad:
         with out.timed("measure"):
             stats = self.measure(checked)
         with out.timed("quarantine"):
-            write_quarantine(self.engine, spec, self.run_id, self.run_date, checked)
+            write_quarantine(self.engine, spec, self.run_id, self.run_date, checked, out.rows_quarantined)
         faults.point("quarantine:written")
         with out.timed("silver_source"):
             source = self.silver_source(checked)

@@ -9,6 +9,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakehouse.frames import one_row
 from lakehouse.rules.checks import ERRORS, has_error
 from lakehouse.rules.failures import ERROR_TYPE
 from lakehouse.sources.reader import RAW_RECORD
@@ -33,9 +34,22 @@ SCHEMA = T.StructType([
 WITHHELD = "<withheld: the dataset masks sensitive columns; the raw line is in bronze>"
 
 
+# what a quarantine row says; the run that wrote it and when are left out, so a rerun's rows compare equal
+CONTENT = ["dataset", "run_date", "source_file", "record", "raw_record", "errors", "_partition_date"]
+
+
+def _content(df: DataFrame) -> tuple[int, int]:
+    """(rows, sum of row hashes): equal for two sets of rows with the same content, in one aggregation."""
+    found = one_row(df.agg(F.count(F.lit(1)).alias("n"), F.coalesce(
+        F.sum(F.xxhash64(*[F.col(c) for c in CONTENT]).cast("decimal(38,0)")), F.lit(0)).alias("h")))
+    return int(found["n"]), int(found["h"])
+
+
 def write_quarantine(engine: TableEngine, spec: m.DatasetSpec, run_id: str, run_date: dt.date,
-                     checked: DataFrame) -> None:
-    """Replace the run date's quarantine partition with the checked rows that have an error."""
+                     checked: DataFrame, quarantined: int) -> bool:
+    """Replace the run date's quarantine partition with the checked rows that have an error (`quarantined` of
+    them, as measured). A partition that holds these rows already (a rerun, a refresh) is left as it is: no new
+    table version. Returns whether it wrote."""
     record_cols = [c for c in checked.columns if not c.startswith("_")]
     rows = checked.where(has_error()).select(
         F.lit(spec.name).alias("dataset"),
@@ -49,5 +63,11 @@ def write_quarantine(engine: TableEngine, spec: m.DatasetSpec, run_id: str, run_
         F.col("_ingested_at").alias("quarantined_at"),
         F.col("_partition_date"),
     ).select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in SCHEMA.fields])
-    engine.replace_partitions(rows, engine.layout.quarantine(spec.name), ["_partition_date"],
-                              {"_partition_date": [run_date]})
+    path = engine.layout.quarantine(spec.name)
+    partition = {"_partition_date": [run_date]}
+    if engine.exists(path):
+        held = _content(engine.read(path, partitions=partition))
+        if held[0] == quarantined and (quarantined == 0 or held == _content(rows)):
+            return False
+    engine.replace_partitions(rows, path, ["_partition_date"], partition)
+    return True

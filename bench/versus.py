@@ -1,0 +1,145 @@
+"""The product against a hand-written PySpark job and a pandas script (bench/peers/), all timed as whole
+processes from the outside (JVM start included), on the same generated days, in the same bench run:
+
+  day       day 2 of VERSUS_ROWS sales rows (after day 1): the product via spark-submit vs the Spark peer
+            (target: at most 1.0x) and the pandas peer (reported); peak resident memory of each process tree
+  rerun     the same day again, nothing changed: at most 0.3x of its first load, and no new table version
+  week      7 days x 2,000 rows through `--pending`: at most 30 s
+
+Run alone: `python bench/versus.py` (VERSUS_ROWS, default 1000000; 0 skips the day and the rerun). `make bench`
+runs it after the stage benchmarks. Each target prints PASS or FAIL with the measured ratio.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+END = dt.date(2026, 11, 20)
+
+
+def tree_rss(pid: int) -> int:
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            total += tree_rss(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
+def run_process(argv: list[str], env: dict[str, str]) -> dict:
+    """Wall-clock seconds and peak resident memory of the whole process tree; its exit code and output."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    peak = [0]
+
+    def sample() -> None:
+        while proc.poll() is None:
+            peak[0] = max(peak[0], tree_rss(proc.pid))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = proc.communicate()
+    sampler.join()
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}:\n{output[-3000:]}")
+    return {"seconds": round(seconds, 2), "peak_gb": round(peak[0] / 2**30, 2), "output": output}
+
+
+def generate(lake: Path, days: int, rows: int) -> None:
+    from lakehouse.sample.retail import RetailGenerator
+
+    RetailGenerator(lake, days=days, rows_per_day=rows, seed=42, end_date=END).write()
+
+
+def env_for(lake: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "PYSPARK_", "SPARK_"))}
+    env.update(PATH=f"{BIN}:{env.get('PATH', '')}", PYSPARK_PYTHON=sys.executable,
+               PYSPARK_DRIVER_PYTHON=sys.executable, LAKEHOUSE_ROOT=str(lake),
+               LAKEHOUSE_CONF_DIR=str(REPO / "conf"), LAKEHOUSE_ENGINE="rust")
+    return env
+
+
+def product(lake: Path, *args: str) -> dict:
+    return run_process([str(BIN / "spark-submit"), "--master", "local[2]", "spark_jobs/daily_aggregation.py",
+                        *args], env_for(lake))
+
+
+def versions(lake: Path) -> dict[str, int]:
+    from lakehouse.tables.view import LakeView
+
+    view = LakeView(str(lake))
+    names = [f"{layer}/sales" for layer in ("bronze", "silver", "quarantine")] + ["gold/daily_sales_summary"]
+    return {n: view.history(n, 1)[0].version for n in names}
+
+
+def verdict(name: str, measured: float, target: float, unit: str = "x") -> dict:
+    ok = measured <= target
+    print(f"{'PASS' if ok else 'FAIL'}  {name}: {measured:.2f}{unit} (target <= {target}{unit})", flush=True)
+    return {"measured": round(measured, 3), "target": target, "pass": ok}
+
+
+def bench_versus(rows: int, work: Path) -> dict:
+    out: dict = {}
+    if rows:
+        lake = work / "versus"
+        generate(lake, 2, rows)
+        day1, day2 = str(END - dt.timedelta(days=1)), str(END)
+        out["product_day1"] = {k: v for k, v in product(lake, "--date", day1).items() if k != "output"}
+        load = product(lake, "--date", day2)
+        out["product_day2"] = {k: v for k, v in load.items() if k != "output"}
+        peer_args = ["--raw", str(lake / "raw"), "--date", day2]
+        spark_peer = run_process([str(BIN / "spark-submit"), "--master", "local[2]", "bench/peers/sales_spark.py",
+                                  *peer_args, "--out", str(work / "peer-spark")], env_for(lake))
+        pandas_peer = run_process([sys.executable, "bench/peers/sales_pandas.py", *peer_args, "--out",
+                                   str(work / "peer-pandas")], env_for(lake))
+        out["spark_peer"] = {k: v for k, v in spark_peer.items() if k != "output"}
+        out["pandas_peer"] = {k: v for k, v in pandas_peer.items() if k != "output"}
+        out["day_vs_spark_peer"] = verdict(f"{rows:,}-row day vs the hand-written Spark job",
+                                           load["seconds"] / spark_peer["seconds"], 1.0)
+        out["day_vs_pandas_peer"] = round(load["seconds"] / pandas_peer["seconds"], 2)
+        print(f"info  {rows:,}-row day vs the pandas script: {out['day_vs_pandas_peer']}x", flush=True)
+        before = versions(lake)
+        rerun = product(lake, "--date", day2)
+        out["rerun"] = {k: v for k, v in rerun.items() if k != "output"}
+        out["rerun_vs_load"] = verdict("rerun of a loaded day, nothing changed", rerun["seconds"] / load["seconds"],
+                                       0.3)
+        out["rerun_new_versions"] = {n: v for n, v in versions(lake).items() if v != before[n]}
+        print(f"{'PASS' if not out['rerun_new_versions'] else 'FAIL'}  rerun writes no new table version: "
+              f"{out['rerun_new_versions'] or 'none'}", flush=True)
+    week = work / "week"
+    generate(week, 7, 2000)
+    pending = product(week, "--pending")
+    out["week_pending"] = {k: v for k, v in pending.items() if k != "output"}
+    out["week_seconds"] = verdict("7 days x 2,000 rows via --pending", pending["seconds"], 30.0, " s")
+    return out
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="lakehouse-versus-"))
+    try:
+        report = bench_versus(int(os.environ.get("VERSUS_ROWS", 1_000_000)), work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
