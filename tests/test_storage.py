@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -52,6 +53,16 @@ def test_the_cli_refuses_such_a_root_with_exit_2_and_no_secret(tmp_path):
         assert done.returncode == 2, done.stderr
         assert "holds credentials" in done.stderr
         assert SECRET not in done.stdout + done.stderr and "AKIAEXAMPLE" not in done.stdout + done.stderr
+
+
+def test_in_json_mode_the_refusal_is_one_json_record():
+    env = {**os.environ, "LAKEHOUSE_ROOT": f"s3://AKIAEXAMPLE:{SECRET}@bucket/lake", "LAKEHOUSE_LOG_FORMAT": "json"}
+    done = subprocess.run([sys.executable, "-m", "lakehouse.cli", "runs"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and done.stderr == ""
+    (record,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert record["level"] == "ERROR" and "holds credentials" in record["message"]
+    assert SECRET not in done.stdout and "AKIAEXAMPLE" not in done.stdout
 
 
 def test_redact_masks_the_secret_variables_of_the_process(monkeypatch):

@@ -347,14 +347,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ["LAKEHOUSE_VERBOSE"] = "1"
         return COMMANDS[args.command](args)
     except ConfigError as exc:
-        print(redact(report.config_error(exc)), file=sys.stderr)
+        _error(report.config_error(exc))
         return exc.exit_code
     except TableError as exc:
-        print(redact(f"error: {exc}"), file=sys.stderr)
+        _error(f"error: {exc}")
         return exc.exit_code
     except Exception as exc:
         log.exception("the job failed")
         return exit_code(exc)
+
+
+def _error(text: str) -> None:
+    """A configuration or table error: one line of text on stderr, or a JSON record in JSON-lines mode."""
+    if logs.json_mode():
+        log.error(text)
+    else:
+        print(redact(text), file=sys.stderr)
 
 
 def entry(argv: Sequence[str] | None = None, prefix: Sequence[str] = ()) -> None:
