@@ -1,4 +1,5 @@
-"""A real S3 API on 127.0.0.1 for the tests: moto in server mode, in its own process, ended by its PID."""
+"""Servers the tests start on 127.0.0.1 in processes of their own, ended by their PID: a real S3 API (moto in
+server mode), and whatever else a test needs (`local_server`)."""
 
 from __future__ import annotations
 
@@ -18,29 +19,36 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """Start `moto.server` on a free port; yield its endpoint URL; stop it."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+def local_server(argv: list[str], ready_url: str, what: str) -> Iterator[None]:
+    """Start `argv` (a server on 127.0.0.1), wait until `ready_url` answers, and end it by its PID afterwards."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+                urllib.request.urlopen(ready_url, timeout=1).close()
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the moto S3 server did not start") from None
+                    raise RuntimeError(f"{what} did not start") from None
                 time.sleep(0.2)
-        yield url
+        yield
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """Start `moto.server` on a free port; yield its endpoint URL; stop it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with local_server([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], url + "/moto-api/",
+                      "the moto S3 server"):
+        yield url
 
 
 def s3_env(endpoint: str, secret: str, key_id: str = "AKIATESTLAKEHOUSE01") -> dict[str, str]:

@@ -29,7 +29,7 @@ from lakehouse.telemetry import Telemetry
 from lakehouse.telemetry.logs import json_formatter
 from lakehouse.telemetry.stages import STAGES, StageLog
 from tests.conftest import CONF
-from tests.s3_server import free_port
+from tests.s3_server import free_port, local_server
 
 DAY = dt.date(2024, 7, 1)
 DATASETS = ["campaigns", "customers", "products", "inventory", "sales"]
@@ -75,23 +75,9 @@ def pushgateway():
         pytest.skip("prometheus-pushgateway is not installed (Debian package prometheus-pushgateway; `make setup` "
                     "installs it where the machine allows)")
     port = free_port()
-    proc = subprocess.Popen([PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(url + "/-/ready", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the Pushgateway did not start") from None
-                time.sleep(0.2)
+    with local_server([PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}"], url + "/-/ready", "the Pushgateway"):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
