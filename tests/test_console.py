@@ -37,13 +37,16 @@ def test_multi_day_run_prints_progress_in_order_and_aligned_summaries(spark, tmp
     assert code == 0, out
     lines = out.splitlines()
     progress = [line.strip() for line in lines if re.match(r"\s+\[\d/3\] ", line)]
-    # one line per dataset and gold table per date, dates in order, each date's gold after its datasets
-    assert len(progress) == 3 * (5 + 2)
-    positions = [int(p[1]) for p in progress]
-    assert positions == sorted(positions)
-    for i in range(3):
-        day = [p for p in progress if p.startswith(f"[{i + 1}/3] {END - dt.timedelta(days=2 - i)} ")]
-        assert len(day) == 7 and all(" gold " in p for p in day[5:]) and not any(" gold " in p for p in day[:5])
+    # the three days load as one batch: one line per dataset and date (each dataset's dates in order), then one
+    # per gold table, built once for every date the batch touched
+    assert len(progress) == 3 * 5 + 2
+    datasets, golds = progress[:15], progress[15:]
+    for i in range(5):
+        lines_of = datasets[3 * i:3 * i + 3]
+        assert [p.split()[:2] for p in lines_of] == [
+            [f"[{d + 1}/3]", str(END - dt.timedelta(days=2 - d))] for d in range(3)], lines_of
+        assert len({p.split()[2] for p in lines_of}) == 1 and " gold " not in lines_of[0]
+    assert all(p.startswith(f"[3/3] {END} gold ") for p in golds), golds
     assert "marketing_campaigns_of_the_quarter: ok" in out
     # each summary: the dataset table's rows as wide as its header (numbers right-aligned under it)
     headers = [i for i, line in enumerate(lines) if line.split()[:2] == ["dataset", "status"]]

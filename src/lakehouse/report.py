@@ -20,7 +20,8 @@ from lakehouse.tables.engine import HistoryEntry
 
 RUN_LEGEND = ("read: rows in the raw files; quar.: rows quarantined (an error-level check failed); dupl.: rows "
               "superseded by a later row with the same key; held: valid rows held back because the dataset "
-              "failed; silver: rows merged (ins new, upd changed, same already there)")
+              "failed; silver: rows merged (ins new, upd changed, same already there; ·: merged in one MERGE with "
+              "the last run date of its batch, where the counts are)")
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]], right: Sequence[bool] = (),
@@ -42,9 +43,11 @@ def run_summary(result: DayResult) -> str:
     rows = []
     for o in result.datasets:
         m = o.merge
+        # a day merged with later days of its batch: the one MERGE is counted on the batch's last day
+        merged: list[Any] = [m.inserted, m.updated, m.unchanged] if m else (
+            ["·"] * 3 if o.rows_to_silver else [0, 0, 0])
         rows.append([o.dataset, o.status, o.rows_read, o.rows_quarantined, o.rows_duplicate, o.rows_held_back,
-                     o.rows_to_silver, m.inserted if m else 0, m.updated if m else 0, m.unchanged if m else 0,
-                     o.message if o.message and o.status != "ok" else ""])
+                     o.rows_to_silver, *merged, o.message if o.message and o.status != "ok" else ""])
     lines += table(["dataset", "status", "read", "quar.", "dupl.", "held", "silver", "ins", "upd", "same", ""],
                    rows, right=[False, False] + [True] * 8)
     if result.golds:

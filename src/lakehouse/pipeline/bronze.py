@@ -9,6 +9,7 @@ done again without them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -75,3 +76,35 @@ def load_bronze(engine: TableEngine, spec: DatasetSpec, day: RawDay, run_id: str
     for r in rejected:
         log.warning("dataset %s: rejected %s: %s", spec.name, r.file.path, r.reason)
     return BronzeLoad(raw.read, rejected, raw.columns, raw.df is not None)
+
+
+def load_bronze_days(engine: TableEngine, spec: DatasetSpec, days: list[RawDay], run_ids: dict[dt.date, str],
+                     ingested_at: dt.datetime, staging: str) -> dict[dt.date, BronzeLoad]:
+    """Several days' files into their bronze partitions in one commit. A day whose files all fail their probe
+    keeps its partition as it is (as `load_bronze` does). When the one write fails (a file that fails only inside
+    Spark's scan, days whose columns cannot be unioned), each day is loaded on its own with `load_bronze`, which
+    finds and rejects the unreadable files."""
+    if len(days) == 1:
+        day = days[0]
+        return {day.date: load_bronze(engine, spec, day, run_ids[day.date], ingested_at, f"{staging}/{day.date}")}
+    reads = {day.date: DayReader(engine.spark, spec, f"{staging}/{day.date}").read(day, run_ids[day.date],
+                                                                                 ingested_at) for day in days}
+    frames = [r.df for r in reads.values() if r.df is not None]
+    if frames:
+        try:
+            union = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+            engine.replace_partitions(union, engine.layout.bronze(spec.name), ["_partition_date"],
+                                      {"_partition_date": [d for d, r in reads.items() if r.df is not None]})
+        except CommitConflict:
+            raise
+        except Exception:
+            log.debug("bronze write of %s for %d days failed; loading day by day", spec.name, len(days),
+                      exc_info=True)
+            return {day.date: load_bronze(engine, spec, day, run_ids[day.date], ingested_at, f"{staging}/{day.date}")
+                    for day in days}
+    out = {}
+    for date, r in reads.items():
+        for rejection in r.rejected:
+            log.warning("dataset %s: rejected %s: %s", spec.name, rejection.file.path, rejection.reason)
+        out[date] = BronzeLoad(r.read, list(r.rejected), r.columns, r.df is not None)
+    return out

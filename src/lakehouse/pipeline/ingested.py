@@ -32,6 +32,8 @@ SCHEMA = T.StructType([
     T.StructField("run_id", T.StringType()),
     T.StructField("recorded_at", T.TimestampType()),
     T.StructField("etag", T.StringType()),  # the object's ETag on object storage (null on local disk)
+    # what the load depended on besides the files (pipeline.reuse): the same files and state need no new load
+    T.StructField("load_state", T.StringType()),
 ])
 
 
@@ -61,18 +63,17 @@ def unchanged(seen: dict[str, Any], f: RawFile) -> bool:
     return _fingerprint(seen["size"], seen["modified_at"]) == _fingerprint(f.size, f.mtime)
 
 
-def latest_state(engine: TableEngine, dataset: str | None, partition_date: dt.date | None = None
+def latest_state(engine: TableEngine, dataset: str | None, partition_dates: list[dt.date] | None = None
                  ) -> dict[tuple[str, str], dict[str, Any]]:
-    """(dataset, path) -> the latest log row of each file of `dataset` (of one raw partition when
-    `partition_date` is given; every dataset for None): only those rows reach the driver, however long the log
-    has grown."""
+    """(dataset, path) -> the latest log row of each file of `dataset` (of the raw partitions `partition_dates`
+    when given; every dataset for None): only those rows reach the driver, however long the log has grown."""
     log = engine.read_or_none(engine.layout.meta("ingested_files"))
     if log is None:
         return {}
     if dataset is not None:
         log = log.where(F.col("dataset") == F.lit(dataset))
-    if partition_date is not None:
-        log = log.where(F.col("partition_date") == F.lit(partition_date))
+    if partition_dates is not None:
+        log = log.where(F.col("partition_date").isin(partition_dates))
     return {(r.dataset, r.path): r.asDict() for r in latest_rows(log)}
 
 
@@ -168,24 +169,37 @@ def latest_rows(log: DataFrame) -> list[Row]:
     return rows
 
 
-def record(engine: TableEngine, dataset: str, day: dt.date, files: list[RawFile], run_id: str,
-           columns: list[str] | None = None, rejected: Sequence[Rejection] = ()) -> None:
-    """Log the files read (status ingested, with the raw columns) and the files rejected (with the reason)."""
+@dataclass(frozen=True)
+class Loaded:
+    """What one run date's load of a dataset read and rejected, for the log."""
+
+    day: dt.date
+    run_id: str
+    files: list[RawFile]
+    columns: list[str] | None
+    rejected: Sequence[Rejection] = ()
+    load_state: str | None = None
+
+
+def record(engine: TableEngine, dataset: str, loads: Sequence[Loaded]) -> None:
+    """Log the files read (status ingested, with the raw columns) and the files rejected (with the reason), for
+    every run date of a batch in one commit."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    entries = [(f, "ingested", None) for f in files] + [(r.file, "rejected", r.reason) for r in rejected]
-    rows = [{"dataset": dataset, "partition_date": day, "path": f.path, "size": int(f.size),
+    rows = [{"dataset": dataset, "partition_date": load.day, "path": f.path, "size": int(f.size),
              "modified_at": _fingerprint(f.size, f.mtime)[1], "status": status, "reason": reason,
-             "columns": columns if status == "ingested" else None, "run_id": run_id, "recorded_at": now,
-             "etag": f.etag}
-            for f, status, reason in entries]
+             "columns": load.columns if status == "ingested" else None, "run_id": load.run_id, "recorded_at": now,
+             "etag": f.etag, "load_state": load.load_state}
+            for load in loads
+            for f, status, reason in [(f, "ingested", None) for f in load.files]
+            + [(r.file, "rejected", r.reason) for r in load.rejected]]
     if rows:
-        engine.append(engine.spark.createDataFrame(rows, SCHEMA), engine.layout.meta("ingested_files"))
+        engine.append_rows(rows, SCHEMA, engine.layout.meta("ingested_files"))
 
 
 def record_deleted(engine: TableEngine, rows: list[dict[str, Any]], run_id: str) -> None:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     out = [{**{k: r[k] for k in ("dataset", "partition_date", "path", "size", "modified_at")},
             "status": "deleted", "reason": None, "columns": r.get("columns"), "run_id": run_id,
-            "recorded_at": now, "etag": r.get("etag")} for r in rows]
+            "recorded_at": now, "etag": r.get("etag"), "load_state": None} for r in rows]
     if out:
-        engine.append(engine.spark.createDataFrame(out, SCHEMA), engine.layout.meta("ingested_files"))
+        engine.append_rows(out, SCHEMA, engine.layout.meta("ingested_files"))

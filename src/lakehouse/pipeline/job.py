@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -52,6 +53,7 @@ def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 CONFLICT_RETRIES = 3
+BATCH_DAYS = 7  # run dates per batch by default (LAKEHOUSE_BATCH_DAYS)
 T = TypeVar("T")
 
 
@@ -87,33 +89,42 @@ def new_run_id(run_date: dt.date, now: dt.datetime) -> str:
 
 class DailyJob:
     def __init__(self, engine: TableEngine, catalog: Catalog,
-                 progress: Callable[[str], None] | None = None, telemetry: Telemetry | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, telemetry: Telemetry | None = None,
+                 batch_days: int | None = None) -> None:
         self.engine = engine
         self.catalog = catalog
+        # run dates loaded together (one pass per dataset, one gold build, one commit of records per batch)
+        self.batch_days = max(1, batch_days or int(os.environ.get("LAKEHOUSE_BATCH_DAYS") or BATCH_DAYS))
         # stage events, metrics and lineage (telemetry/): what the environment configures
         self.telemetry = telemetry or Telemetry.from_env()
         # told one line per dataset and gold table as each finishes: `[i/n] <run date> <name>: ...`
         self.progress = progress or (lambda line: None)
-        self._position = ""
+        self._positions: dict[dt.date, str] = {}
 
-    def _days(self, days: list[dt.date], run: Callable[[int, dt.date], DayResult]) -> list[DayResult]:
+    def _days(self, days: list[dt.date], datasets_for: Callable[[dt.date], list[str]] | None = None,
+              from_bronze: bool = False, extra_gold_dates: dict[str, list[dt.date]] | None = None
+              ) -> list[DayResult]:
+        """Load `days` in batches of at most `batch_days` consecutive run dates (each batch one pass per
+        dataset); `extra_gold_dates` go with the last batch."""
+        self._positions = {day: f"[{i + 1}/{len(days)}] {day}" for i, day in enumerate(days)}
+        batches = [days[i:i + self.batch_days] for i in range(0, len(days), self.batch_days)]
         results = []
         try:
-            for i, day in enumerate(days):
-                self._position = f"[{i + 1}/{len(days)}] {day}"
-                results.append(run(i, day))
+            for n, batch in enumerate(batches):
+                results += self.run_batch(batch, datasets_for, from_bronze,
+                                          extra_gold_dates if n == len(batches) - 1 else None)
         finally:
             self.engine.release()
         return results
 
     def run(self, dates: list[dt.date]) -> list[DayResult]:
-        return self._days(dates, lambda _, d: self.run_day(d))
+        return self._days(dates)
 
     def run_pending(self, since: dt.date | None = None) -> list[DayResult]:
         """Every raw partition with a new or changed file (dated `since` or later), in date order; files gone
         upstream are reported."""
         work = ingested.find_pending(self.engine, self.catalog, since)
-        results = self._days(work.all_dates(), lambda _, d: self.run_day(d, datasets=work.datasets_for(d)))
+        results = self._days(work.all_dates(), work.datasets_for)
         if work.deleted:
             run_id = results[-1].run_id if results else new_run_id(default_run_date(), dt.datetime.now(dt.UTC))
             ingested.record_deleted(self.engine, work.deleted, run_id)
@@ -148,12 +159,8 @@ class DailyJob:
                 gold_dates.setdefault(agg.name, set()).update(
                     r[0] for r in scope.select(agg.date_column).distinct().collect() if r[0] is not None)
         days = sorted({d for ds in bronze_dates.values() for d in ds})
-        def rebuild(i: int, day: dt.date) -> DayResult:
-            extra = {name: sorted(found) for name, found in gold_dates.items()} if i == len(days) - 1 else {}
-            return self.run_day(day, datasets=[n for n, ds in bronze_dates.items() if day in ds], from_bronze=True,
-                                extra_gold_dates=extra)
-
-        return self._days(days, rebuild)
+        return self._days(days, lambda day: [n for n, ds in bronze_dates.items() if day in ds], from_bronze=True,
+                          extra_gold_dates={name: sorted(found) for name, found in gold_dates.items()})
 
     def orphan_gold_tables(self) -> list[str]:
         """Gold tables in the lake whose aggregation spec is gone (reported, never dropped)."""
@@ -172,65 +179,108 @@ class DailyJob:
 
     def run_day(self, run_date: dt.date, datasets: list[str] | None = None, from_bronze: bool = False,
                 extra_gold_dates: dict[str, list[dt.date]] | None = None) -> DayResult:
+        """One run date (a batch of one)."""
+        return self.run_batch([run_date], None if datasets is None else lambda _: datasets, from_bronze,
+                              extra_gold_dates)[0]
+
+    def run_batch(self, days: list[dt.date], datasets_for: Callable[[dt.date], list[str]] | None = None,
+                  from_bronze: bool = False, extra_gold_dates: dict[str, list[dt.date]] | None = None
+                  ) -> list[DayResult]:
+        """Load `days` (each run date with its own run id and records): each dataset in one pass over its days,
+        then every touched gold date once, then the run records in one commit."""
         started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        result = DayResult(new_run_id(run_date, started), run_date)
-        self.engine.tag_commits(result.run_id)  # every commit of this run records its run id (Delta history)
+        results = {day: DayResult(new_run_id(day, started), day) for day in days}
+        last = results[days[-1]]
+        batch_id = last.run_id  # every commit of the batch records it (Delta history)
+        self.engine.tag_commits(batch_id)
         lake = self.engine.layout
-        run = RunInfo(result.run_id, run_date, started, lake.root, self.engine.name)
-        self.telemetry.run_started(run)
-        touched: dict[str, dict[str, list[dt.date]]] = {}
-        # the log's rows of this raw day only: the whole log never reaches the driver
-        state = {} if from_bronze else ingested.latest_state(self.engine, None, run_date)
+        runs = {day: RunInfo(r.run_id, day, started, lake.root, self.engine.name) for day, r in results.items()}
+        for run in runs.values():
+            self.telemetry.run_started(run)
+        touched: dict[str, set[Any]] = {}  # aggregation -> the gold dates its source rows changed
+        # the log's rows of these raw days only: the whole log never reaches the driver
+        state = {} if from_bronze else ingested.latest_state(self.engine, None, days)
         for spec in self.catalog.dataset_order():
-            if datasets is not None and spec.name not in datasets:
-                continue
-            date_columns = {a.name: a.date_column for a in self.catalog.aggregations_from(spec.name)}
+            spec_days = [d for d in days if datasets_for is None or spec.name in datasets_for(d)]
+            if spec_days:
+                for name, dates in self.load_dataset(spec, {d: results[d].run_id for d in spec_days}, runs,
+                                                     results, started, from_bronze, state).items():
+                    touched.setdefault(name, set()).update(dates)
+        self.build_gold(last, runs[last.run_date], touched, extra_gold_dates or {})
+        last.notes += [f"gold table {name} has no spec in conf/aggregations: kept as it is, no longer updated"
+                       for name in self.orphan_gold_tables()]
+        self.record_runs(list(results.values()), runs, started, batch_id)
+        return list(results.values())
 
-            attempts: list[DatasetLoad] = []
+    def load_dataset(self, spec: m.DatasetSpec, run_ids: dict[dt.date, str], runs: dict[dt.date, RunInfo],
+                     results: dict[dt.date, DayResult], started: dt.datetime, from_bronze: bool,
+                     state: dict[tuple[str, str], dict[str, Any]]) -> dict[str, list[Any]]:
+        """One dataset over its run dates of the batch; returns aggregation -> the gold dates it touched."""
+        lake = self.engine.layout
+        date_columns = {a.name: a.date_column for a in self.catalog.aggregations_from(spec.name)}
+        attempts: list[DatasetLoad] = []
 
-            def load(spec: m.DatasetSpec = spec, date_columns: dict[str, str] = date_columns,
-                     attempts: list[DatasetLoad] = attempts) -> DatasetOutcome:
-                attempts.append(DatasetLoad(self.engine, spec, result.run_id, run_date, started, date_columns,
-                                            from_bronze=from_bronze, ingested_state=state))
-                return attempts[-1].run()
+        def load() -> dict[dt.date, DatasetOutcome]:
+            attempts.append(DatasetLoad(self.engine, spec, run_ids, started, date_columns, from_bronze=from_bronze,
+                                        ingested_state=state))
+            return attempts[-1].run()
 
-            error: BaseException | None = None
-            source = lake.bronze(spec.name) if from_bronze else join(
-                lake.raw(spec.source.path), partition_folder(spec.source.layout, run_date))
-            self.telemetry.dataset_started(run, spec, source)
-            try:
-                outcome = with_conflict_retries(load, f"dataset {spec.name}")
-            except Exception as exc:  # one dataset's failure is recorded; the others still load
-                error = exc
-                log.error("dataset %s for %s failed: %s", spec.name, run_date, describe(exc))
-                log.debug("dataset %s failed", spec.name, exc_info=True)
-                # what happened before the failure (files, rows read) stays in the record
-                outcome = attempts[-1].outcome if attempts else DatasetOutcome(spec.name, run_date)
-                outcome.status, outcome.message = "failed", describe(exc)
-                outcome.rows_to_silver = 0
-                outcome.rows_held_back = max(outcome.rows_read - outcome.rows_quarantined - outcome.rows_duplicate, 0)
+        error: BaseException | None = None
+        sources = {day: lake.bronze(spec.name) if from_bronze else join(
+            lake.raw(spec.source.path), partition_folder(spec.source.layout, day)) for day in run_ids}
+        for day in run_ids:
+            self.telemetry.dataset_started(runs[day], spec, sources[day])
+        try:
+            outcomes = with_conflict_retries(load, f"dataset {spec.name}")
+        except Exception as exc:  # one dataset's failure is recorded; the others still load
+            error = exc
+            log.error("dataset %s for %s failed: %s", spec.name, _span(list(run_ids)), describe(exc))
+            log.debug("dataset %s failed", spec.name, exc_info=True)
+            # what happened before the failure (files, rows read) stays in the record
+            outcomes = attempts[-1].outcomes if attempts else {d: DatasetOutcome(spec.name, d) for d in run_ids}
+            for outcome in outcomes.values():
+                if outcome.status == "ok":
+                    outcome.status, outcome.message = "failed", describe(exc)
+                    outcome.rows_to_silver, outcome.merge = 0, None
+                    outcome.rows_held_back = max(
+                        outcome.rows_read - outcome.rows_quarantined - outcome.rows_duplicate, 0)
+        for outcome in outcomes.values():
             if outcome.status == "no_data" and any(
                     isinstance(c, RowCount) and (c.min or 0) > 0 and c.action == "fail"
                     for c in spec.dataset_checks):
                 outcome.status = "failed"
-            if outcome.status == "ok" and (outcome.raw_files or outcome.rejected) and not outcome.bronze_reused:
-                faults.point("ingested:before")
-                ingested.record(self.engine, spec.name, run_date, outcome.raw_files, result.run_id,
-                                columns=outcome.raw_columns, rejected=outcome.rejected)
-            result.datasets.append(outcome)
-            tables = {"raw": source, "quarantine": lake.quarantine(spec.name), "silver": lake.silver(spec.name)}
-            self.telemetry.dataset_finished(run, spec, outcome, error,
+        # the files of each day loaded, with the state the load left (a rerun that finds both alike has nothing
+        # to do); a day whose files were in bronze already is logged again only when it was loaded again
+        left = attempts[-1].state() if attempts and error is None and not from_bronze else None
+        logged = [ingested.Loaded(d, run_ids[d], o.raw_files, o.raw_columns, o.rejected, left)
+                  for d, o in sorted(outcomes.items())
+                  if o.status == "ok" and (o.raw_files or o.rejected) and not o.unchanged_since
+                  and (not o.bronze_reused or left is not None)]
+        if logged:
+            faults.point("ingested:before")
+            ingested.record(self.engine, spec.name, logged)
+        touched: dict[str, list[Any]] = {}
+        for day, outcome in sorted(outcomes.items()):
+            results[day].datasets.append(outcome)
+            tables = {"raw": sources[day], "quarantine": lake.quarantine(spec.name), "silver": lake.silver(spec.name)}
+            self.telemetry.dataset_finished(runs[day], spec, outcome, error if outcome.status == "failed" else None,
                                             tables if from_bronze else {**tables, "bronze": lake.bronze(spec.name)})
-            log.debug("dataset %s for %s: %s, seconds per stage %s", spec.name, run_date, outcome.status,
+            log.debug("dataset %s for %s: %s, seconds per stage %s", spec.name, day, outcome.status,
                       outcome.timings)
-            self.progress(f"{self._position or run_date} {spec.name}: {outcome.status}, {outcome.rows_read} read, "
-                          f"{outcome.rows_quarantined} quarantined, {outcome.rows_to_silver} to silver "
+            self.progress(f"{self._positions.get(day, day)} {spec.name}: {outcome.status}, {outcome.rows_read} "
+                          f"read, {outcome.rows_quarantined} quarantined, {outcome.rows_to_silver} to silver "
                           f"({sum(outcome.timings.values()):.1f} s)")
-            touched[spec.name] = outcome.affected_dates
+            for name, date_column in date_columns.items():
+                touched.setdefault(name, []).extend(outcome.affected_dates.get(date_column, []))
+        return touched
+
+    def build_gold(self, result: DayResult, run: RunInfo, touched: dict[str, set[Any]],
+                   extra_gold_dates: dict[str, list[dt.date]]) -> None:
+        """Recompute every gold date the batch changed in silver (and dates owed by runs that died)."""
+        lake = self.engine.layout
         owed = pending_gold.owed(self.engine) if self.catalog.aggregations else {}
         for agg in self.catalog.aggregations.values():
-            dates = sorted(set(touched.get(agg.source_dataset, {}).get(agg.date_column, []))
-                           | set((extra_gold_dates or {}).get(agg.name, [])))
+            dates = sorted(touched.get(agg.name, set()) | set(extra_gold_dates.get(agg.name, [])))
             owed_dates, owing_runs = owed.get(agg.name, (set(), set()))
             start = time.perf_counter()
             error = None
@@ -248,36 +298,47 @@ class DailyJob:
                 rebuild = build is not None and build[0] == "changed"
                 faults.point("gold:before")
                 gold = with_conflict_retries(lambda agg=agg, dates=dates, rebuild=rebuild: recompute(
-                    self.engine, agg, dates, run_date, result.run_id, rebuild), f"gold table {agg.name}")
+                    self.engine, agg, dates, result.run_date, result.run_id, rebuild), f"gold table {agg.name}")
                 faults.point("gold:written")
                 pending_gold.settle(self.engine, agg.name, owing_runs, result.run_id)
             except Exception as exc:
                 error = exc
                 log.error("gold table %s failed: %s", agg.name, describe(exc))
                 log.debug("gold table %s failed", agg.name, exc_info=True)
-                gold = GoldOutcome(agg.name, run_date, status="failed", dates=dates, message=describe(exc))
+                gold = GoldOutcome(agg.name, result.run_date, status="failed", dates=dates, message=describe(exc))
             gold.seconds = round(time.perf_counter() - start, 3)
             result.golds.append(gold)
             self.telemetry.gold_finished(run, agg, gold, error, {
                 "gold": lake.gold(agg.name), **{f"silver/{name}": lake.silver(name)
                                              for name in [agg.source_dataset, *[j.dataset for j in agg.joins]]}})
-            self.progress(f"{self._position or run_date} gold {agg.name}: {gold.status}, {len(gold.dates)} date(s), "
-                          f"{gold.rows} rows ({gold.seconds:.1f} s)")
-        result.notes += [f"gold table {name} has no spec in conf/aggregations: kept as it is, no longer updated"
-                         for name in self.orphan_gold_tables()]
+            self.progress(f"{self._positions.get(result.run_date, result.run_date)} gold {agg.name}: "
+                          f"{gold.status}, {len(gold.dates)} date(s), {gold.rows} rows ({gold.seconds:.1f} s)")
+
+    def record_runs(self, results: list[DayResult], runs: dict[dt.date, RunInfo], started: dt.datetime,
+                    batch_id: str) -> None:
+        """The run records of every run date of the batch, in one commit per meta table."""
         finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         faults.point("meta:before")
-        fresh = [o for o in result.datasets if not o.bronze_reused]  # a reused day's rejections are logged
-        rows = (meta.run_rows(result.run_id, self.engine.name, started, finished, result.datasets, result.golds),
-                meta.quality_rows(result.run_id, result.datasets), meta.rejected_rows(result.run_id, fresh, finished))
+        rows: tuple[list[dict[str, Any]], ...] = ([], [], [])
+        for r in results:
+            fresh = [o for o in r.datasets if not o.bronze_reused]  # a reused day's rejections are logged
+            rows[0].extend(meta.run_rows(r.run_id, self.engine.name, started, finished, r.datasets, r.golds))
+            rows[1].extend(meta.quality_rows(r.run_id, r.datasets))
+            rows[2].extend(meta.rejected_rows(r.run_id, fresh, finished))
+        last = runs[results[-1].run_date]
         start = time.perf_counter()
         try:
-            meta.record(self.engine, result.run_id, *rows)
+            meta.record(self.engine, batch_id, *rows)
         except Exception as exc:
-            self.telemetry.meta_written(run, time.perf_counter() - start, sum(map(len, rows)), exc)
+            self.telemetry.meta_written(last, time.perf_counter() - start, sum(map(len, rows)), exc)
             raise
-        self.telemetry.meta_written(run, time.perf_counter() - start, sum(map(len, rows)))
-        sweep(self.engine.layout.staging(result.run_id))
+        self.telemetry.meta_written(last, time.perf_counter() - start, sum(map(len, rows)))
+        sweep(self.engine.layout.staging(batch_id))
         self.engine.tag_commits(None)
-        self.telemetry.run_finished(run, result, dt.datetime.now(dt.UTC).replace(tzinfo=None))
-        return result
+        end = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        for r in results:
+            self.telemetry.run_finished(runs[r.run_date], r, end)
+
+
+def _span(days: list[dt.date]) -> str:
+    return str(days[0]) if len(days) == 1 else f"{days[0]}..{days[-1]}"

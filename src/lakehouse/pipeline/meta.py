@@ -125,14 +125,11 @@ def record(engine: TableEngine, run_id: str, run_rows_: list[dict[str, Any]], qu
            rejected_rows_: Sequence[dict[str, Any]] = ()) -> None:
     """Append the run's records. Each append carries the app transaction (run id, 1): a retried append of the
     same run is skipped instead of duplicating the records."""
-    spark = engine.spark
     txn = (f"lakehouse-run-{run_id}", 1)
     if run_rows_:
-        engine.append(spark.createDataFrame(run_rows_, RUNS_SCHEMA), engine.layout.meta("runs"), ["run_date"],
-                      txn=txn)
+        engine.append_rows(run_rows_, RUNS_SCHEMA, engine.layout.meta("runs"), ["run_date"], txn=txn)
     if quality_rows_:
-        engine.append(spark.createDataFrame(quality_rows_, QUALITY_SCHEMA), engine.layout.meta("quality"),
-                      ["run_date"], txn=txn)
+        engine.append_rows(quality_rows_, QUALITY_SCHEMA, engine.layout.meta("quality"), ["run_date"], txn=txn)
     if rejected_rows_:
-        engine.append(spark.createDataFrame(list(rejected_rows_), REJECTED_SCHEMA),
-                      engine.layout.meta("rejected_files"), ["run_date"], txn=txn)
+        engine.append_rows(list(rejected_rows_), REJECTED_SCHEMA, engine.layout.meta("rejected_files"),
+                           ["run_date"], txn=txn)

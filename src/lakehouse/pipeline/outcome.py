@@ -52,6 +52,7 @@ class DatasetOutcome:
     rejected: list[Any] = field(default_factory=list)  # Rejection of each file that could not be read
     skipped: list[str] = field(default_factory=list)  # files in the partition that are not data files
     bronze_reused: bool = False
+    unchanged_since: str | None = None  # the run whose load this one would repeat exactly (nothing was redone)
     raw_columns: list[str] = field(default_factory=list)
     # wall-clock seconds per stage (bronze, check, measure, quarantine, silver), for the run log and the bench
     timings: dict[str, float] = field(default_factory=dict)

@@ -42,7 +42,7 @@ def record(engine: TableEngine, run_id: str, dates: Mapping[str, Iterable[Any]])
     rows = [{"run_id": run_id, "aggregation": name, "dates": sorted({_iso(d) for d in values if d is not None}),
              "status": "pending", "settled_by": None, "recorded_at": now} for name, values in dates.items()]
     if rows:
-        engine.append(engine.spark.createDataFrame(rows, SCHEMA), _path(engine))
+        engine.append_rows(rows, SCHEMA, _path(engine))
 
 
 def owed(engine: TableEngine) -> dict[str, tuple[set[str], set[str]]]:
@@ -67,4 +67,4 @@ def settle(engine: TableEngine, aggregation: str, run_ids: Iterable[str], settle
     rows = [{"run_id": r, "aggregation": aggregation, "dates": None, "status": "done", "settled_by": settled_by,
              "recorded_at": now} for r in sorted(set(run_ids))]
     if rows:
-        engine.append(engine.spark.createDataFrame(rows, SCHEMA), _path(engine))
+        engine.append_rows(rows, SCHEMA, _path(engine))

@@ -9,7 +9,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.frames import one_row
 from lakehouse.rules.checks import ERRORS, has_error
 from lakehouse.rules.failures import ERROR_TYPE
 from lakehouse.sources.reader import RAW_RECORD
@@ -38,23 +37,27 @@ WITHHELD = "<withheld: the dataset masks sensitive columns; the raw line is in b
 CONTENT = ["dataset", "run_date", "source_file", "record", "raw_record", "errors", "_partition_date"]
 
 
-def _content(df: DataFrame) -> tuple[int, int]:
-    """(rows, sum of row hashes): equal for two sets of rows with the same content, in one aggregation."""
-    found = one_row(df.agg(F.count(F.lit(1)).alias("n"), F.coalesce(
-        F.sum(F.xxhash64(*[F.col(c) for c in CONTENT]).cast("decimal(38,0)")), F.lit(0)).alias("h")))
-    return int(found["n"]), int(found["h"])
+def _content(df: DataFrame) -> dict[dt.date, tuple[int, int]]:
+    """Run date -> (rows, sum of row hashes): equal for two sets of rows with the same content, in one
+    aggregation."""
+    return {r["d"]: (int(r["n"]), int(r["h"])) for r in df.groupBy(F.col("_partition_date").alias("d")).agg(
+        F.count(F.lit(1)).alias("n"),
+        F.coalesce(F.sum(F.xxhash64(*[F.col(c) for c in CONTENT]).cast("decimal(38,0)")), F.lit(0)).alias("h"),
+    ).collect()}
 
 
-def write_quarantine(engine: TableEngine, spec: m.DatasetSpec, run_id: str, run_date: dt.date,
-                     checked: DataFrame, quarantined: int) -> bool:
-    """Replace the run date's quarantine partition with the checked rows that have an error (`quarantined` of
-    them, as measured). A partition that holds these rows already (a rerun, a refresh) is left as it is: no new
-    table version. Returns whether it wrote."""
+def write_quarantine(engine: TableEngine, spec: m.DatasetSpec, run_ids: dict[dt.date, str], checked: DataFrame,
+                     quarantined: dict[dt.date, int]) -> list[dt.date]:
+    """Replace each run date's quarantine partition with its checked rows that have an error (`quarantined`, as
+    measured), in one commit. A partition that holds these rows already (a rerun, a refresh) is left as it is:
+    when all are, there is no new table version. Returns the run dates written."""
     record_cols = [c for c in checked.columns if not c.startswith("_")]
+    run_id = F.element_at(F.create_map(*[F.lit(x) for d, r in sorted(run_ids.items()) for x in (d, r)]),
+                          F.col("_partition_date"))
     rows = checked.where(has_error()).select(
         F.lit(spec.name).alias("dataset"),
-        F.lit(run_id).alias("run_id"),
-        F.lit(run_date).cast("date").alias("run_date"),
+        run_id.alias("run_id"),
+        F.col("_partition_date").alias("run_date"),
         F.col("_source_file").alias("source_file"),
         F.to_json(F.struct(*[column(c) for c in record_cols])).alias("record"),
         (F.when(F.col(RAW_RECORD).isNotNull(), F.lit(WITHHELD)) if spec.has_masking()
@@ -64,10 +67,17 @@ def write_quarantine(engine: TableEngine, spec: m.DatasetSpec, run_id: str, run_
         F.col("_partition_date"),
     ).select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in SCHEMA.fields])
     path = engine.layout.quarantine(spec.name)
-    partition = {"_partition_date": [run_date]}
+    days = sorted(run_ids)
     if engine.exists(path):
-        held = _content(engine.read(path, partitions=partition))
-        if held[0] == quarantined and (quarantined == 0 or held == _content(rows)):
-            return False
-    engine.replace_partitions(rows, path, ["_partition_date"], partition)
-    return True
+        held = _content(engine.read(path, partitions={"_partition_date": days}))
+        differ = [d for d in days if held.get(d, (0, 0))[0] != quarantined.get(d, 0)]
+        same_count = [d for d in days if d not in differ and quarantined.get(d, 0)]
+        if same_count:  # same number of rows: compare the content
+            new = _content(rows.where(F.col("_partition_date").isin(same_count)))
+            differ += [d for d in same_count if new.get(d) != held.get(d)]
+        days = sorted(differ)
+        if not days:
+            return []
+        rows = rows.where(F.col("_partition_date").isin(days))
+    engine.replace_partitions(rows, path, ["_partition_date"], {"_partition_date": days})
+    return days

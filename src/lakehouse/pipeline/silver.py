@@ -75,15 +75,15 @@ def one_per_key(spec: m.DatasetSpec, valid: DataFrame) -> DataFrame:
     return single.unionByName(several)
 
 
-def silver_plan(spec: m.DatasetSpec, values: dict[str, list[Any]], source_files: list[str], run_date: dt.date,
-                from_bronze: bool, evolve_schema: bool) -> MergePlan:
-    """The MERGE of a batch into silver. The day's files were read again in full: a silver row that came from
+def silver_plan(spec: m.DatasetSpec, values: dict[str, list[Any]], source_files: list[str],
+                run_dates: list[dt.date], from_bronze: bool, evolve_schema: bool) -> MergePlan:
+    """The MERGE of a batch into silver. The days' files were read again in full: a silver row that came from
     one of them and is no longer among its valid rows is deleted (within the partitions the batch touches). A
-    rebuild from bronze puts every silver row of the raw day in scope, wherever it is partitioned."""
+    rebuild from bronze puts every silver row of the raw days in scope, wherever it is partitioned."""
     partitions: dict[str, list[Any]] = {}
     scope: dict[str, list[Any]]
     if from_bronze:
-        scope = {"_source_date": [run_date]}
+        scope = {"_source_date": sorted(run_dates)}
     else:
         partitions = {c: values[c] for c in spec.target.partition_by}
         scope = {"_source_file": sorted(source_files)}

@@ -108,8 +108,10 @@ def ref_column(check_index: int, column: str) -> str:
     return f"_ref_{check_index}_{column}"
 
 
-def compile_check(check: m.RowCheck, index: int, now: dt.datetime) -> list[CompiledCheck]:
-    """One row check (the `index`-th of its dataset) as SQL, one CompiledCheck per column it applies to."""
+def compile_check(check: m.RowCheck, index: int, now: dt.datetime, by_day: bool = False) -> list[CompiledCheck]:
+    """One row check (the `index`-th of its dataset) as SQL, one CompiledCheck per column it applies to.
+    `by_day`: the rows carry their run date (`_partition_date`), and a check over the batch (`unique`) looks
+    within each run date, as the day's own load would."""
     name = check.name or check.check
 
     def make(column: str | None, fails: str, message: str) -> CompiledCheck:
@@ -183,7 +185,8 @@ def compile_check(check: m.RowCheck, index: int, now: dt.datetime) -> list[Compi
             label = ", ".join(check.columns)
             message = (_value_message(check.columns[0], "is not unique in the batch") if len(check.columns) == 1
                        else literal(f"({label}) is not unique in the batch"))
-            return [make(label, all_of(complete, f"count(1) OVER (PARTITION BY {cols}) > 1"), message)]
+            day = "_partition_date, " if by_day else ""
+            return [make(label, all_of(complete, f"count(1) OVER (PARTITION BY {day}{cols}) > 1"), message)]
         case m.Parseable():
             return [make(c, f"{ident(c)} IS NOT NULL AND {parse_with_formats(ident(c), check.formats)} IS NULL",
                          _value_message(c, f"does not match the format{'s' if len(check.formats) > 1 else ''} "
@@ -227,7 +230,7 @@ def compile_checks(spec: m.DatasetSpec, schema: T.StructType, now: dt.datetime |
     compiled = builtin_checks(spec, schema)
     business = [f for f in schema.fieldNames() if not f.startswith("_")]
     for i, check in enumerate(spec.checks):
-        for c in compile_check(check, i, now):
+        for c in compile_check(check, i, now, by_day="_partition_date" in schema.fieldNames()):
             if c.column is None and isinstance(check, m.Compare | m.Expression):
                 # a check written as SQL records the columns it reads
                 text = " ".join(t for _, t in check_sql(check))
@@ -237,29 +240,51 @@ def compile_checks(spec: m.DatasetSpec, schema: T.StructType, now: dt.datetime |
     return compiled
 
 
+def _not_after(day: Column) -> Callable[[Column], Column]:
+    """The lambda `d -> d <= day` for a higher-order function."""
+    return lambda d: d <= day
+
+
 def attach_references(spec: m.DatasetSpec, df: DataFrame, refs: dict[str, DataFrame | None]) -> DataFrame:
     """Left-join the key sets that exists_in checks look up: the referenced dataset's silver table (`refs` maps
     dataset name -> table), this batch ('batch.<column>'), or both when a dataset references itself (a row
     may point at one loaded earlier or at one arriving with it)."""
     batch = df
     batch_columns = batch.columns
+    # a batch of several run dates: a row finds the batch's keys of its own day only, as the day's own load would
+    by_day = "_partition_date" in batch_columns
     for i, check in enumerate(spec.checks):
         if not isinstance(check, m.ExistsIn):
             continue
         for c in check.targets:
             alias = ref_column(i, c)
+            day = f"{alias}_day"
             found = []
             ref_table = refs.get(check.ref_dataset) if check.ref_dataset is not None else None
             if ref_table is not None:
-                found.append(ref_table.selectExpr(f"{ident(check.ref_column)} AS {ident(alias)}"))
+                found.append(ref_table.selectExpr(f"{ident(check.ref_column)} AS {ident(alias)}",
+                                                  f"CAST(NULL AS DATE) AS {ident(day)}"))
             if check.ref_dataset in (None, spec.name) and check.ref_column in batch_columns:
-                found.append(batch.selectExpr(f"{ident(check.ref_column)} AS {ident(alias)}"))
+                found.append(batch.selectExpr(f"{ident(check.ref_column)} AS {ident(alias)}",
+                                              f"{'_partition_date' if by_day else 'CAST(NULL AS DATE)'} AS {ident(day)}"))
             if not found:
                 df = df.withColumn(alias, F.lit(None).cast(batch.schema[c].dataType))
                 continue
             keys = found[0] if len(found) == 1 else found[0].unionByName(found[1])
-            keys = keys.where(f"{ident(alias)} IS NOT NULL").distinct()
-            df = df.join(keys, df[c] == keys[alias], "left")
+            keys = keys.where(f"{ident(alias)} IS NOT NULL")
+            if not by_day:
+                distinct = keys.select(alias).distinct()
+                df = df.join(distinct, df[c] == distinct[alias], "left")
+                continue
+            # one row per key: whether the table holds it (any day), and the batch days that carry it. A dataset
+            # that references itself also finds the rows of the batch's earlier days (loaded before, one by one)
+            keys = keys.groupBy(alias).agg(F.max(F.col(day).isNull()).alias(f"{day}_any"),
+                                           F.collect_set(day).alias(f"{day}s"))
+            row_day = df["_partition_date"]
+            in_batch = (F.exists(keys[f"{day}s"], _not_after(row_day)) if check.ref_dataset == spec.name
+                        else F.array_contains(keys[f"{day}s"], row_day))
+            df = df.join(keys, (df[c] == keys[alias]) & (keys[f"{day}_any"] | in_batch), "left") \
+                .drop(f"{day}_any", f"{day}s")
     return df
 
 

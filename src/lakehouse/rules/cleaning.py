@@ -72,7 +72,9 @@ def _dedup(spec: m.DedupSpec) -> Transform:
         order = [superseded(df).asc(), column(spec.keep_latest_by).desc_nulls_last()]
         order += [F.col(c).desc() for c in ("_partition_date", "_source_file") if c in df.columns]
         order.append(F.xxhash64(*business).desc())
-        window = Window.partitionBy(*[column(c) for c in spec.columns]).orderBy(*order)
+        # within each run date: a batch of several days sets aside what each day's own load would
+        by_day = [F.col("_partition_date")] if "_partition_date" in df.columns else []
+        window = Window.partitionBy(*by_day, *[column(c) for c in spec.columns]).orderBy(*order)
         # a row with a null among the columns is nobody's duplicate (as in the unique check)
         complete = reduce(lambda acc, c: acc & column(c).isNotNull(), spec.columns, F.lit(True))
         return df.withColumn(SUPERSEDED, superseded(df) | (complete & (F.row_number().over(window) > 1)))

@@ -16,13 +16,14 @@ import logging
 import os
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse import faults
 from lakehouse.errors import LakehouseError, SettingsError
@@ -142,8 +143,8 @@ def relative_to_table(table_root: str, file: str) -> str:
 
 
 # the operations of the contract: an error inside one is translated into the product's own (errors.TableError)
-CONTRACT = ("exists", "read", "version", "replace_partitions", "append", "merge", "upsert", "history", "optimize",
-            "vacuum", "delete", "restore", "merge_replacing")
+CONTRACT = ("exists", "read", "version", "replace_partitions", "append", "append_rows", "merge", "upsert", "history",
+            "optimize", "vacuum", "delete", "restore", "merge_replacing")
 
 
 def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -223,6 +224,14 @@ class TableEngine(ABC):
         """Append rows (create the table if missing). Returns the new version. With `txn` = (app id, version),
         the commit records that application transaction, and an append whose version the table has already
         seen for that app id is skipped: a retried write cannot apply twice."""
+
+    def append_rows(self, rows: Sequence[dict[str, Any]], schema: T.StructType, path: str,
+                    partition_by: list[str] | None = None, txn: tuple[str, int] | None = None) -> int:
+        """`append` for records the pipeline holds in memory (run records, logs): an engine may write them
+        without a Spark job."""
+        if not rows:
+            raise ValueError("append_rows needs at least one row")
+        return self.append(self.spark.createDataFrame(list(rows), schema), path, partition_by, txn=txn)
 
     @abstractmethod
     def merge(self, df: DataFrame, path: str, plan: MergePlan, base_version: int | None = None) -> MergeResult:

@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -23,6 +23,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, WriterPropertie
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from lakehouse import faults
@@ -86,7 +87,7 @@ def delta_table(path: str, version: int | None = None) -> DeltaTable:
     return DeltaTable(uri, version=version, storage_options=delta_options(uri))
 
 
-def _write(path: str, data: pa.RecordBatchReader, **options: Any) -> None:
+def _write(path: str, data: pa.RecordBatchReader | pa.Table, **options: Any) -> None:
     write_deltalake(path, data, storage_options=delta_options(path), **options)
 
 
@@ -248,6 +249,20 @@ class RustEngine(TableEngine):
             _write(path, data.reader(), partition_by=partition_by or None, mode="append",
                             schema_mode="merge", commit_properties=properties,
                             writer_properties=WRITER)
+        return delta_table(path).version()
+
+    def append_rows(self, rows: Sequence[dict[str, Any]], schema: T.StructType, path: str,
+                    partition_by: list[str] | None = None, txn: tuple[str, int] | None = None) -> int:
+        """Records held in memory go to delta-rs as Arrow directly: no Spark job, no staging files."""
+        path = arrow_uri(path)
+        table = self._table(path)
+        if txn and table is not None and (table.transaction_version(txn[0]) or -1) >= txn[1]:
+            return table.version()
+        arrow_schema = _nullable(to_arrow_schema(schema, timestamp_utc=True))
+        # naive datetimes are UTC throughout the pipeline, which is how Arrow reads them for a UTC column
+        data = pa.Table.from_pylist([dict(r) for r in rows], schema=arrow_schema)
+        _write(path, data, partition_by=partition_by or None, mode="append", schema_mode="merge",
+               commit_properties=self._commit([Transaction(*txn)] if txn else None), writer_properties=WRITER)
         return delta_table(path).version()
 
     def merge(self, df: DataFrame, path: str, plan: MergePlan, base_version: int | None = None) -> MergeResult:

@@ -1,0 +1,134 @@
+"""Measuring a checked batch and gating it: the counts of every run date of the batch in one Spark job, the quality
+metrics of each check, and the verdict of the dataset checks (which days may reach silver)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.errors import DatasetFailed
+from lakehouse.pipeline.outcome import DatasetOutcome, QualityMetric
+from lakehouse.rules import dataset_checks
+from lakehouse.rules.checks import ERRORS, check_names, has_error
+from lakehouse.rules.cleaning import superseded
+from lakehouse.specs import models as m
+from lakehouse.sql import column
+
+DAY = "_partition_date"
+
+
+@dataclass(frozen=True)
+class DayStats:
+    """What `measure` found for one run date of the batch: row counts, the raw files the rows came from and the
+    aggregate of each dataset check that has one (by check index)."""
+
+    clean_rows: int  # rows no check flagged, not even a warning
+    superseded: int  # valid rows a dedup cleaning step set aside
+    source_files: list[str]
+    dataset_aggregates: dict[int, Any]
+    values: dict[str, list[Any]]  # column -> the values among the day's rows that may reach silver (None: nulls)
+    keys: int  # distinct keys among those rows (the rows the day merges)
+    batch_keys: int  # distinct keys among the mergeable rows of every day of the batch
+
+
+def measure(spec: m.DatasetSpec, checked: DataFrame, outcomes: dict[dt.date, DatasetOutcome],
+            value_columns: list[str]) -> dict[dt.date, DayStats]:
+    """All counts of the batch, per run date, in one Spark job over the checked rows. Fills each day's outcome:
+    rows read, quarantined, warned, malformed, duplicate (valid rows beyond one per key), and the quality
+    metrics. Also found per day: the values of `value_columns` among the rows that may reach silver, and for the
+    whole batch whether a key occurs on more than one day."""
+    names = check_names(spec, checked)
+    error = has_error()
+    mergeable = ~error & ~superseded(checked)
+    keys = F.struct(*[column(k) for k in spec.keys])
+    counts = {
+        "total": F.count(F.lit(1)),
+        "quarantined": F.sum(error.cast("int")),
+        "warned": F.sum((~error & (F.size(ERRORS) > 0)).cast("int")),
+        "malformed": F.sum(F.array_contains(F.col(ERRORS).getField("check"), "malformed_record").cast("int")),
+        "clean_rows": F.sum((F.size(ERRORS) == 0).cast("int")),
+        # rows a dedup cleaning step set aside count as duplicates, like rows sharing a key
+        "superseded": F.sum((~error & superseded(checked)).cast("int")),
+        # the rows the day would merge: one per key (a key with nulls groups like any other value)
+        "batch_rows": F.count_distinct(F.when(mergeable, keys)),
+    }
+    # failing rows per check: a rule fails at most once per row and column, so counting the rows whose failures
+    # hold the (check, column) is exact
+    per_check = {f"check_{i}": F.sum(F.exists(ERRORS, _failure_of(name, col_name)).cast("int"))
+                 for i, (name, col_name, _) in enumerate(names)}
+    values = {f"values_{i}": F.collect_set(F.when(mergeable, column(c))) for i, c in enumerate(value_columns)}
+    nulls = {f"nulls_{i}": F.max(mergeable & column(c).isNull()) for i, c in enumerate(value_columns)}
+    per_dataset_check = dataset_checks.aggregates(spec, ~error)
+    # per day, and (the row whose day is null) over the whole batch
+    found = {r[DAY]: r for r in checked.rollup(DAY).agg(
+        *[v.alias(k) for k, v in {**counts, **per_check, **values, **nulls}.items()],
+        F.collect_set("_source_file").alias("source_files"),
+        *[v.alias(f"dataset_check_{i}") for i, v in per_dataset_check.items()]).collect()}
+    whole = found.get(None)
+    batch_keys = int(whole["batch_rows"] or 0) if whole is not None else 0
+    stats = {}
+    for day, out in outcomes.items():
+        got = found.get(day)
+        row = {k: int((got[k] if got is not None else 0) or 0) for k in [*counts, *per_check]}
+        out.rows_read = row["total"]
+        out.rows_quarantined = row["quarantined"]
+        out.rows_warned = row["warned"]
+        out.rows_malformed = row["malformed"]
+        out.rows_duplicate = out.rows_read - out.rows_quarantined - row["batch_rows"]
+        out.quality.append(QualityMetric(
+            "quality_score", None, "dataset", out.rows_read, out.rows_read - row["clean_rows"],
+            observed=row["clean_rows"] / out.rows_read if out.rows_read else 1.0,
+            threshold="share of rows passing every row check", status="info"))
+        for i, (name, col_name, criticality) in enumerate(names):
+            failed = row[f"check_{i}"]
+            status = "pass" if failed == 0 else ("fail" if criticality == "error" else "warn")
+            out.quality.append(QualityMetric(name, col_name, criticality, out.rows_read, failed,
+                                             observed=failed / out.rows_read if out.rows_read else 0.0,
+                                             status=status))
+        stats[day] = DayStats(
+            row["clean_rows"], row["superseded"], list(got["source_files"]) if got else [],
+            {i: got[f"dataset_check_{i}"] if got else None for i in per_dataset_check},
+            {c: (list(got[f"values_{i}"]) + ([None] if got[f"nulls_{i}"] else [])) if got else []
+             for i, c in enumerate(value_columns)},
+            row["batch_rows"], batch_keys)
+    return stats
+
+
+def _failure_of(check: str, col_name: str | None) -> Callable[[Column], Column]:
+    """The lambda `e -> e is a failure of (check, column)` for a higher-order function."""
+    return lambda e: (e.getField("check") == F.lit(check)) & e.getField("column").eqNullSafe(F.lit(col_name))
+
+
+def gate(spec: m.DatasetSpec, out: DatasetOutcome, stats: DayStats, previous_rows: int | None,
+         colliding_keys: Callable[[], list[dict[str, Any]]], bad_files: Callable[[], str]) -> None:
+    """Dataset checks, schema drift, bad files and duplicates under `fail` for one run date: DatasetFailed with the
+    reasons when its rows must not reach silver. Each dataset check's result is recorded in the quality metrics."""
+    failures = []
+    if out.rejected and spec.on_bad_file == "fail":
+        failures.append(bad_files())
+    if out.new_columns and spec.on_new_columns == "fail":
+        failures.append(f"new columns {out.new_columns} in the raw data (on_new_columns: fail)")
+    key_duplicates = out.rows_duplicate - stats.superseded
+    if key_duplicates and spec.duplicates == "fail":
+        failures.append(f"{key_duplicates} duplicate row(s) for keys {spec.keys} (duplicates: fail), e.g. "
+                        f"{colliding_keys()}")
+    valid = out.rows_read - out.rows_quarantined
+    for i, check in enumerate(spec.dataset_checks):
+        name = check.name or check.check
+        result = dataset_checks.judge(check, dataset_checks.DatasetCheckContext(
+            valid=valid, batch=valid - out.rows_duplicate, rows_read=out.rows_read,
+            aggregate=stats.dataset_aggregates.get(i), raw_columns=out.raw_columns, run_date=out.run_date,
+            previous_rows=previous_rows))
+        status = "pass" if result.passed else ("fail" if check.action == "fail" else "warn")
+        out.quality.append(QualityMetric(name, result.column, "dataset", valid, 0 if result.passed else 1,
+                                         observed=result.observed, threshold=result.threshold, status=status))
+        if status == "fail":
+            shown = "n/a" if result.observed is None else f"{result.observed:.4g}"
+            failures.append(f"dataset check {name} failed: observed {shown}; {result.threshold}")
+    if failures:
+        raise DatasetFailed(failures)

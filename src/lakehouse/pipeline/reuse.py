@@ -1,0 +1,80 @@
+"""Knowing that a load would change nothing, without doing it: a rerun of a day whose raw files, rules and tables
+are as its last load left them.
+
+After each load the ingested-file log records, with every file, the load's *state*: a digest of the dataset's spec
+(as parsed), the product's version, and the Delta versions of the dataset's bronze, quarantine and silver tables
+and of the silver tables its checks look up. When a later run finds the same files (size and mtime, or ETag) and
+the same state, the load it would do is the one already done: checks, quarantine and the MERGE are skipped and the
+day's counts are those recorded by that load. Anything else (another commit to one of those tables, a changed
+rule, a new product version, checks relative to the time of the run) means a full load.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+from pyspark.sql import functions as F
+
+from lakehouse import __version__
+from lakehouse.pipeline.outcome import DatasetOutcome, QualityMetric
+from lakehouse.specs import models as m
+from lakehouse.tables.engine import MergeResult, TableEngine
+
+# checks judged against the moment of the run: the same rows may pass today and fail tomorrow
+TIME_RELATIVE = (m.NotInFuture, m.NotOlderThan)
+
+
+def load_state(engine: TableEngine, spec: m.DatasetSpec) -> str | None:
+    """The state a load of `spec` depends on besides its raw files (None: it depends on the time of the run)."""
+    if any(isinstance(c, TIME_RELATIVE) for c in spec.checks):
+        return None
+    lake = engine.layout
+    tables = {"bronze": lake.bronze(spec.name), "quarantine": lake.quarantine(spec.name),
+              "silver": lake.silver(spec.name), **{f"ref:{r}": lake.silver(r) for r in sorted(spec.references())}}
+    state = {"spec": spec.model_dump(mode="json", by_alias=True, exclude={"description"}), "product": __version__,
+             "versions": {name: engine.version(path) for name, path in tables.items()}}
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def last_load(state: dict[tuple[str, str], dict[str, Any]], dataset: str, paths: list[str], current: str | None
+              ) -> str | None:
+    """The run id of the load that logged every one of `paths` with the state `current`, if one did."""
+    if current is None or not paths:
+        return None
+    rows = [state.get((dataset, p)) for p in paths]
+    if any(r is None or r.get("load_state") != current for r in rows):
+        return None
+    run_ids = {r["run_id"] for r in rows if r is not None}
+    return run_ids.pop() if len(run_ids) == 1 else None
+
+
+def recorded_outcome(engine: TableEngine, dataset: str, day: dt.date, run_id: str) -> DatasetOutcome | None:
+    """The outcome the run `run_id` recorded for `dataset` on `day` (counts and quality metrics), None when the run
+    records hold no successful one."""
+    lake = engine.layout
+    if not engine.exists(lake.meta("runs")):
+        return None
+    runs = engine.read(lake.meta("runs"), partitions={"run_date": [day]})
+    found = runs.where((F.col("run_id") == run_id) & (F.col("layer") == "silver") & (F.col("name") == dataset)
+                       & (F.col("run_date") == F.lit(day)) & (F.col("status") == "ok")).limit(1).collect()
+    if not found:
+        return None
+    row = found[0]
+    out = DatasetOutcome(dataset, day, files=row["files"] or 0)
+    for name in ("rows_read", "rows_malformed", "rows_quarantined", "rows_warned", "rows_duplicate",
+                 "rows_held_back", "rows_to_silver"):
+        setattr(out, name, int(row[name] or 0))
+    out.new_columns = list(row["new_columns"] or [])
+    out.merge = MergeResult(source_rows=out.rows_to_silver)  # every row already there, as it is
+    if engine.exists(lake.meta("quality")):
+        quality = engine.read(lake.meta("quality"), partitions={"run_date": [day]})
+        for q in quality.where((F.col("run_id") == run_id) & (F.col("dataset") == dataset)
+                               & (F.col("run_date") == F.lit(day))).collect():
+            out.quality.append(QualityMetric(q["check"], q["column"], q["criticality"], q["evaluated_rows"],
+                                             q["failed_rows"], q["observed"], q["threshold"], q["status"]))
+    out.unchanged_since = run_id
+    out.message = f"unchanged since run {run_id}: files, rules and tables as that load left them"
+    return out
