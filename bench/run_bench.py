@@ -14,7 +14,7 @@
 
 Sizes come from the environment (0 skips a part): BENCH_CHECK_ROWS (1000000), BENCH_ROWS (1000000),
 BENCH_FILES_ROWS (200000) with BENCH_FILES_COUNT (200), BENCH_MEMORY_ROWS (0); then the whole-process comparison
-with the hand-written peers (bench/versus.py; BENCH_VERSUS=0 skips it, VERSUS_ROWS sizes its day).
+with the hand-written peers (bench/versus.py; BENCH_VERSUS=0 skips it, VERSUS_ROWS and VERSUS_BIG_ROWS size its days).
 Timings are wall-clock seconds on this machine, best of BENCH_REPEAT (2) where a step can be repeated.
 """
 
@@ -371,7 +371,8 @@ def main() -> int:
             sys.path.insert(0, str(REPO / "bench"))
             from versus import bench_versus
 
-            report["versus"] = bench_versus(env_int("VERSUS_ROWS", 1_000_000), work)
+            report["versus"] = bench_versus(env_int("VERSUS_ROWS", 1_000_000), env_int("VERSUS_BIG_ROWS", 5_000_000),
+                                            work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = RESULTS / f"bench-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"

@@ -5,6 +5,7 @@ processes from the outside (JVM start included), on the same generated days, in 
             (target: at most 1.0x) and the pandas peer (reported); peak resident memory of each process tree
   rerun     the same day again, nothing changed: at most 0.3x of its first load, and no new table version
   week      7 days x 2,000 rows through `--pending`: at most 30 s
+  big day   as `day`, with VERSUS_BIG_ROWS (default 5,000,000; 0 skips it)
 
 Run alone: `python bench/versus.py` (VERSUS_ROWS, default 1000000; 0 skips the day and the rerun). `make bench`
 runs it after the stage benchmarks. Each target prints PASS or FAIL with the measured ratio.
@@ -95,26 +96,36 @@ def verdict(name: str, measured: float, target: float, unit: str = "x") -> dict:
     return {"measured": round(measured, 3), "target": target, "pass": ok}
 
 
-def bench_versus(rows: int, work: Path) -> dict:
+def day_vs_peers(rows: int, work: Path, label: str) -> tuple[dict, Path, str, dict]:
+    """Day 2 of `rows` sales rows (after day 1) through the product, then the Spark and pandas peers on the same
+    day: timings, peak memory and the ratio against the Spark peer."""
+    out: dict = {}
+    lake = work / label
+    generate(lake, 2, rows)
+    day1, day2 = str(END - dt.timedelta(days=1)), str(END)
+    out["product_day1"] = {k: v for k, v in product(lake, "--date", day1).items() if k != "output"}
+    load = product(lake, "--date", day2)
+    out["product_day2"] = {k: v for k, v in load.items() if k != "output"}
+    peer_args = ["--raw", str(lake / "raw"), "--date", day2]
+    spark_peer = run_process([str(BIN / "spark-submit"), "--master", "local[2]", "bench/peers/sales_spark.py",
+                              *peer_args, "--out", str(work / f"{label}-peer-spark")], env_for(lake))
+    pandas_peer = run_process([sys.executable, "bench/peers/sales_pandas.py", *peer_args, "--out",
+                               str(work / f"{label}-peer-pandas")], env_for(lake))
+    out["spark_peer"] = {k: v for k, v in spark_peer.items() if k != "output"}
+    out["pandas_peer"] = {k: v for k, v in pandas_peer.items() if k != "output"}
+    out["day_vs_spark_peer"] = verdict(f"{rows:,}-row day vs the hand-written Spark job",
+                                       load["seconds"] / spark_peer["seconds"], 1.0)
+    out["day_vs_pandas_peer"] = round(load["seconds"] / pandas_peer["seconds"], 2)
+    print(f"info  {rows:,}-row day: product {load['seconds']:.1f} s (peak {load['peak_gb']} GB), Spark peer "
+          f"{spark_peer['seconds']:.1f} s, pandas peer {pandas_peer['seconds']:.1f} s "
+          f"({out['day_vs_pandas_peer']}x)", flush=True)
+    return out, lake, day2, load
+
+
+def bench_versus(rows: int, big_rows: int, work: Path) -> dict:
     out: dict = {}
     if rows:
-        lake = work / "versus"
-        generate(lake, 2, rows)
-        day1, day2 = str(END - dt.timedelta(days=1)), str(END)
-        out["product_day1"] = {k: v for k, v in product(lake, "--date", day1).items() if k != "output"}
-        load = product(lake, "--date", day2)
-        out["product_day2"] = {k: v for k, v in load.items() if k != "output"}
-        peer_args = ["--raw", str(lake / "raw"), "--date", day2]
-        spark_peer = run_process([str(BIN / "spark-submit"), "--master", "local[2]", "bench/peers/sales_spark.py",
-                                  *peer_args, "--out", str(work / "peer-spark")], env_for(lake))
-        pandas_peer = run_process([sys.executable, "bench/peers/sales_pandas.py", *peer_args, "--out",
-                                   str(work / "peer-pandas")], env_for(lake))
-        out["spark_peer"] = {k: v for k, v in spark_peer.items() if k != "output"}
-        out["pandas_peer"] = {k: v for k, v in pandas_peer.items() if k != "output"}
-        out["day_vs_spark_peer"] = verdict(f"{rows:,}-row day vs the hand-written Spark job",
-                                           load["seconds"] / spark_peer["seconds"], 1.0)
-        out["day_vs_pandas_peer"] = round(load["seconds"] / pandas_peer["seconds"], 2)
-        print(f"info  {rows:,}-row day vs the pandas script: {out['day_vs_pandas_peer']}x", flush=True)
+        out["day"], lake, day2, load = day_vs_peers(rows, work, "versus")
         before = versions(lake)
         rerun = product(lake, "--date", day2)
         out["rerun"] = {k: v for k, v in rerun.items() if k != "output"}
@@ -123,18 +134,22 @@ def bench_versus(rows: int, work: Path) -> dict:
         out["rerun_new_versions"] = {n: v for n, v in versions(lake).items() if v != before[n]}
         print(f"{'PASS' if not out['rerun_new_versions'] else 'FAIL'}  rerun writes no new table version: "
               f"{out['rerun_new_versions'] or 'none'}", flush=True)
+        shutil.rmtree(lake, ignore_errors=True)
     week = work / "week"
     generate(week, 7, 2000)
     pending = product(week, "--pending")
     out["week_pending"] = {k: v for k, v in pending.items() if k != "output"}
     out["week_seconds"] = verdict("7 days x 2,000 rows via --pending", pending["seconds"], 30.0, " s")
+    if big_rows:
+        out["big_day"], *_ = day_vs_peers(big_rows, work, "versus-big")
     return out
 
 
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="lakehouse-versus-"))
     try:
-        report = bench_versus(int(os.environ.get("VERSUS_ROWS", 1_000_000)), work)
+        report = bench_versus(int(os.environ.get("VERSUS_ROWS", 1_000_000)),
+                              int(os.environ.get("VERSUS_BIG_ROWS", 5_000_000)), work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(report, indent=2))

@@ -212,7 +212,7 @@ class DatasetLoad:
         the day's (see pipeline.reuse) and nothing is loaded again."""
         run_id = reuse.last_load(self.ingested_state, self.spec.name, paths, current)
         recorded = reuse.recorded_outcome(self.engine, self.spec.name, day, run_id) if run_id else None
-        if recorded is None:
+        if recorded is None or not reuse.still_true(self.spec, recorded):
             return False
         out = self.outcomes[day]
         recorded.files, recorded.skipped = out.files, out.skipped

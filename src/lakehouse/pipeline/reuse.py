@@ -6,7 +6,8 @@ After each load the ingested-file log records, with every file, the load's *stat
 and of the silver tables its checks look up. When a later run finds the same files (size and mtime, or ETag) and
 the same state, the load it would do is the one already done: checks, quarantine and the MERGE are skipped and the
 day's counts are those recorded by that load. Anything else (another commit to one of those tables, a changed
-rule, a new product version, checks relative to the time of the run) means a full load.
+rule, a new product version, a `not_older_than` check, a `not_in_future` check that failed rows) means a full
+load.
 """
 
 from __future__ import annotations
@@ -23,13 +24,11 @@ from lakehouse.pipeline.outcome import DatasetOutcome, QualityMetric
 from lakehouse.specs import models as m
 from lakehouse.tables.engine import MergeResult, TableEngine
 
-# checks judged against the moment of the run: the same rows may pass today and fail tomorrow
-TIME_RELATIVE = (m.NotInFuture, m.NotOlderThan)
-
 
 def load_state(engine: TableEngine, spec: m.DatasetSpec) -> str | None:
-    """The state a load of `spec` depends on besides its raw files (None: it depends on the time of the run)."""
-    if any(isinstance(c, TIME_RELATIVE) for c in spec.checks):
+    """The state a load of `spec` depends on besides its raw files (None: it depends on the time of the run, through
+    a `not_older_than` check: a row that passed yesterday may be too old today)."""
+    if any(isinstance(c, m.NotOlderThan) for c in spec.checks):
         return None
     lake = engine.layout
     tables = {"bronze": lake.bronze(spec.name), "quarantine": lake.quarantine(spec.name),
@@ -49,6 +48,14 @@ def last_load(state: dict[tuple[str, str], dict[str, Any]], dataset: str, paths:
         return None
     run_ids = {r["run_id"] for r in rows if r is not None}
     return run_ids.pop() if len(run_ids) == 1 else None
+
+
+def still_true(spec: m.DatasetSpec, out: DatasetOutcome) -> bool:
+    """Whether the recorded verdicts hold at any later time. `not_in_future` is the one check judged against the time
+    of the run that only loosens as time passes: a value not in the future then is not in the future now, but one
+    that was may no longer be. So a load where it failed no row stands; one where it failed rows is redone."""
+    names = {c.name or c.check for c in spec.checks if isinstance(c, m.NotInFuture)}
+    return not any(q.check in names and q.failed_rows for q in out.quality)
 
 
 def recorded_outcome(engine: TableEngine, dataset: str, day: dt.date, run_id: str) -> DatasetOutcome | None:

@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.errors import SpecError
+from lakehouse.frames import empty_frame
 from lakehouse.specs import models as m
 from lakehouse.specs.loader import Catalog
 from lakehouse.sql import column
@@ -89,7 +90,7 @@ class _Resolver:
         return None
 
     def empty(self, schema: T.StructType) -> DataFrame:
-        return self.spark.createDataFrame([], schema)
+        return empty_frame(self.spark, schema)
 
     # ------------------------------------------------------------------ datasets
 

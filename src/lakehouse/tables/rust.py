@@ -28,6 +28,7 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from lakehouse import faults
 from lakehouse.errors import CommitConflict, LakehouseError, TableNotFound, VersionNotFound
+from lakehouse.frames import empty_frame
 from lakehouse.sql import column, ident, in_list, qualified
 from lakehouse.storage import delta_options, filesystem, localize, spark_reads
 from lakehouse.tables.engine import (
@@ -199,7 +200,7 @@ class RustEngine(TableEngine):
         else:
             files = [spark_uri(f) for f in table.file_uris(file_pruning_predicate=filters or None)]
         if not files:
-            return self.spark.createDataFrame([], schema)
+            return empty_frame(self.spark, schema)
         root = spark_uri(table.table_uri.rstrip("/"))
         if not spark_reads(self.spark, root):  # no S3 connector: Spark reads local copies of the files
             root, files = self._mirrored(root, files)
