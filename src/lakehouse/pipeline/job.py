@@ -121,10 +121,14 @@ class DailyJob:
         return self._days(dates)
 
     def run_pending(self, since: dt.date | None = None) -> list[DayResult]:
-        """Every raw partition with a new or changed file (dated `since` or later), in date order; files gone
-        upstream are reported."""
+        """Every raw partition with a new or changed file (dated `since` or later), in date order, and the gold
+        dates a killed run still owes; files gone upstream are reported."""
         work = ingested.find_pending(self.engine, self.catalog, since)
-        results = self._days(work.all_dates(), work.datasets_for)
+        days = work.all_dates()
+        if not days and self.catalog.aggregations and any(dates for dates, _ in pending_gold.owed(self.engine).values()):
+            # a run died between its silver writes and gold: no raw file is pending, but gold dates are owed
+            days = [default_run_date()]
+        results = self._days(days, work.datasets_for)
         if work.deleted:
             run_id = results[-1].run_id if results else new_run_id(default_run_date(), dt.datetime.now(dt.UTC))
             ingested.record_deleted(self.engine, work.deleted, run_id)
@@ -200,12 +204,16 @@ class DailyJob:
         touched: dict[str, set[Any]] = {}  # aggregation -> the gold dates its source rows changed
         # the log's rows of these raw days only: the whole log never reaches the driver
         state = {} if from_bronze else ingested.latest_state(self.engine, None, days)
-        for spec in self.catalog.dataset_order():
+        for spec in self.catalog.dataset_order():  # a dataset's checks read the silver tables loaded before it
             spec_days = [d for d in days if datasets_for is None or spec.name in datasets_for(d)]
-            if spec_days:
-                for name, dates in self.load_dataset(spec, {d: results[d].run_id for d in spec_days}, runs,
-                                                     results, started, from_bronze, state).items():
-                    touched.setdefault(name, set()).update(dates)
+            if not spec_days:
+                continue
+            outcomes, gold_dates = self.load_dataset(spec, {d: results[d].run_id for d in spec_days}, runs, started,
+                                                     from_bronze, state)
+            for day, outcome in sorted(outcomes.items()):
+                results[day].datasets.append(outcome)
+            for agg, dates in gold_dates.items():
+                touched.setdefault(agg, set()).update(dates)
         self.build_gold(last, runs[last.run_date], touched, extra_gold_dates or {})
         last.notes += [f"gold table {name} has no spec in conf/aggregations: kept as it is, no longer updated"
                        for name in self.orphan_gold_tables()]
@@ -213,9 +221,10 @@ class DailyJob:
         return list(results.values())
 
     def load_dataset(self, spec: m.DatasetSpec, run_ids: dict[dt.date, str], runs: dict[dt.date, RunInfo],
-                     results: dict[dt.date, DayResult], started: dt.datetime, from_bronze: bool,
-                     state: dict[tuple[str, str], dict[str, Any]]) -> dict[str, list[Any]]:
-        """One dataset over its run dates of the batch; returns aggregation -> the gold dates it touched."""
+                     started: dt.datetime, from_bronze: bool, state: dict[tuple[str, str], dict[str, Any]]
+                     ) -> tuple[dict[dt.date, DatasetOutcome], dict[str, list[Any]]]:
+        """One dataset over its run dates of the batch: its outcome per date, and aggregation -> the gold dates
+        it touched."""
         lake = self.engine.layout
         date_columns = {a.name: a.date_column for a in self.catalog.aggregations_from(spec.name)}
         attempts: list[DatasetLoad] = []
@@ -261,7 +270,6 @@ class DailyJob:
             ingested.record(self.engine, spec.name, logged)
         touched: dict[str, list[Any]] = {}
         for day, outcome in sorted(outcomes.items()):
-            results[day].datasets.append(outcome)
             tables = {"raw": sources[day], "quarantine": lake.quarantine(spec.name), "silver": lake.silver(spec.name)}
             self.telemetry.dataset_finished(runs[day], spec, outcome, error if outcome.status == "failed" else None,
                                             tables if from_bronze else {**tables, "bronze": lake.bronze(spec.name)})
@@ -272,7 +280,7 @@ class DailyJob:
                           f"({sum(outcome.timings.values()):.1f} s)")
             for name, date_column in date_columns.items():
                 touched.setdefault(name, []).extend(outcome.affected_dates.get(date_column, []))
-        return touched
+        return outcomes, touched
 
     def build_gold(self, result: DayResult, run: RunInfo, touched: dict[str, set[Any]],
                    extra_gold_dates: dict[str, list[dt.date]]) -> None:
