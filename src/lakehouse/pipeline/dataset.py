@@ -288,14 +288,15 @@ class DatasetLoad:
                       ) -> SilverSource:
         """The rows for silver from the passing days: valid, not superseded, one per key (the latest, a later day
         before an earlier one), with their content hash, persisted on disk (read by the comparison with silver
-        and by the writes). When `measure` found every key once in the batch, nothing needs resolving."""
+        and by the writes). When `measure` found every key of a one-day batch once, nothing needs resolving."""
         business = [c for c in checked.columns if not c.startswith("_")]
         valid = (checked.where(~has_error() & ~superseded(checked) & F.col(DAY).isin(days))
                  .withColumnRenamed(DAY, "_source_date")
                  .withColumn(ROW_HASH, row_hash(checked, business)))
-        mergeable = sum(self.outcomes[d].rows_read - self.outcomes[d].rows_quarantined - stats[d].superseded
-                        for d in days)
-        unique = days == self.loaded and mergeable == stats[days[0]].batch_keys
+        # one day whose keys are all distinct (the daily run, mostly) needs no ranking; several days may share keys
+        day = days[0]
+        unique = len(days) == 1 and stats[day].keys == (
+            self.outcomes[day].rows_read - self.outcomes[day].rows_quarantined - stats[day].superseded)
         source = ((valid if unique else one_per_key(self.spec, valid))
                   .select(*[column(c) for c in business], *SILVER_LINEAGE, ROW_HASH)
                   .persist(StorageLevel.DISK_ONLY))

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.errors import DatasetFailed
@@ -33,19 +33,17 @@ class DayStats:
     dataset_aggregates: dict[int, Any]
     values: dict[str, list[Any]]  # column -> the values among the day's rows that may reach silver (None: nulls)
     keys: int  # distinct keys among those rows (the rows the day merges)
-    batch_keys: int  # distinct keys among the mergeable rows of every day of the batch
 
 
 def measure(spec: m.DatasetSpec, checked: DataFrame, outcomes: dict[dt.date, DatasetOutcome],
             value_columns: list[str]) -> dict[dt.date, DayStats]:
-    """All counts of the batch, per run date, in one Spark job over the checked rows. Fills each day's outcome:
-    rows read, quarantined, warned, malformed, duplicate (valid rows beyond one per key), and the quality
-    metrics. Also found per day: the values of `value_columns` among the rows that may reach silver, and for the
-    whole batch whether a key occurs on more than one day."""
+    """All counts of the batch, per run date, in three Spark jobs over the checked rows: the row counts (one pass),
+    the failures per check (over the failing rows only), the keys per day (one aggregation by key). Fills each
+    day's outcome: rows read, quarantined, warned, malformed, duplicate (valid rows beyond one per key), and the
+    quality metrics. Also found per day: the values of `value_columns` among the rows that may reach silver."""
     names = check_names(spec, checked)
     error = has_error()
     mergeable = ~error & ~superseded(checked)
-    keys = F.struct(*[column(k) for k in spec.keys])
     counts = {
         "total": F.count(F.lit(1)),
         "quarantined": F.sum(error.cast("int")),
@@ -54,38 +52,39 @@ def measure(spec: m.DatasetSpec, checked: DataFrame, outcomes: dict[dt.date, Dat
         "clean_rows": F.sum((F.size(ERRORS) == 0).cast("int")),
         # rows a dedup cleaning step set aside count as duplicates, like rows sharing a key
         "superseded": F.sum((~error & superseded(checked)).cast("int")),
-        # the rows the day would merge: one per key (a key with nulls groups like any other value)
-        "batch_rows": F.count_distinct(F.when(mergeable, keys)),
     }
-    # failing rows per check: a rule fails at most once per row and column, so counting the rows whose failures
-    # hold the (check, column) is exact
-    per_check = {f"check_{i}": F.sum(F.exists(ERRORS, _failure_of(name, col_name)).cast("int"))
-                 for i, (name, col_name, _) in enumerate(names)}
     values = {f"values_{i}": F.collect_set(F.when(mergeable, column(c))) for i, c in enumerate(value_columns)}
     nulls = {f"nulls_{i}": F.max(mergeable & column(c).isNull()) for i, c in enumerate(value_columns)}
     per_dataset_check = dataset_checks.aggregates(spec, ~error)
-    # per day, and (the row whose day is null) over the whole batch
-    found = {r[DAY]: r for r in checked.rollup(DAY).agg(
-        *[v.alias(k) for k, v in {**counts, **per_check, **values, **nulls}.items()],
+    found = {r[DAY]: r for r in checked.groupBy(DAY).agg(
+        *[v.alias(k) for k, v in {**counts, **values, **nulls}.items()],
         F.collect_set("_source_file").alias("source_files"),
         *[v.alias(f"dataset_check_{i}") for i, v in per_dataset_check.items()]).collect()}
-    whole = found.get(None)
-    batch_keys = int(whole["batch_rows"] or 0) if whole is not None else 0
+    # failing rows per check: a rule fails at most once per row and column, so exploding the failures of the
+    # failing rows and counting is exact (and reads only those rows)
+    per_check = {(r[DAY], r["check"], r["column"]): r["n"] for r in (
+        checked.where(F.size(ERRORS) > 0).select(DAY, F.explode(ERRORS).alias("e"))
+        .groupBy(DAY, F.col("e.check").alias("check"), F.col("e.column").alias("column"))
+        .agg(F.count(F.lit(1)).alias("n")).collect())}
+    # the rows each day would merge: one per key (a key with nulls groups like any other value)
+    keys = {r[DAY]: int(r["keys"]) for r in (
+        checked.where(mergeable).groupBy(DAY, *[column(k) for k in spec.keys]).agg(F.count(F.lit(1)).alias("n"))
+        .groupBy(DAY).agg(F.count(F.lit(1)).alias("keys")).collect())}
     stats = {}
     for day, out in outcomes.items():
         got = found.get(day)
-        row = {k: int((got[k] if got is not None else 0) or 0) for k in [*counts, *per_check]}
+        row = {k: int((got[k] if got is not None else 0) or 0) for k in counts}
         out.rows_read = row["total"]
         out.rows_quarantined = row["quarantined"]
         out.rows_warned = row["warned"]
         out.rows_malformed = row["malformed"]
-        out.rows_duplicate = out.rows_read - out.rows_quarantined - row["batch_rows"]
+        out.rows_duplicate = out.rows_read - out.rows_quarantined - keys.get(day, 0)
         out.quality.append(QualityMetric(
             "quality_score", None, "dataset", out.rows_read, out.rows_read - row["clean_rows"],
             observed=row["clean_rows"] / out.rows_read if out.rows_read else 1.0,
             threshold="share of rows passing every row check", status="info"))
-        for i, (name, col_name, criticality) in enumerate(names):
-            failed = row[f"check_{i}"]
+        for name, col_name, criticality in names:
+            failed = int(per_check.get((day, name, col_name), 0))
             status = "pass" if failed == 0 else ("fail" if criticality == "error" else "warn")
             out.quality.append(QualityMetric(name, col_name, criticality, out.rows_read, failed,
                                              observed=failed / out.rows_read if out.rows_read else 0.0,
@@ -95,13 +94,8 @@ def measure(spec: m.DatasetSpec, checked: DataFrame, outcomes: dict[dt.date, Dat
             {i: got[f"dataset_check_{i}"] if got else None for i in per_dataset_check},
             {c: (list(got[f"values_{i}"]) + ([None] if got[f"nulls_{i}"] else [])) if got else []
              for i, c in enumerate(value_columns)},
-            row["batch_rows"], batch_keys)
+            keys.get(day, 0))
     return stats
-
-
-def _failure_of(check: str, col_name: str | None) -> Callable[[Column], Column]:
-    """The lambda `e -> e is a failure of (check, column)` for a higher-order function."""
-    return lambda e: (e.getField("check") == F.lit(check)) & e.getField("column").eqNullSafe(F.lit(col_name))
 
 
 def gate(spec: m.DatasetSpec, out: DatasetOutcome, stats: DayStats, previous_rows: int | None,
