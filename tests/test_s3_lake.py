@@ -36,9 +36,10 @@ SPARK_CONF = json.dumps({"spark.sql.shuffle.partitions": "2", "spark.ui.enabled"
 TABLES = [f"{layer}/{name}" for name in ("campaigns", "customers", "products", "inventory", "sales")
           for layer in ("bronze", "silver", "quarantine")] + [
     "gold/daily_sales_summary", "gold/daily_inventory_movement", "_meta/ingested_files", "_meta/rejected_files"]
-# columns that name a run or a moment, or a file's store-specific fingerprint: they differ between any two runs
+# columns that name a run or a moment, or a file's store-specific fingerprint: they differ between any two runs;
+# and the load state, a digest of table versions, which follow each lake's own commits (two concurrent runs on S3)
 VOLATILE = {"_run_id", "run_id", "_ingested_at", "recorded_at", "rejected_at", "quarantined_at", "modified_at",
-            "etag", "_spec"}
+            "etag", "_spec", "load_state"}
 
 READER = textwrap.dedent("""
     import json, sys
