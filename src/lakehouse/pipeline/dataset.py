@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,31 +70,22 @@ class DatasetLoad:
         self.ingested_state = ingested_state or {}
         self.outcomes = {d: DatasetOutcome(spec.name, d) for d in self.dates}
         self.loaded: list[dt.date] = []  # the days whose rows were checked
-        self.timings: dict[str, float] = {}  # seconds of the stages the days share
-        self.failed_stage: str | None = None
+        self.shared = DatasetOutcome(spec.name, self.dates[-1])  # times the stages the days share
 
     def staging(self, *parts: str) -> str:
         return self.lake.staging(self.batch_id, self.spec.name, *parts)
 
-    @contextlib.contextmanager
-    def timed(self, stage: str) -> Iterator[None]:
+    def timed(self, stage: str) -> contextlib.AbstractContextManager[None]:
         """Time a stage the days share; its seconds are split evenly over the checked days' outcomes."""
-        start = time.perf_counter()
-        try:
-            yield
-        except BaseException:
-            self.failed_stage = self.failed_stage or stage
-            raise
-        finally:
-            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+        return self.shared.timed(stage)
 
     def share_timings(self) -> None:
         days = self.loaded or self.dates  # a failure before the checks: every day of the batch shares it
         for day in days:
             out = self.outcomes[day]
-            for stage, seconds in self.timings.items():
+            for stage, seconds in self.shared.timings.items():
                 out.timings[stage] = round(out.timings.get(stage, 0.0) + seconds / len(days), 3)
-            out.failed_stage = out.failed_stage or self.failed_stage
+            out.failed_stage = out.failed_stage or self.shared.failed_stage
 
     # ------------------------------------------------------------------ stages
 
