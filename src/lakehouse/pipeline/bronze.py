@@ -9,7 +9,6 @@ done again without them.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -87,14 +86,11 @@ def load_bronze_days(engine: TableEngine, spec: DatasetSpec, days: list[RawDay],
     if len(days) == 1:
         day = days[0]
         return {day.date: load_bronze(engine, spec, day, run_ids[day.date], ingested_at, f"{staging}/{day.date}")}
-    reads = {day.date: DayReader(engine.spark, spec, f"{staging}/{day.date}").read(day, run_ids[day.date],
-                                                                                 ingested_at) for day in days}
-    frames = [r.df for r in reads.values() if r.df is not None]
-    if frames:
+    union, reads = DayReader(engine.spark, spec, staging).read_days(days, run_ids, ingested_at)
+    if union is not None:
         try:
-            union = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
             engine.replace_partitions(union, engine.layout.bronze(spec.name), ["_partition_date"],
-                                      {"_partition_date": [d for d, r in reads.items() if r.df is not None]})
+                                      {"_partition_date": [d for d, r in reads.items() if r.scanned]})
         except CommitConflict:
             raise
         except Exception:
@@ -106,5 +102,5 @@ def load_bronze_days(engine: TableEngine, spec: DatasetSpec, days: list[RawDay],
     for date, r in reads.items():
         for rejection in r.rejected:
             log.warning("dataset %s: rejected %s: %s", spec.name, rejection.file.path, rejection.reason)
-        out[date] = BronzeLoad(r.read, list(r.rejected), r.columns, r.df is not None)
+        out[date] = BronzeLoad(r.read, list(r.rejected), r.columns, r.scanned)
     return out

@@ -1,4 +1,4 @@
-"""Read one day's raw files of a dataset, as received, with lineage columns; each file on its own terms.
+"""Read a day's (or a batch of days') raw files of a dataset, as received, with lineage columns; each file on its own terms.
 
 Every file is probed first (`probe.py`): a file that cannot be read is set aside whole with its cause, the others
 are read. Files of one shape (a CSV header, a Parquet schema) are read by one Spark scan, so a day of many files
@@ -53,6 +53,7 @@ class RawRead:
     read: list[RawFile] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)  # raw columns the files have (declared ones may be absent)
+    scanned: bool = False  # some file of rows was read (not only empty or rejected files)
 
 
 def _with_leaves(dtype: T.DataType, leaf: T.DataType) -> T.DataType:
@@ -257,15 +258,31 @@ class DayReader:
 
     def read(self, day: RawDay, run_id: str, ingested_at: dt.datetime, exclude: set[str] | None = None
              ) -> RawRead:
-        groups, empty, rejected = self.shapes(day)
-        if exclude:
-            groups = {k: (s, [f for f in fs if f.path not in exclude]) for k, (s, fs) in groups.items()}
-            groups = {k: v for k, v in groups.items() if v[1]}
+        df, reads = self.read_days([day], {day.date: run_id}, ingested_at, exclude)
+        return replace(reads[day.date], df=df)  # None exactly when nothing was scanned
+
+    def read_days(self, days: list[RawDay], run_ids: dict[dt.date, str], ingested_at: dt.datetime,
+                  exclude: set[str] | None = None) -> tuple[DataFrame | None, dict[dt.date, RawRead]]:
+        """The rows of several days' files in as many scans as there are file shapes, whatever the number of
+        days (each row takes its file's run date and run id), and what happened to each day's files (their
+        `df` is None: the rows are in the one frame)."""
+        groups: dict[tuple[Any, ...], tuple[Shape, list[RawFile]]] = {}
+        origin: dict[str, tuple[dt.date, str]] = {}
+        reads = {}
+        for day in days:
+            found, empty, rejected = self.shapes(day)
+            if exclude:
+                found = {k: (s, [f for f in fs if f.path not in exclude]) for k, (s, fs) in found.items()}
+                found = {k: v for k, v in found.items() if v[1]}
+            for key, (shape, files) in found.items():
+                groups.setdefault(key, (shape, []))[1].extend(files)
+                origin.update({f.path: (day.date, run_ids[day.date]) for f in files})
+            read = empty + [f for _, fs in found.values() for f in fs]
+            reads[day.date] = RawRead(None, sorted(read, key=lambda f: f.path), rejected, self.present(found),
+                                      scanned=bool(found))
         columns = self.columns(groups)
-        read = empty + [f for _, fs in groups.values() for f in fs]
-        frames = [self._scan(shape, files, columns, day, run_id, ingested_at) for shape, files in groups.values()]
-        df = functools.reduce(DataFrame.unionAll, frames) if frames else None
-        return RawRead(df, sorted(read, key=lambda f: f.path), rejected, self.present(groups))
+        frames = [self._scan(shape, files, columns, origin, ingested_at) for shape, files in groups.values()]
+        return (functools.reduce(DataFrame.unionAll, frames) if frames else None), reads
 
     def scan_file(self, day: RawDay, f: RawFile, run_id: str, ingested_at: dt.datetime) -> DataFrame | None:
         """One file's rows, read on their own (to find which file of a failed scan cannot be read)."""
@@ -273,12 +290,15 @@ class DayReader:
         if not groups:
             return None
         (shape, files), = groups.values()
-        return self._scan(shape, files, self.columns(groups), day, run_id, ingested_at)
+        return self._scan(shape, files, self.columns(groups), {f.path: (day.date, run_id)}, ingested_at)
 
-    def _scan(self, shape: Shape, files: list[RawFile], columns: list[str], day: RawDay, run_id: str,
+    def _scan(self, shape: Shape, files: list[RawFile], columns: list[str], origin: dict[str, tuple[dt.date, str]],
               ingested_at: dt.datetime) -> DataFrame:
+        """One Spark scan of files of one shape, selected as `columns` plus the lineage columns; `origin` gives
+        each file's (run date, run id) by its path."""
         fmt = self.spec.source.format
         source_file = "_metadata.file_path"
+        originals = files
         copies = None
         if shape.convert:
             copies = [self._converted(f) for f in files]
@@ -323,8 +343,15 @@ class DayReader:
             if c in declared.names and c in level_sql and fmt == "parquet":
                 expr = f"CAST({expr} AS {sql_type(declared[c].dataType)})"
             select.append(f"{expr} AS {ident(c)}")
-        select += [f"{source_file} AS _source_file", f"DATE'{day.date.isoformat()}' AS _partition_date",
-                   f"{literal(run_id)} AS _run_id",
+        def per_file(value: dict[str, str]) -> str:  # SQL: the one value, or each row's by its file
+            if len(set(value.values())) == 1:
+                return literal(next(iter(value.values())))
+            return _by_file(value)
+
+        as_read = {_spark_path(self.spark, f.path): origin[o.path] for f, o in zip(files, originals, strict=True)}
+        select += [f"{source_file} AS _source_file",
+                   f"CAST({per_file({p: d.isoformat() for p, (d, _) in as_read.items()})} AS DATE) AS _partition_date",
+                   f"{per_file({p: r for p, (_, r) in as_read.items()})} AS _run_id",
                    f"CAST({literal(ingested_at.replace(tzinfo=None).isoformat(sep=' '))} AS TIMESTAMP) AS _ingested_at"]
         return df.selectExpr(*select)
 

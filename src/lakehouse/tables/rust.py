@@ -1,7 +1,9 @@
 """The `rust` engine: Spark computes, delta-rs (the `deltalake` package) commits.
 
 Data crosses from Spark to delta-rs through staging Parquet written by Spark's executors; delta-rs reads it
-as a streamed Arrow dataset, so a day's rows are never collected into the driver's memory. Spark reads a
+as a streamed Arrow dataset, so a day's rows are never collected into the driver's memory. A frame that Spark's
+planner estimates under `SMALL_FRAME_BYTES` (a week of small days, a gold rebuild) skips the staging files: it
+comes to the driver as Arrow in one job, which costs a fraction of a Spark write and its commit protocol. Spark reads a
 delta-rs table through the table's active file list (never a folder glob: removed files stay on disk until
 vacuum), with the table's schema and `basePath` so partition columns come back typed.
 """
@@ -58,6 +60,49 @@ WRITER = WriterProperties(max_row_group_size=128 * 1024)
 # every silver/gold commit of the pipeline carries this application id: two writers whose commits both carry it
 # conflict, so an insert decided against one snapshot cannot land beside a concurrent writer's insert
 WRITER_APP_ID = "lakehouse.writer"
+
+
+# frames estimated (by Spark's optimizer, before they run) under this size are handed over as Arrow in memory;
+# the estimate is of the rows as Spark holds them, which is larger than their Arrow form for the scalar columns
+# the pipeline writes
+SMALL_FRAME_BYTES = 16 * 2**20
+
+
+class InMemory:
+    """A small frame's rows, collected as Arrow. They pass through Parquet in memory, as staged rows pass through
+    Parquet on disk: delta-rs's writer can panic ("Join Error") on Spark's own Arrow batches of structs, and
+    writes their Parquet form."""
+
+    def __init__(self, table: pa.Table) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="none")
+        self.table = pq.read_table(pa.BufferReader(sink.getvalue()), schema=table.schema)
+
+    def reader(self) -> pa.RecordBatchReader:
+        return self.table.to_reader(max_chunksize=STAGED_BATCH_ROWS)
+
+    def count_rows(self) -> int:
+        return int(self.table.num_rows)
+
+
+def _non_null_inside(dtype: T.DataType) -> bool:
+    """Whether a nested field of the type is declared non-null. Spark's Arrow batches hold nulls in such a field
+    where its struct is null, which Arrow's cast and delta-rs's writer refuse; Parquet leaves them out."""
+    if isinstance(dtype, T.StructType):
+        return any(not f.nullable or _non_null_inside(f.dataType) for f in dtype.fields)
+    if isinstance(dtype, T.ArrayType):
+        return _non_null_inside(dtype.elementType)
+    if isinstance(dtype, T.MapType):
+        return _non_null_inside(dtype.keyType) or _non_null_inside(dtype.valueType)
+    return False
+
+
+def estimated_bytes(df: DataFrame) -> int | None:
+    """Spark's estimate of the frame's size, from its optimized plan (no job runs); None when it has none."""
+    try:
+        return int(df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes())
+    except Exception:  # a plan without statistics: treated as large
+        return None
 
 
 class Staged:
@@ -160,10 +205,18 @@ class RustEngine(TableEngine):
     # ------------------------------------------------------------ staging
 
     @contextlib.contextmanager
-    def _staged(self, df: DataFrame) -> Iterator[Staged]:
-        """Write `df` to staging Parquet with Spark and yield it for delta-rs to read in small batches."""
-        folder = join(self.layout.staging("engine"), uuid.uuid4().hex)
+    def _staged(self, df: DataFrame) -> Iterator[Staged | InMemory]:
+        """Write `df` to staging Parquet with Spark and yield it for delta-rs to read in small batches; a frame
+        estimated small is collected as Arrow instead (see SMALL_FRAME_BYTES), unless a nested field of it is
+        declared non-null."""
         schema = _nullable(to_arrow_schema(df.schema, timestamp_utc=True))
+        size = estimated_bytes(df)
+        if size is not None and size <= SMALL_FRAME_BYTES and not any(_non_null_inside(f.dataType)
+                                                                      for f in df.schema.fields):
+            table = df.toArrow()
+            yield InMemory(pa.Table.from_arrays([table.column(f.name).cast(f.type) for f in schema], schema=schema))
+            return
+        folder = join(self.layout.staging("engine"), uuid.uuid4().hex)
         df.write.mode("overwrite").parquet(folder)
         try:
             yield Staged(pads.dataset(folder, format="parquet", schema=schema), schema)
