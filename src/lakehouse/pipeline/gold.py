@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -100,8 +101,10 @@ def recompute(engine: TableEngine, spec: AggregationSpec, dates: list[dt.date], 
     dims = {j.dataset: engine.read(lake.silver(j.dataset)) for j in spec.joins}
     result = aggregate(spec, source, dims)
     columns = result.columns
+    # the aggregate is read up to three times (sorting its rows against gold's, then writing the changed and the
+    # new ones): it is computed once, from the silver files listed above, and kept
     result = (result.withColumn(ROW_HASH, row_hash(result, columns)).withColumn("_run_id", F.lit(run_id))
-              .withColumn(SPEC_COLUMN, F.lit(spec_fingerprint(spec))))
+              .withColumn(SPEC_COLUMN, F.lit(spec_fingerprint(spec))).persist(StorageLevel.MEMORY_AND_DISK))
     plan = MergePlan(
         keys=spec.keys,
         partition_by=spec.target.partition_by,
@@ -111,6 +114,9 @@ def recompute(engine: TableEngine, spec: AggregationSpec, dates: list[dt.date], 
         content_hash=ROW_HASH,
         evolve_schema=rebuild,
     )
-    outcome.merge = engine.merge_replacing(result, lake.gold(spec.name), plan)
+    try:
+        outcome.merge = engine.merge_replacing(result, lake.gold(spec.name), plan)
+    finally:
+        result.unpersist()
     outcome.rows = outcome.merge.source_rows
     return outcome
