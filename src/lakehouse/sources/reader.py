@@ -1,4 +1,5 @@
-"""Read a day's (or a batch of days') raw files of a dataset, as received, with lineage columns; each file on its own terms.
+"""Read a day's (or a batch of days') raw files of a dataset, as received, with lineage columns; each file on its
+own terms.
 
 Every file is probed first (`probe.py`): a file that cannot be read is set aside whole with its cause, the others
 are read. Files of one shape (a CSV header, a Parquet schema) are read by one Spark scan, so a day of many files
