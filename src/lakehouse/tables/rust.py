@@ -5,8 +5,8 @@ as a streamed Arrow dataset, so a day's rows are never collected into the driver
 planner estimates under `SMALL_FRAME_BYTES` (a week of small days, a gold rebuild) skips the staging files: it
 comes to the driver as Arrow in one job, which costs a fraction of a Spark write and its commit protocol.
 
-Spark reads a delta-rs table through the table's active file list (never a folder glob: removed files stay on disk until
-vacuum), with the table's schema and `basePath` so partition columns come back typed.
+Spark reads a delta-rs table through the table's active file list (never a folder glob: removed files stay on
+disk until vacuum), with the table's schema and `basePath` so partition columns come back typed.
 """
 
 from __future__ import annotations
