@@ -323,11 +323,15 @@ class TableEngine(ABC):
             faults.point("silver:after_delete")
         if not counts["inserts"] and not counts["changed"]:
             return MergeResult(source_rows=counts["same"], deleted=deleted, version=self.version(path))
-        # the rows to write, with all their columns: the source left-joined to the same target snapshot
-        full = df.withColumn("_new", F.lit(True)).join(target, on=plan.keys, how="left").withColumn(
-            "_new_hash", column(digest) if digest else F.lit(None))
         columns = [column(c) for c in df.columns] + [F.lit(None).cast(f.dataType).alias(f.name) for f in absent]
-        rows = {k: full.where(kinds[k]).select(*columns) if counts[k] else None for k in ("changed", "inserts")}
+        if not counts["changed"] and not counts["same"]:
+            # every source row is new (a day of new keys, mostly): they are the source itself, no join needed
+            rows = {"changed": None, "inserts": df.select(*columns)}
+        else:
+            # the rows to write, with all their columns: the source left-joined to the same target snapshot
+            full = df.withColumn("_new", F.lit(True)).join(target, on=plan.keys, how="left").withColumn(
+                "_new_hash", column(digest) if digest else F.lit(None))
+            rows = {k: full.where(kinds[k]).select(*columns) if counts[k] else None for k in ("changed", "inserts")}
         result = self.upsert(rows["changed"], rows["inserts"], path, plan, snapshot)
         result.source_rows += counts["same"]
         result.deleted += deleted
