@@ -133,6 +133,7 @@ class _Resolver:
 
         types = {f.name: f.dataType for f in df.schema.fields}
         now = dt.datetime.now(dt.UTC)
+        pending: list[tuple[tuple[Any, ...], list[tuple[tuple[Any, ...], str]], list[Any], list[str]]] = []
         for i, check in enumerate(spec.checks):
             path = ("checks", i)
             problem = check_user_sql_text(self.spark, check)
@@ -149,20 +150,34 @@ class _Resolver:
                 self.problem(spec, (*path, "columns"), self.unknown(unknown[0], types))
                 continue
             self.arguments(spec, check, path, types)
-            fragments_ok = True
-            for name, text in check_sql(check):
-                fragments_ok &= self.analysed(spec, (*path, name), lambda text=text: df.selectExpr(text)) is not None
-            if not fragments_ok:
-                continue
-            frame = df
+            fragments = [((*path, name), text) for name, text in check_sql(check)]
+            refs: list[Any] = []
             if isinstance(check, m.ExistsIn):
                 if not self.reference(spec, check, path):
                     continue
-                frame = df.select("*", *[F.lit(None).cast(types[c]).alias(ref_column(i, c)) for c in targets])
+                refs = [F.lit(None).cast(types[c]).alias(ref_column(i, c)) for c in targets]
             compiled = compile_check(check, i, now)
-            self.analysed(spec, path, lambda frame=frame, compiled=compiled: frame.selectExpr(
-                *[f"{c.failed()} AS _f{k}" for k, c in enumerate(compiled)],
-                *[f"{c.message} AS _m{k}" for k, c in enumerate(compiled)]))
+            exprs = [f"{c.failed()} AS _f{i}_{k}" for k, c in enumerate(compiled)] + \
+                [f"{c.message} AS _m{i}_{k}" for k, c in enumerate(compiled)]
+            pending.append((path, fragments, refs, exprs))
+        if not pending:
+            return
+        # every check at once first (one analysis); only when that fails is each analysed alone, to say which
+        try:
+            _ = df.select("*", *[r for _, _, refs, _ in pending for r in refs]).selectExpr(
+                *[t for _, fragments, _, _ in pending for _, t in fragments],
+                *[e for _, _, _, exprs in pending for e in exprs]).schema  # analysis happens here
+            return
+        except Exception:  # each check is analysed on its own below, which reports the problem
+            pass
+        for path, fragments, refs, exprs in pending:
+            fragments_ok = True
+            for where, text in fragments:
+                fragments_ok &= self.analysed(spec, where, lambda text=text: df.selectExpr(text)) is not None
+            if not fragments_ok:
+                continue
+            frame = df.select("*", *refs) if refs else df
+            self.analysed(spec, path, lambda frame=frame, exprs=exprs: frame.selectExpr(*exprs))
 
     def unknown(self, name: str, types: dict[str, T.DataType]) -> str:
         import difflib
