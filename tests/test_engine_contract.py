@@ -322,9 +322,10 @@ def test_small_and_large_frames_write_the_same_rows(spark, engine, tmp_path, mon
     """The rust engine hands a frame its planner estimates small to delta-rs as Arrow in memory, a larger one
     through staging Parquet; both write the same rows from a frame of several Spark partitions (several Arrow
     batches), null structs (with fields Spark declares non-null, or not) and lists of structs included."""
-    import lakehouse.tables.rust as rust
+    from lakehouse import frames
 
-    monkeypatch.setattr(rust, "SMALL_FRAME_BYTES", -1 if staged else rust.SMALL_FRAME_BYTES)
+    if staged:
+        monkeypatch.setattr(frames, "SMALL_FRAME_BYTES", -1)
     df = spark.range(300).repartition(4).selectExpr(
         "CAST(id AS STRING) AS id", "date_add(DATE'2024-01-01', CAST(id % 2 AS INT)) AS day",
         "CASE WHEN id % 3 = 0 THEN NULL ELSE named_struct('cost', CAST(id AS STRING), "

@@ -325,11 +325,16 @@ def test_dedup_step_marks_all_but_the_latest_per_group(spark):
         dataset(cleaning=[{"dedup": {"columns": ["nope"], "keep_latest_by": "v"}}])
 
 
-@pytest.mark.parametrize("limit", [0, 10])  # 0: rank every row; 10: rank only the rows of repeated keys
+@pytest.mark.parametrize("limit", [0, 10, None])
 def test_one_row_per_key_is_the_latest_whichever_way_it_is_found(spark, monkeypatch, limit):
+    """0: repeated keys counted, then every row ranked; 10: only the rows of repeated keys ranked; None: a small
+    frame, every row ranked at once."""
+    from lakehouse import frames
     from lakehouse.pipeline import silver
 
-    monkeypatch.setattr(silver, "BROADCAST_REPEATED_KEYS", limit)
+    if limit is not None:  # as a large frame
+        monkeypatch.setattr(frames, "SMALL_FRAME_BYTES", -1)
+        monkeypatch.setattr(silver, "BROADCAST_REPEATED_KEYS", limit)
     spec = m.DatasetSpec.model_validate({
         "name": "t", "source": {"format": "csv", "path": "raw/t"}, "keys": ["id"], "sequence_by": "seq",
         "schema": {"id": "string", "seq": "int", "v": "string"}})

@@ -23,3 +23,23 @@ def empty_frame(spark: SparkSession, schema: T.StructType) -> DataFrame:
     jvm: Any = spark.sparkContext._jvm
     jschema = jspark.parseDataType(schema.json())
     return DataFrame(jspark.createDataFrame(jvm.java.util.ArrayList(), jschema), spark)
+
+
+# a frame Spark's optimizer estimates (before it runs) under this size is small: the rust engine hands it to
+# delta-rs as Arrow in memory, and resolving one row per key ranks all its rows at once. The estimate is of the
+# rows as Spark holds them, larger than their Arrow form for the scalar columns the pipeline writes.
+SMALL_FRAME_BYTES = 16 * 2**20
+
+
+def estimated_bytes(df: DataFrame) -> int | None:
+    """Spark's estimate of the frame's size, from its optimized plan (no job runs); None when it has none."""
+    try:
+        return int(df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes())
+    except Exception:  # a plan without statistics: treated as large
+        return None
+
+
+def is_small(df: DataFrame) -> bool:
+    """Whether Spark's estimate of the frame is under SMALL_FRAME_BYTES."""
+    size = estimated_bytes(df)
+    return size is not None and size <= SMALL_FRAME_BYTES

@@ -11,6 +11,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakehouse.frames import is_small
 from lakehouse.specs import models as m
 from lakehouse.sql import column, ident, literal
 from lakehouse.tables.engine import MergePlan
@@ -61,7 +62,10 @@ def deduplicate(spec: m.DatasetSpec) -> Callable[[DataFrame], DataFrame]:
 def one_per_key(spec: m.DatasetSpec, valid: DataFrame) -> DataFrame:
     """The latest row per key. Keys that occur more than once are found first (an aggregation over the keys
     alone); when they are few, only their rows are ranked, so the day's rows are not shuffled and sorted
-    to resolve a handful of corrections."""
+    to resolve a handful of corrections. A small batch (a week of small days) is ranked at once: finding its
+    repeated keys first would cost a Spark job more than ranking it."""
+    if is_small(valid):
+        return valid.transform(deduplicate(spec))
     keys = spec.keys
     repeated = valid.groupBy(*[column(k) for k in keys]).count().where("count > 1").drop("count")
     found = repeated.count()

@@ -2,8 +2,9 @@
 
 Data crosses from Spark to delta-rs through staging Parquet written by Spark's executors; delta-rs reads it
 as a streamed Arrow dataset, so a day's rows are never collected into the driver's memory. A frame that Spark's
-planner estimates under `SMALL_FRAME_BYTES` (a week of small days, a gold rebuild) skips the staging files: it
-comes to the driver as Arrow in one job, which costs a fraction of a Spark write and its commit protocol.
+planner estimates under `frames.SMALL_FRAME_BYTES` (a week of small days, a gold rebuild) skips the staging
+files: it comes to the driver as Arrow in one job, which costs a fraction of a Spark write and its commit
+protocol.
 
 Spark reads a delta-rs table through the table's active file list (never a folder glob: removed files stay on
 disk until vacuum), with the table's schema and `basePath` so partition columns come back typed.
@@ -31,7 +32,7 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from lakehouse import faults
 from lakehouse.errors import CommitConflict, LakehouseError, TableNotFound, VersionNotFound
-from lakehouse.frames import empty_frame
+from lakehouse.frames import empty_frame, is_small
 from lakehouse.sql import column, ident, in_list, qualified
 from lakehouse.storage import delta_options, filesystem, localize, spark_reads
 from lakehouse.tables.engine import (
@@ -63,12 +64,6 @@ WRITER = WriterProperties(max_row_group_size=128 * 1024)
 WRITER_APP_ID = "lakehouse.writer"
 
 
-# frames estimated (by Spark's optimizer, before they run) under this size are handed over as Arrow in memory;
-# the estimate is of the rows as Spark holds them, which is larger than their Arrow form for the scalar columns
-# the pipeline writes
-SMALL_FRAME_BYTES = 16 * 2**20
-
-
 class InMemory:
     """A small frame's rows, collected as Arrow. They pass through Parquet in memory, as staged rows pass through
     Parquet on disk: delta-rs's writer can panic ("Join Error") on Spark's own Arrow batches of structs, and
@@ -96,14 +91,6 @@ def _non_null_inside(dtype: T.DataType) -> bool:
     if isinstance(dtype, T.MapType):
         return _non_null_inside(dtype.keyType) or _non_null_inside(dtype.valueType)
     return False
-
-
-def estimated_bytes(df: DataFrame) -> int | None:
-    """Spark's estimate of the frame's size, from its optimized plan (no job runs); None when it has none."""
-    try:
-        return int(df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes())
-    except Exception:  # a plan without statistics: treated as large
-        return None
 
 
 class Staged:
@@ -208,12 +195,10 @@ class RustEngine(TableEngine):
     @contextlib.contextmanager
     def _staged(self, df: DataFrame) -> Iterator[Staged | InMemory]:
         """Write `df` to staging Parquet with Spark and yield it for delta-rs to read in small batches; a frame
-        estimated small is collected as Arrow instead (see SMALL_FRAME_BYTES), unless a nested field of it is
+        estimated small is collected as Arrow instead (see frames.SMALL_FRAME_BYTES), unless a nested field of it is
         declared non-null."""
         schema = _nullable(to_arrow_schema(df.schema, timestamp_utc=True))
-        size = estimated_bytes(df)
-        if size is not None and size <= SMALL_FRAME_BYTES and not any(_non_null_inside(f.dataType)
-                                                                      for f in df.schema.fields):
+        if is_small(df) and not any(_non_null_inside(f.dataType) for f in df.schema.fields):
             table = df.toArrow()
             yield InMemory(pa.Table.from_arrays([table.column(f.name).cast(f.type) for f in schema], schema=schema))
             return
