@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from pathlib import Path
+from urllib.parse import unquote
 
 import deltalake
 import pytest
@@ -231,3 +232,67 @@ def test_rerun_after_a_file_changes_loads_it(spark, tmp_path):
     sales = next(o for o in job.run([DAYS[-1]])[0].datasets if o.dataset == "sales")
     assert sales.unchanged_since is None and not sales.bronze_reused
     assert sales.rows_read == len(lines) - 4  # the header and the three dropped lines
+
+
+def events_conf(tmp: Path) -> Path:
+    """One CSV dataset, no gold."""
+    conf = tmp / "conf"
+    (conf / "datasets").mkdir(parents=True)
+    (conf / "aggregations").mkdir()
+    (conf / "datasets" / "events.yaml").write_text(yaml.safe_dump({
+        "name": "events", "source": {"format": "csv", "path": "raw/events"},
+        "schema": {"event_id": "string not null", "v": "int"}, "keys": ["event_id"]}))
+    return conf
+
+
+ODD_NAMES = ["a b.csv", "per%cent 20%.csv", "plus+hash#.csv", "ünï çødé.csv", "brackets[1]{2}.csv", "star*q?.csv",
+             "back\\slash.csv", "x;y=z,w.csv"]
+
+
+def test_a_batch_scan_gives_each_row_its_own_files_run_date(spark, tmp_path):
+    """The files of a batch's days are read by one scan per file shape, each row taking its file's run date and
+    run id: whatever the file names, every row lands in its own day's bronze partition with that day's run id."""
+    conf = events_conf(tmp_path)
+    root = tmp_path / "lake"
+    days = [dt.date(2024, 3, 1) + dt.timedelta(days=i) for i in range(3)]
+    expected = {}
+    for i, day in enumerate(days):
+        folder = root / "raw" / "events" / f"date={day}"
+        folder.mkdir(parents=True)
+        for j, name in enumerate(ODD_NAMES[i:] + ODD_NAMES[:i]):
+            ids = [f"{day}-{j}-{k}" for k in range(3)]
+            (folder / name).write_text("event_id,v\n" + "".join(f"{e},{k}\n" for k, e in enumerate(ids)))
+            expected.update({e: day for e in ids})
+    results = DailyJob(select_engine(spark, LakeLayout(str(root)), "rust"), load_catalog(str(conf))).run(days)
+    run_ids = {r.run_date: r.run_id for r in results}
+    assert [o.status for r in results for o in r.datasets] == ["ok"] * 3
+    table = deltalake.DeltaTable(str(root / "bronze" / "events"))
+    assert table.version() == 0  # one commit: the batch's scan did not fall back to loading day by day
+    bronze = table.to_pyarrow_table().to_pylist()
+    assert {r["event_id"]: r["_partition_date"] for r in bronze} == expected
+    assert len(bronze) == len(expected) == 3 * 3 * len(ODD_NAMES)
+    assert all(r["_run_id"] == run_ids[r["_partition_date"]] for r in bronze)
+    # the lineage column holds each file's URI (percent-encoded, as Spark reports it)
+    assert {Path(unquote(r["_source_file"])).name for r in bronze} == set(ODD_NAMES)
+
+
+def test_a_row_whose_file_the_batch_scan_cannot_place_fails_the_scan_not_the_row(spark, tmp_path, monkeypatch):
+    """Should a file's path as Spark reports it ever differ from the one the batch scan looks its run date up by,
+    the scan fails (no row goes without its run date) and the days are loaded one by one."""
+    from lakehouse.sources import reader
+
+    conf = events_conf(tmp_path)
+    root = tmp_path / "lake"
+    days = [dt.date(2024, 3, 1), dt.date(2024, 3, 2)]
+    for day in days:
+        folder = root / "raw" / "events" / f"date={day}"
+        folder.mkdir(parents=True)
+        (folder / "e.csv").write_text(f"event_id,v\n{day}-a,1\n{day}-b,2\n")
+    real = reader._spark_path
+    monkeypatch.setattr(reader, "_spark_path", lambda spark, path: real(spark, path) + ".elsewhere")
+    results = DailyJob(select_engine(spark, LakeLayout(str(root)), "rust"), load_catalog(str(conf))).run(days)
+    assert [o.status for r in results for o in r.datasets] == ["ok", "ok"]
+    table = deltalake.DeltaTable(str(root / "bronze" / "events"))
+    assert table.version() == 1  # day by day: one commit each
+    assert sorted((r["event_id"], r["_partition_date"]) for r in table.to_pyarrow_table().to_pylist()) == [
+        (f"{d}-{k}", d) for d in days for k in "ab"]

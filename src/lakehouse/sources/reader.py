@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import re
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -109,6 +110,12 @@ def _by_file(values: dict[str, str]) -> str:
     return f"element_at(map({pairs}), _metadata.file_path)"
 
 
+def _literal_path(path: str) -> str:
+    """A file's path for Spark's reader, which takes every path as a glob pattern: the pattern characters are
+    escaped, so a file named `a[1].csv` is read as named (unescaped, Spark finds no such path)."""
+    return re.sub(r"([\\\[\]{}*?])", r"\\\1", spark_uri(path))
+
+
 def _spark_path(spark: SparkSession, path: str) -> str:
     """A file's path as Spark's `_metadata.file_path` shows it."""
     jvm: Any = spark._jvm
@@ -131,7 +138,7 @@ class DayReader:
         options.update({"enforceSchema": "true", "mode": "PERMISSIVE", "columnNameOfCorruptRecord": RAW_RECORD})
         schema = T.StructType([T.StructField(f"_c{i}", T.StringType(), True) for i in range(len(shape.columns))]
                               + [T.StructField(RAW_RECORD, T.StringType(), True)])
-        df = self.spark.read.options(**options).schema(schema).csv([spark_uri(f.path) for f in files])
+        df = self.spark.read.options(**options).schema(schema).csv([_literal_path(f.path) for f in files])
         values = {target: f"_c{i}" for i, (_, target) in enumerate(shape.columns)}
         values[RAW_RECORD] = ident(RAW_RECORD)
         values[READ_ERRORS] = NO_READ_ERRORS
@@ -144,7 +151,7 @@ class DayReader:
         schema = T.StructType([T.StructField(f.name, _as_variant(f.dataType), True) for f in declared.fields]
                               + [T.StructField(RAW_RECORD, T.StringType(), True)])
         df = (self.spark.read.options(**options).schema(schema).option("mode", "PERMISSIVE")
-              .option("columnNameOfCorruptRecord", RAW_RECORD).json([spark_uri(f.path) for f in files]))
+              .option("columnNameOfCorruptRecord", RAW_RECORD).json([_literal_path(f.path) for f in files]))
         values, errors = {}, []
         for f in declared.fields:
             value, wrong = _variant_to_text(ident(f.name), f.dataType)
@@ -163,7 +170,7 @@ class DayReader:
         declared = self.spec.source_schema()
         schema = T.StructType([T.StructField(name, t, True) for (name, _), t in zip(shape.columns, shape.types,
                                                                                     strict=True)])
-        df = self.spark.read.schema(schema).parquet(*[spark_uri(f.path) for f in files])
+        df = self.spark.read.schema(schema).parquet(*[_literal_path(f.path) for f in files])
         values, errors = {}, []
         for (name, target), found in zip(shape.columns, shape.types, strict=True):
             col = ident(name)
@@ -344,10 +351,13 @@ class DayReader:
             if c in declared.names and c in level_sql and fmt == "parquet":
                 expr = f"CAST({expr} AS {sql_type(declared[c].dataType)})"
             select.append(f"{expr} AS {ident(c)}")
-        def per_file(value: dict[str, str]) -> str:  # SQL: the one value, or each row's by its file
+        def per_file(value: dict[str, str]) -> str:
+            """SQL: the one value, or each row's by its file; a file not found fails the scan (the batch is
+            then loaded day by day), so no row can go without its run date"""
             if len(set(value.values())) == 1:
                 return literal(next(iter(value.values())))
-            return _by_file(value)
+            return (f"coalesce({_by_file(value)}, raise_error(concat('no run date for the file ', "
+                    f"_metadata.file_path)))")
 
         as_read = {_spark_path(self.spark, f.path): origin[o.path] for f, o in zip(files, originals, strict=True)}
         select += [f"{source_file} AS _source_file",
