@@ -1,10 +1,7 @@
 """The `rust` engine: Spark computes, delta-rs (the `deltalake` package) commits.
 
-Data crosses from Spark to delta-rs through staging Parquet written by Spark's executors; delta-rs reads it
-as a streamed Arrow dataset, so a day's rows are never collected into the driver's memory. A frame that Spark's
-planner estimates under `frames.SMALL_FRAME_BYTES` (a week of small days, a gold rebuild) skips the staging
-files: it comes to the driver as Arrow in one job, which costs a fraction of a Spark write and its commit
-protocol.
+Data crosses from Spark to delta-rs as `handoff` describes: staging Parquet read in small batches, or, for a
+small frame, Arrow collected in one job.
 
 Spark reads a delta-rs table through the table's active file list (never a folder glob: removed files stay on
 disk until vacuum), with the table's schema and `basePath` so partition columns come back typed.
@@ -16,13 +13,11 @@ import contextlib
 import datetime as dt
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from pyspark.sql import DataFrame
@@ -32,7 +27,7 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from lakehouse import faults
 from lakehouse.errors import CommitConflict, LakehouseError, TableNotFound, VersionNotFound
-from lakehouse.frames import empty_frame, is_small
+from lakehouse.frames import empty_frame
 from lakehouse.sql import column, ident, in_list, qualified
 from lakehouse.storage import delta_options, filesystem, localize, spark_reads
 from lakehouse.tables.engine import (
@@ -44,75 +39,18 @@ from lakehouse.tables.engine import (
     VacuumResult,
     relative_to_table,
 )
+from lakehouse.tables.handoff import InMemory, Staged, handed_over, nullable
 from lakehouse.tables.paths import arrow_uri, join, spark_uri, sweep
 
 MERGE_METRICS = ("num_source_rows", "num_target_rows_inserted", "num_target_rows_updated",
                  "num_target_rows_deleted", "num_target_files_added", "num_target_files_removed")
 
 
-def _nullable(schema: pa.Schema) -> pa.Schema:
-    return pa.schema([f.with_nullable(True) for f in schema])
-
-
-# rows per Arrow batch handed to delta-rs: its writer and MERGE buffer a number of batches, so the batch size
-# (not the day's size) bounds the memory a write needs
-STAGED_BATCH_ROWS = 8192
-# and the rows per Parquet row group it writes: a row group is buffered in memory until it is complete
+# the rows per Parquet row group delta-rs writes: a row group is buffered in memory until it is complete
 WRITER = WriterProperties(max_row_group_size=128 * 1024)
 # every silver/gold commit of the pipeline carries this application id: two writers whose commits both carry it
 # conflict, so an insert decided against one snapshot cannot land beside a concurrent writer's insert
 WRITER_APP_ID = "lakehouse.writer"
-
-
-class InMemory:
-    """A small frame's rows, collected as Arrow. They pass through Parquet in memory, as staged rows pass through
-    Parquet on disk: delta-rs's writer can panic ("Join Error") on Spark's own Arrow batches of structs, and
-    writes their Parquet form."""
-
-    def __init__(self, table: pa.Table) -> None:
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="none")
-        self.table = pq.read_table(pa.BufferReader(sink.getvalue()), schema=table.schema)
-
-    def reader(self) -> pa.RecordBatchReader:
-        return self.table.to_reader(max_chunksize=STAGED_BATCH_ROWS)
-
-    def count_rows(self) -> int:
-        return int(self.table.num_rows)
-
-
-def _non_null_inside(dtype: T.DataType) -> bool:
-    """Whether a nested field of the type is declared non-null. Spark's Arrow batches hold nulls in such a field
-    where its struct is null, which Arrow's cast and delta-rs's writer refuse; Parquet leaves them out."""
-    if isinstance(dtype, T.StructType):
-        return any(not f.nullable or _non_null_inside(f.dataType) for f in dtype.fields)
-    if isinstance(dtype, T.ArrayType):
-        return _non_null_inside(dtype.elementType)
-    if isinstance(dtype, T.MapType):
-        return _non_null_inside(dtype.keyType) or _non_null_inside(dtype.valueType)
-    return False
-
-
-class Staged:
-    """Spark's staging Parquet, read file by file and row group by row group in small batches."""
-
-    def __init__(self, dataset: pads.Dataset, schema: pa.Schema) -> None:
-        self.dataset = dataset
-        self.schema = schema
-
-    def _batches(self) -> Iterator[pa.RecordBatch]:
-        fs = self.dataset.filesystem
-        for path in self.dataset.files:
-            with fs.open_input_file(path) as handle:
-                for batch in pq.ParquetFile(handle).iter_batches(batch_size=STAGED_BATCH_ROWS, use_threads=False):
-                    yield pa.RecordBatch.from_arrays(
-                        [batch.column(f.name).cast(f.type) for f in self.schema], schema=self.schema)
-
-    def reader(self) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(self.schema, self._batches())
-
-    def count_rows(self) -> int:
-        return int(self.dataset.count_rows())
 
 
 def delta_table(path: str, version: int | None = None) -> DeltaTable:
@@ -192,22 +130,8 @@ class RustEngine(TableEngine):
 
     # ------------------------------------------------------------ staging
 
-    @contextlib.contextmanager
-    def _staged(self, df: DataFrame) -> Iterator[Staged | InMemory]:
-        """Write `df` to staging Parquet with Spark and yield it for delta-rs to read in small batches; a frame
-        estimated small is collected as Arrow instead (see frames.SMALL_FRAME_BYTES), unless a nested field of it is
-        declared non-null."""
-        schema = _nullable(to_arrow_schema(df.schema, timestamp_utc=True))
-        if is_small(df) and not any(_non_null_inside(f.dataType) for f in df.schema.fields):
-            table = df.toArrow()
-            yield InMemory(pa.Table.from_arrays([table.column(f.name).cast(f.type) for f in schema], schema=schema))
-            return
-        folder = join(self.layout.staging("engine"), uuid.uuid4().hex)
-        df.write.mode("overwrite").parquet(folder)
-        try:
-            yield Staged(pads.dataset(folder, format="parquet", schema=schema), schema)
-        finally:
-            sweep(folder)
+    def _staged(self, df: DataFrame) -> contextlib.AbstractContextManager[Staged | InMemory]:
+        return handed_over(df, join(self.layout.staging("engine"), uuid.uuid4().hex))
 
     def _table(self, path: str, version: int | None = None) -> DeltaTable | None:
         return open_table(path, version)
@@ -298,7 +222,7 @@ class RustEngine(TableEngine):
         table = self._table(path)
         if txn and table is not None and (table.transaction_version(txn[0]) or -1) >= txn[1]:
             return table.version()
-        arrow_schema = _nullable(to_arrow_schema(schema, timestamp_utc=True))
+        arrow_schema = nullable(to_arrow_schema(schema, timestamp_utc=True))
         # naive datetimes are UTC throughout the pipeline, which is how Arrow reads them for a UTC column
         data = pa.Table.from_pylist([dict(r) for r in rows], schema=arrow_schema)
         _write(path, data, partition_by=partition_by or None, mode="append", schema_mode="merge",
