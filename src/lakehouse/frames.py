@@ -26,9 +26,10 @@ def empty_frame(spark: SparkSession, schema: T.StructType) -> DataFrame:
 
 
 # a frame Spark's optimizer estimates (before it runs) under this size is small: the rust engine hands it to
-# delta-rs as Arrow in memory, and resolving one row per key ranks all its rows at once. The estimate is of the
-# rows as Spark holds them, larger than their Arrow form for the scalar columns the pipeline writes.
-SMALL_FRAME_BYTES = 16 * 2**20
+# delta-rs as Arrow in memory, and resolving one row per key ranks all its rows at once. The estimate of a raw
+# scan is the files' size on disk, so a compressed file can hold ten times more: kept low, a small frame stays
+# small in the driver's memory whatever the estimate missed.
+SMALL_FRAME_BYTES = 4 * 2**20
 
 
 def estimated_bytes(df: DataFrame) -> int | None:
