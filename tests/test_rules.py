@@ -326,7 +326,7 @@ def test_dedup_step_marks_all_but_the_latest_per_group(spark):
 
 
 @pytest.mark.parametrize("limit", [0, 10, None])
-def test_one_row_per_key_is_the_latest_whichever_way_it_is_found(spark, monkeypatch, limit):
+def test_one_row_per_key_is_the_latest_whichever_way_it_is_found(spark, monkeypatch, tmp_path, limit):
     """0: repeated keys counted, then every row ranked; 10: only the rows of repeated keys ranked; None: a small
     frame, every row ranked at once."""
     from lakehouse import frames
@@ -341,8 +341,12 @@ def test_one_row_per_key_is_the_latest_whichever_way_it_is_found(spark, monkeypa
     rows = [("a", 1, "old", dt.date(2024, 1, 1)), ("a", 2, "new", dt.date(2024, 1, 1)),
             ("b", None, "late file", dt.date(2024, 1, 2)), ("b", None, "early file", dt.date(2024, 1, 1)),
             ("c", 5, "only", dt.date(2024, 1, 2))]
-    valid = (spark.createDataFrame(rows, "id string, seq int, v string, _source_date date")
-             .withColumn("_source_file", F.lit("f")).withColumn(silver.ROW_HASH, F.xxhash64("v")))
+    # read from files, as the pipeline's frames are (Spark estimates a file scan by its size)
+    (spark.createDataFrame(rows, "id string, seq int, v string, _source_date date")
+     .withColumn("_source_file", F.lit("f")).withColumn(silver.ROW_HASH, F.xxhash64("v"))
+     .write.parquet(str(tmp_path / "valid")))
+    valid = spark.read.parquet(str(tmp_path / "valid"))
+    assert frames.is_small(valid) == (limit is None)  # the path the case names is the one taken
     got = sorted((r.id, r.v) for r in silver.one_per_key(spec, valid).collect())
     assert got == [("a", "new"), ("b", "late file"), ("c", "only")]
     unique = valid.where("id = 'c'")
