@@ -13,7 +13,7 @@ SEED ?= 42
 
 .PHONY: setup run generate validate test test-kill test-readme test-s3 test-cluster lint k8s-check bench clean notebooks
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock conf/spark/log4j2.properties conf/spark/spark-defaults.conf
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml requirements.lock
 	# driver's classpath before any job code runs (-v turns Spark's INFO lines back on)
 	mkdir -p "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/conf"
 	cp conf/spark/log4j2.properties "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/conf/"
+	# and the JVM settings for short runs on few cores (conf/spark/spark-defaults.conf says why)
+	cp conf/spark/spark-defaults.conf "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/conf/"
 	# the Pushgateway (Debian's package) for the metrics test, where the machine lets setup install it
 	command -v prometheus-pushgateway >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get install -y -qq prometheus-pushgateway >/dev/null 2>&1 || \
