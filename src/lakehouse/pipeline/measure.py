@@ -37,8 +37,8 @@ class DayStats:
 
 def measure(spec: m.DatasetSpec, checked: DataFrame, outcomes: dict[dt.date, DatasetOutcome],
             value_columns: list[str]) -> dict[dt.date, DayStats]:
-    """All counts of the batch, per run date, in two Spark jobs over the checked rows: the row counts (one pass);
-    the failures per check (over the failing rows only) with the keys per day (one aggregation by key). Fills each
+    """All counts of the batch, per run date, in one Spark job over the checked rows: the row counts, the failures
+    per check (over the failing rows only) and the keys per day (one aggregation by key). Fills each
     day's outcome: rows read, quarantined, warned, malformed, duplicate (valid rows beyond one per key), and the
     quality metrics. Also found per day: the values of `value_columns` among the rows that may reach silver."""
     names = check_names(spec, checked)
@@ -56,23 +56,25 @@ def measure(spec: m.DatasetSpec, checked: DataFrame, outcomes: dict[dt.date, Dat
     values = {f"values_{i}": F.collect_set(F.when(mergeable, column(c))) for i, c in enumerate(value_columns)}
     nulls = {f"nulls_{i}": F.max(mergeable & column(c).isNull()) for i, c in enumerate(value_columns)}
     per_dataset_check = dataset_checks.aggregates(spec, ~error)
-    found = {r[DAY]: r for r in checked.groupBy(DAY).agg(
+    per_day = checked.groupBy(DAY).agg(
         *[v.alias(k) for k, v in {**counts, **values, **nulls}.items()],
         F.collect_set("_source_file").alias("source_files"),
-        *[v.alias(f"dataset_check_{i}") for i, v in per_dataset_check.items()]).collect()}
-    # in one job: the failing rows per check (a rule fails at most once per row and column, so exploding the
-    # failures of the failing rows and counting is exact, and reads only those rows), and the rows each day would
-    # merge, one per key (a key with nulls groups like any other value)
+        *[v.alias(f"dataset_check_{i}") for i, v in per_dataset_check.items()]).withColumn("kind", F.lit("day"))
+    # the failing rows per check (a rule fails at most once per row and column, so exploding the failures of the
+    # failing rows and counting is exact, and reads only those rows), and the rows each day would merge, one per
+    # key (a key with nulls groups like any other value)
     failures = (checked.where(F.size(ERRORS) > 0).select(DAY, F.explode(ERRORS).alias("e"))
                 .groupBy(DAY, F.col("e.check").alias("check"), F.col("e.column").alias("column"))
                 .agg(F.count(F.lit(1)).alias("n")).withColumn("kind", F.lit("check")))
     merged = (checked.where(mergeable).groupBy(DAY, *[column(k) for k in spec.keys]).agg(F.count(F.lit(1)))
-              .groupBy(DAY).agg(F.count(F.lit(1)).alias("n"))
-              .select(DAY, F.lit(None).cast("string").alias("check"), F.lit(None).cast("string").alias("column"),
-                      "n", F.lit("keys").alias("kind")))
-    per_check, keys = {}, {}
-    for r in failures.unionByName(merged).collect():
-        if r["kind"] == "keys":
+              .groupBy(DAY).agg(F.count(F.lit(1)).alias("n")).withColumn("kind", F.lit("keys")))
+    # the three in one Spark job: each kind of row carries its own columns, the others' are null
+    found, per_check, keys = {}, {}, {}
+    for r in (per_day.unionByName(failures, allowMissingColumns=True)
+              .unionByName(merged, allowMissingColumns=True).collect()):
+        if r["kind"] == "day":
+            found[r[DAY]] = r
+        elif r["kind"] == "keys":
             keys[r[DAY]] = int(r["n"])
         else:
             per_check[(r[DAY], r["check"], r["column"])] = r["n"]
