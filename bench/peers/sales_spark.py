@@ -3,14 +3,19 @@ read the day's sales CSV, keep valid rows, one row per transaction, join product
 date, store and category, write a Delta table with delta-rs. The bench times it as a whole process beside the
 product on the same generated day.
 
-    spark-submit bench/peers/sales_spark.py --raw <lake>/raw --date 2026-11-20 --out <folder>
+    spark-submit bench/peers/sales_spark.py --raw <lake>/raw --date 2026-11-20 --out <folder> [--keep <folder>]
+
+With `--keep`, it also keeps what the product keeps of the day, written by hand: every raw row in a bronze Delta
+table and the valid rows, one per transaction, merged by key into a silver Delta table (the bench loads day 1 this
+way first). That is a floor for the product's own run: the same tables without its checks, quarantine, run records
+or idempotency.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -20,12 +25,17 @@ def main() -> None:
     parser.add_argument("--raw", required=True)
     parser.add_argument("--date", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--keep")
     args = parser.parse_args()
     spark = (SparkSession.builder.appName("sales-peer").config("spark.sql.shuffle.partitions", "8")
              .config("spark.ui.enabled", "false").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
 
     sales = spark.read.option("header", "true").csv(f"{args.raw}/sales/date={args.date}")
+    if args.keep:
+        sales = sales.persist()
+        write_deltalake(f"{args.keep}/bronze", sales.withColumn("_run_date", F.lit(args.date)).toArrow(),
+                        mode="append", partition_by=["_run_date"], schema_mode="merge")
     sales = sales.select(
         "transaction_id", "store_id", "customer_id", "product_id",
         F.col("quantity").cast("int").alias("quantity"), F.col("unit_price").cast("double").alias("unit_price"),
@@ -35,6 +45,14 @@ def main() -> None:
                         "AND transaction_timestamp IS NOT NULL")
     latest = Window.partitionBy("transaction_id").orderBy(F.col("transaction_timestamp").desc())
     sales = sales.withColumn("_n", F.row_number().over(latest)).where("_n = 1").drop("_n")
+    if args.keep:
+        sales = sales.persist()
+        rows = sales.withColumn("transaction_date", F.to_date("transaction_timestamp")).toArrow()
+        if DeltaTable.is_deltatable(f"{args.keep}/silver"):
+            (DeltaTable(f"{args.keep}/silver").merge(rows, "t.transaction_id = s.transaction_id", "s", "t")
+             .when_matched_update_all().when_not_matched_insert_all().execute())
+        else:
+            write_deltalake(f"{args.keep}/silver", rows, partition_by=["transaction_date"])
 
     products = spark.read.json(f"{args.raw}/products")
     newest = Window.partitionBy("product_id").orderBy(F.col("last_updated").desc())
