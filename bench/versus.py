@@ -2,7 +2,9 @@
 processes from the outside (JVM start included), on the same generated days, in the same bench run:
 
   day       day 2 of VERSUS_ROWS sales rows (after day 1): the product via spark-submit vs the Spark peer
-            (target: at most 1.0x) and the pandas peer (reported); peak resident memory of each process tree
+            (target: at most 1.0x) and the pandas peer (reported); peak resident memory of each process tree.
+            Also reported: the Spark peer with --keep (bronze and silver tables written by hand, day 1 first),
+            the floor the tables the product keeps set
   rerun     the same day again, nothing changed: at most 0.3x of its first load, and no new table version
   week      7 days x 2,000 rows through `--pending`: at most 30 s
   big day   as `day`, with VERSUS_BIG_ROWS (default 5,000,000; 0 skips it)

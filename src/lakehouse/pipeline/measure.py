@@ -38,9 +38,9 @@ class DayStats:
 def measure(spec: m.DatasetSpec, checked: DataFrame, outcomes: dict[dt.date, DatasetOutcome],
             value_columns: list[str]) -> dict[dt.date, DayStats]:
     """All counts of the batch, per run date, in one Spark job over the checked rows: the row counts, the failures
-    per check (over the failing rows only) and the keys per day (one aggregation by key). Fills each
-    day's outcome: rows read, quarantined, warned, malformed, duplicate (valid rows beyond one per key), and the
-    quality metrics. Also found per day: the values of `value_columns` among the rows that may reach silver."""
+    per check (over the failing rows only) and the keys per day (one aggregation by key). Fills each day's outcome:
+    rows read, quarantined, warned, malformed, duplicate (valid rows beyond one per key), and the quality metrics.
+    Also found per day: the values of `value_columns` among the rows that may reach silver."""
     names = check_names(spec, checked)
     error = has_error()
     mergeable = ~error & ~superseded(checked)
