@@ -14,10 +14,26 @@ or idempotency.
 from __future__ import annotations
 
 import argparse
+import shutil
 
+import pyarrow.dataset as pads
 from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
+
+
+def keep(df, table: str, partition_by: str, key: str | None = None) -> None:
+    """`df`'s rows into the Delta table at `table` through staging Parquet streamed to delta-rs (never all in the
+    driver): appended, or with `key` merged by it."""
+    staging = f"{table}.staging"
+    df.write.mode("overwrite").parquet(staging)
+    rows = pads.dataset(staging, format="parquet").scanner(batch_size=8192).to_reader()
+    if key and DeltaTable.is_deltatable(table):
+        (DeltaTable(table).merge(rows, f"t.{key} = s.{key}", "s", "t", streamed_exec=True)
+         .when_matched_update_all().when_not_matched_insert_all().execute())
+    else:
+        write_deltalake(table, rows, mode="append", partition_by=[partition_by], schema_mode="merge")
+    shutil.rmtree(staging)
 
 
 def main() -> None:
@@ -34,8 +50,7 @@ def main() -> None:
     sales = spark.read.option("header", "true").csv(f"{args.raw}/sales/date={args.date}")
     if args.keep:
         sales = sales.persist()
-        write_deltalake(f"{args.keep}/bronze", sales.withColumn("_run_date", F.lit(args.date)).toArrow(),
-                        mode="append", partition_by=["_run_date"], schema_mode="merge")
+        keep(sales.withColumn("_run_date", F.lit(args.date)), f"{args.keep}/bronze", "_run_date")
     sales = sales.select(
         "transaction_id", "store_id", "customer_id", "product_id",
         F.col("quantity").cast("int").alias("quantity"), F.col("unit_price").cast("double").alias("unit_price"),
@@ -47,12 +62,8 @@ def main() -> None:
     sales = sales.withColumn("_n", F.row_number().over(latest)).where("_n = 1").drop("_n")
     if args.keep:
         sales = sales.persist()
-        rows = sales.withColumn("transaction_date", F.to_date("transaction_timestamp")).toArrow()
-        if DeltaTable.is_deltatable(f"{args.keep}/silver"):
-            (DeltaTable(f"{args.keep}/silver").merge(rows, "t.transaction_id = s.transaction_id", "s", "t")
-             .when_matched_update_all().when_not_matched_insert_all().execute())
-        else:
-            write_deltalake(f"{args.keep}/silver", rows, partition_by=["transaction_date"])
+        keep(sales.withColumn("transaction_date", F.to_date("transaction_timestamp")), f"{args.keep}/silver",
+             "transaction_date", key="transaction_id")
 
     products = spark.read.json(f"{args.raw}/products")
     newest = Window.partitionBy("product_id").orderBy(F.col("last_updated").desc())
