@@ -18,11 +18,11 @@ import shutil
 
 import pyarrow.dataset as pads
 from deltalake import DeltaTable, write_deltalake
-from pyspark.sql import SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 
-def keep(df, table: str, partition_by: str, key: str | None = None) -> None:
+def keep(df: DataFrame, table: str, partition_by: str, key: str | None = None) -> None:
     """`df`'s rows into the Delta table at `table` through staging Parquet streamed to delta-rs (never all in the
     driver): appended, or with `key` merged by it."""
     staging = f"{table}.staging"
