@@ -18,11 +18,10 @@ $(STAMP): pyproject.toml requirements.lock conf/spark/log4j2.properties conf/spa
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
 	# Spark's own log lines quiet by default in every run, spark-submit included: SPARK_HOME/conf is on the
-	# driver's classpath before any job code runs (-v turns Spark's INFO lines back on)
-	mkdir -p "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/conf"
-	cp conf/spark/log4j2.properties "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/conf/"
-	# and the JVM settings for short runs on few cores (conf/spark/spark-defaults.conf says why)
-	cp conf/spark/spark-defaults.conf "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/conf/"
+	# driver's classpath before any job code runs (-v turns Spark's INFO lines back on); with the JVM settings for
+	# short runs on few cores (conf/spark/spark-defaults.conf says why)
+	spark_conf="$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/conf" && \
+		mkdir -p "$$spark_conf" && cp conf/spark/log4j2.properties conf/spark/spark-defaults.conf "$$spark_conf/"
 	# the Pushgateway (Debian's package) for the metrics test, where the machine lets setup install it
 	command -v prometheus-pushgateway >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get install -y -qq prometheus-pushgateway >/dev/null 2>&1 || \

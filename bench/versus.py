@@ -109,13 +109,12 @@ def day_vs_peers(rows: int, work: Path, label: str) -> tuple[dict, Path, str, di
     load = product(lake, "--date", day2)
     out["product_day2"] = {k: v for k, v in load.items() if k != "output"}
     peer_args = ["--raw", str(lake / "raw"), "--date", day2]
-    spark_peer = run_process([str(BIN / "spark-submit"), "--master", "local[2]", "bench/peers/sales_spark.py",
-                              *peer_args, "--out", str(work / f"{label}-peer-spark")], env_for(lake))
+    spark_job = [str(BIN / "spark-submit"), "--master", "local[2]", "bench/peers/sales_spark.py"]
+    spark_peer = run_process([*spark_job, *peer_args, "--out", str(work / f"{label}-peer-spark")], env_for(lake))
     pandas_peer = run_process([sys.executable, "bench/peers/sales_pandas.py", *peer_args, "--out",
                                str(work / f"{label}-peer-pandas")], env_for(lake))
     # the Spark peer that also keeps bronze and silver (day 1 first, as the product), for the floor it sets
     kept = work / f"{label}-peer-kept"
-    spark_job = [str(BIN / "spark-submit"), "--master", "local[2]", "bench/peers/sales_spark.py"]
     run_process([*spark_job, "--raw", str(lake / "raw"), "--date", day1, "--out", str(work / f"{label}-peer-k1"),
                  "--keep", str(kept)], env_for(lake))
     keeping_peer = run_process([*spark_job, *peer_args, "--out", str(work / f"{label}-peer-k2"),
