@@ -54,3 +54,36 @@ def test_a_drift_day_loads_and_reruns_as_no_ops_on_every_engine(spark, tmp_path,
     digests = load(spark, engine_name, tmp_path / engine_name, conf)
     if engine_name == "jvm":
         assert digests == load(spark, "rust", tmp_path / "rust", conf)
+
+
+def test_interpreted_and_compiled_evaluation_load_the_same_tables(spark, tmp_path, monkeypatch):
+    """Small inputs run interpreted (session.evaluation_for), large ones through Spark's generated code: the
+    sample lake loaded both ways holds the same rows."""
+    from lakehouse.pipeline import dataset, gold
+
+    taken: list[bool] = []
+
+    def recording(real):
+        def scope(session, size):
+            context = real(session, size)
+
+            class Recorded:
+                def __enter__(self):
+                    taken.append(context.__enter__())
+                    return taken[-1]
+
+                def __exit__(self, *exc):
+                    return context.__exit__(*exc)
+            return Recorded()
+        return scope
+
+    monkeypatch.setattr(dataset, "evaluation_for", recording(dataset.evaluation_for))
+    monkeypatch.setattr(gold, "evaluation_for", recording(gold.evaluation_for))
+    conf = mini_conf(tmp_path)
+    interpreted = load(spark, "rust", tmp_path / "interpreted", conf)
+    assert taken and all(taken)  # the sample lake is small: every stage interpreted
+    taken.clear()
+    monkeypatch.setenv("LAKEHOUSE_INTERPRETED_BYTES", "0")  # never interpret
+    compiled = load(spark, "rust", tmp_path / "compiled", conf)
+    assert taken and not any(taken)
+    assert compiled == interpreted

@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 
 from lakehouse import faults
 from lakehouse.errors import DatasetFailed
+from lakehouse.frames import estimated_bytes
 from lakehouse.pipeline import ingested, pending_gold, reuse
 from lakehouse.pipeline.bronze import load_bronze_days
 from lakehouse.pipeline.measure import DAY, DayStats, gate, measure
@@ -32,7 +33,8 @@ from lakehouse.pipeline.silver import ROW_HASH, SILVER_LINEAGE, one_per_key, row
 from lakehouse.rules.checks import evaluate, has_error
 from lakehouse.rules.cleaning import clean, superseded
 from lakehouse.rules.conform import conform
-from lakehouse.sources.files import discover
+from lakehouse.session import evaluation_for
+from lakehouse.sources.files import RawDay, discover
 from lakehouse.sources.reader import LINEAGE, new_columns
 from lakehouse.specs import models as m
 from lakehouse.sql import column
@@ -98,10 +100,37 @@ class DatasetLoad:
 
     def stages(self) -> dict[dt.date, DatasetOutcome]:
         faults.point("dataset:start")
-        loaded = self.bronze_as_held() if self.from_bronze else self.bronze_from_raw()
+        found = {} if self.from_bronze else self.discover_days()
+        # a small batch's stages run interpreted (session.evaluation_for): bronze and the checks by what they read
+        with evaluation_for(self.spark, self.input_bytes(found)):
+            checked = self.checked(found)
+        if checked is None:
+            return self.outcomes
+        checked_df, stats = checked
+        passing = [d for d in self.loaded if self.passes(d, stats[d])]
+        if not passing:
+            return self.outcomes
+        values = {c: list(dict.fromkeys(v for d in passing for v in stats[d].values[c])) for c in self.value_columns}
+        held = self.engine.size(self.lake.silver(self.spec.name),
+                                {c: values[c] for c in self.spec.target.partition_by})
+        checked_bytes = estimated_bytes(checked_df)
+        with evaluation_for(self.spark, None if held is None or checked_bytes is None else held + checked_bytes):
+            with self.timed("silver_source"):
+                source = self.silver_source(checked_df, passing, stats, values)
+            try:
+                with self.timed("silver"):
+                    self.merge_silver(source, passing, stats)
+            finally:
+                source.df.unpersist()
+        return self.outcomes
+
+    def checked(self, found: dict[dt.date, RawDay]) -> tuple[DataFrame, dict[dt.date, DayStats]] | None:
+        """Bronze, the checks, their measures and the quarantine: the checked rows and each day's figures (None
+        when no day has rows to check)."""
+        loaded = self.bronze_as_held() if self.from_bronze else self.bronze_from_raw(found)
         self.loaded = sorted(loaded)
         if not loaded:
-            return self.outcomes
+            return None
         spec = self.spec
         extras: list[str] = []
         for day, raw_columns in sorted(loaded.items()):
@@ -117,17 +146,17 @@ class DatasetLoad:
             write_quarantine(self.engine, spec, {d: self.run_ids[d] for d in self.loaded}, checked,
                              {d: o.rows_quarantined for d, o in checking.items()})
         faults.point("quarantine:written")
-        passing = [d for d in self.loaded if self.passes(d, stats[d])]
-        if not passing:
-            return self.outcomes
-        with self.timed("silver_source"):
-            source = self.silver_source(checked, passing, stats)
-        try:
-            with self.timed("silver"):
-                self.merge_silver(source, passing, stats)
-        finally:
-            source.df.unpersist()
-        return self.outcomes
+        return checked, stats
+
+    def input_bytes(self, found: dict[dt.date, RawDay]) -> int | None:
+        """What bronze and the checks read, in bytes on disk: the batch's raw files (or bronze partitions, on a
+        refresh) and the silver tables the checks look up; None when a size is not known."""
+        lake = self.lake
+        sizes: list[int | None] = [sum(f.size for day in found.values() for f in day.files)]
+        sizes += [self.engine.size(lake.silver(ref)) for ref in self.spec.references()]
+        if self.from_bronze:
+            sizes.append(self.engine.size(lake.bronze(self.spec.name), {DAY: self.dates}))
+        return None if None in sizes else sum(s for s in sizes if s is not None)
 
     def passes(self, day: dt.date, stats: DayStats) -> bool:
         out = self.outcomes[day]
@@ -150,14 +179,9 @@ class DatasetLoad:
         columns = [c for c in bronze.columns if c not in LINEAGE]
         return {day: columns for day in self.dates}
 
-    def bronze_from_raw(self) -> dict[dt.date, list[str]]:
-        """Each day's raw files into its bronze partition (one commit for the days), or, for a day whose files are
-        exactly as last ingested, bronze as it is: run date -> the raw columns read, for the days with rows to
-        check."""
-        loaded: dict[dt.date, list[str]] = {}
-        to_load = []
-        bronze_exists = self.engine.exists(self.lake.bronze(self.spec.name))
-        current = reuse.load_state(self.engine, self.spec) if bronze_exists else None
+    def discover_days(self) -> dict[dt.date, RawDay]:
+        """Each run date's raw files (a day with none is `no_data`): the days with files."""
+        found_days = {}
         for day in self.dates:
             out = self.outcomes[day]
             with out.timed("read"):
@@ -166,6 +190,19 @@ class DatasetLoad:
             if not found.files:
                 out.status, out.message = "no_data", f"no raw files in {found.folder}"
                 continue
+            found_days[day] = found
+        return found_days
+
+    def bronze_from_raw(self, found_days: dict[dt.date, RawDay]) -> dict[dt.date, list[str]]:
+        """Each day's raw files into its bronze partition (one commit for the days), or, for a day whose files are
+        exactly as last ingested, bronze as it is: run date -> the raw columns read, for the days with rows to
+        check."""
+        loaded: dict[dt.date, list[str]] = {}
+        to_load = []
+        bronze_exists = self.engine.exists(self.lake.bronze(self.spec.name))
+        current = reuse.load_state(self.engine, self.spec) if bronze_exists else None
+        for day, found in found_days.items():
+            out = self.outcomes[day]
             known = ingested.unchanged_since_ingest(self.ingested_state, self.spec.name, found.files) \
                 if bronze_exists else None
             if known is not None:
@@ -273,8 +310,8 @@ class DatasetLoad:
         and the gold date columns (the dates to recompute)."""
         return list(dict.fromkeys(self.spec.target.partition_by + self.gold_date_columns))
 
-    def silver_source(self, checked: DataFrame, days: list[dt.date], stats: dict[dt.date, DayStats]
-                      ) -> SilverSource:
+    def silver_source(self, checked: DataFrame, days: list[dt.date], stats: dict[dt.date, DayStats],
+                      values: dict[str, list[Any]]) -> SilverSource:
         """The rows for silver from the passing days: valid, not superseded, one per key (the latest, a later day
         before an earlier one), with their content hash, persisted on disk (read by the comparison with silver
         and by the writes). When `measure` found every key of a one-day batch once, nothing needs resolving."""
@@ -289,7 +326,6 @@ class DatasetLoad:
         source = ((valid if unique else one_per_key(self.spec, valid))
                   .select(*[column(c) for c in business], *SILVER_LINEAGE, ROW_HASH)
                   .persist(StorageLevel.DISK_ONLY))
-        values = {c: list(dict.fromkeys(v for d in days for v in stats[d].values[c])) for c in self.value_columns}
         return SilverSource(source, values)
 
     def merge_silver(self, source: SilverSource, days: list[dt.date], stats: dict[dt.date, DayStats]) -> None:

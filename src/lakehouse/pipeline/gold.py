@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.pipeline.silver import ROW_HASH, row_hash
+from lakehouse.session import evaluation_for
 from lakehouse.specs.models import AggregationSpec
 from lakehouse.sql import column
 from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine
@@ -97,6 +98,16 @@ def recompute(engine: TableEngine, spec: AggregationSpec, dates: list[dt.date], 
     lake = engine.layout
     if rebuild and engine.exists(lake.gold(spec.name)):
         engine.delete(lake.gold(spec.name), "TRUE")
+    # a small aggregate runs interpreted (session.evaluation_for), by the silver files it reads
+    sizes = [engine.size(lake.silver(spec.source_dataset), {spec.date_column: dates}),
+             *[engine.size(lake.silver(j.dataset)) for j in spec.joins]]
+    with evaluation_for(engine.spark, None if None in sizes else sum(s or 0 for s in sizes)):
+        return _merge_aggregate(engine, spec, dates, run_id, rebuild, outcome)
+
+
+def _merge_aggregate(engine: TableEngine, spec: AggregationSpec, dates: list[dt.date], run_id: str,
+                     rebuild: bool, outcome: GoldOutcome) -> GoldOutcome:
+    lake = engine.layout
     source = engine.read(lake.silver(spec.source_dataset), partitions={spec.date_column: dates})
     dims = {j.dataset: engine.read(lake.silver(j.dataset)) for j in spec.joins}
     result = aggregate(spec, source, dims)

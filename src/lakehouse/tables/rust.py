@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
@@ -149,6 +150,19 @@ class RustEngine(TableEngine):
         path = arrow_uri(path)
         table = self._table(path)
         return None if table is None else table.version()
+
+    def size(self, path: str, partitions: dict[str, list[Any]] | None = None) -> int | None:
+        """From the table's add actions (no Spark): the bytes of the files in `partitions`."""
+        table = self._table(path)
+        if table is None:
+            return 0
+        files = pa.table(table.get_add_actions(flatten=True))
+        known = table.metadata().partition_columns
+        for name, values in (partitions or {}).items():
+            if name in known:
+                wanted = pa.array(sorted({str(v) for v in values if v is not None}), pa.string())
+                files = files.filter(pc.is_in(files[f"partition.{name}"].cast(pa.string()), wanted))
+        return int(pc.sum(files["size_bytes"]).as_py() or 0)
 
     def read(self, path: str, version: int | None = None, partitions: dict[str, list[Any]] | None = None
              ) -> DataFrame:

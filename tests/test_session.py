@@ -1,0 +1,98 @@
+"""The session's scoped settings: small inputs evaluate interpreted, and the session's own settings come back."""
+
+from __future__ import annotations
+
+import pytest
+
+from lakehouse.errors import SettingsError
+from lakehouse.session import INTERPRETED_MAX_BYTES, evaluation_for, interpreted_max_bytes
+
+WHOLE_STAGE = "spark.sql.codegen.wholeStage"
+FACTORY = "spark.sql.codegen.factoryMode"
+
+
+def generates_code(spark) -> bool:
+    """Whether a query runs through whole-stage generated code (its stages print as `*(n)` in the plan)."""
+    df = spark.range(100).selectExpr("id * 2 AS x").where("x > 10")
+    assert df.count() == 94
+    return "*(" in df._jdf.queryExecution().executedPlan().toString()
+
+
+def test_small_input_runs_interpreted_and_the_settings_come_back(spark):
+    before = {k: spark.conf.get(k, None) for k in (WHOLE_STAGE, FACTORY)}
+    assert generates_code(spark)
+    with evaluation_for(spark, 1000) as interpreted:
+        assert interpreted
+        assert spark.conf.get(FACTORY) == "NO_CODEGEN"
+        assert not generates_code(spark)
+    assert {k: spark.conf.get(k, None) for k in (WHOLE_STAGE, FACTORY)} == before
+    assert generates_code(spark)
+
+
+def test_large_or_unknown_input_keeps_generated_code(spark):
+    for size in (INTERPRETED_MAX_BYTES + 1, None):
+        with evaluation_for(spark, size) as interpreted:
+            assert not interpreted
+            assert generates_code(spark)
+
+
+def test_a_setting_of_the_session_is_restored(spark):
+    spark.conf.set(WHOLE_STAGE, "false")
+    try:
+        with evaluation_for(spark, 10):
+            assert spark.conf.get(WHOLE_STAGE) == "false"
+        assert spark.conf.get(WHOLE_STAGE) == "false"
+        with pytest.raises(RuntimeError), evaluation_for(spark, 10):
+            raise RuntimeError("a failing stage")
+        assert spark.conf.get(WHOLE_STAGE) == "false"
+        assert spark.conf.get(FACTORY, None) != "NO_CODEGEN"
+    finally:
+        spark.conf.unset(WHOLE_STAGE)
+
+
+def test_the_limit_comes_from_the_environment(monkeypatch, spark):
+    monkeypatch.setenv("LAKEHOUSE_INTERPRETED_BYTES", "0")
+    assert interpreted_max_bytes() == 0
+    with evaluation_for(spark, 0) as interpreted:
+        assert not interpreted  # 0: never
+    monkeypatch.setenv("LAKEHOUSE_INTERPRETED_BYTES", "2048")
+    with evaluation_for(spark, 4096) as interpreted:
+        assert not interpreted
+    with evaluation_for(spark, 2048) as interpreted:
+        assert interpreted
+    for bad in ("lots", "-1", "1.5"):
+        monkeypatch.setenv("LAKEHOUSE_INTERPRETED_BYTES", bad)
+        with pytest.raises(SettingsError, match="LAKEHOUSE_INTERPRETED_BYTES"):
+            interpreted_max_bytes()
+
+
+def test_blocks_in_several_threads_leave_the_session_as_it_was(spark):
+    """Two jobs on one session (a notebook, the concurrent-writer tests) interleave their blocks: the settings
+    come back once the last block ends, whatever the order."""
+    import threading
+
+    before = spark.conf.get(FACTORY, None)
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def first():
+        with evaluation_for(spark, 10):
+            first_in.set()
+            second_in.wait(30)
+        first_out.set()
+
+    def second():
+        first_in.wait(30)
+        with evaluation_for(spark, 10):
+            second_in.set()
+            first_out.wait(30)
+            seen.append(spark.conf.get(FACTORY))  # after the other block ended
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert first_out.is_set() and seen == ["NO_CODEGEN"]  # the first block's end did not switch it back
+    assert spark.conf.get(FACTORY, None) == before
+    assert generates_code(spark)
