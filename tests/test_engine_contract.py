@@ -111,6 +111,19 @@ def test_partition_filtered_read(spark, engine, tmp_path):
     assert [r.id for r in engine.read(path, partitions={"v": ["y"]}).collect()] == ["b"]  # not a partition column
 
 
+def test_size_is_the_bytes_a_read_scans(spark, engine, tmp_path):
+    path = str(tmp_path / "t")
+    assert engine.size(path) == 0  # no table
+    df = spark.createDataFrame([(f"k{i}", D1 if i % 3 else D2, i, "v" * 50) for i in range(300)], SCHEMA)
+    engine.replace_partitions(df, path, ["day"], {"day": [D1, D2]})
+    whole, first, second = engine.size(path), engine.size(path, {"day": [D1]}), engine.size(path, {"day": [D2]})
+    assert whole and first and second
+    assert first + second == whole  # one file per partition, summed
+    assert engine.size(path, {"day": [D3]}) == 0
+    assert engine.size(path, {"day": [D1, D2]}) == whole
+    assert engine.size(path, {"seq": [1]}) == whole  # not a partition column: the whole table is read
+
+
 def test_replace_partitions_and_time_travel(spark, engine, tmp_path):
     path = str(tmp_path / "t")
     engine.replace_partitions(spark.createDataFrame([("a", D1, 1, "x"), ("b", D2, 1, "y")], SCHEMA), path,

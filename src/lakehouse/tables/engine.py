@@ -27,7 +27,7 @@ from pyspark.sql import types as T
 
 from lakehouse import faults
 from lakehouse.errors import LakehouseError, SettingsError
-from lakehouse.frames import estimated_bytes, one_row
+from lakehouse.frames import one_row
 from lakehouse.sql import Dialect, column, in_list, qualified
 from lakehouse.storage import is_remote, spark_reads
 from lakehouse.tables.paths import LakeLayout, local_staging
@@ -212,12 +212,9 @@ class TableEngine(ABC):
     def version(self, path: str) -> int | None:
         """Current version, or None when there is no table."""
 
-    def size(self, path: str, partitions: dict[str, list[Any]] | None = None) -> int | None:
-        """Bytes of the data files a read of the table (of `partitions`) scans; 0 when there is no table, None
-        when not known. By default Spark's estimate of the read."""
-        if not self.exists(path):
-            return 0
-        return estimated_bytes(self.read(path, partitions=partitions))
+    @abstractmethod
+    def size(self, path: str, partitions: dict[str, list[Any]] | None = None) -> int:
+        """Bytes of the data files a read of the table (of `partitions`) scans; 0 when there is no table."""
 
     @abstractmethod
     def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str],

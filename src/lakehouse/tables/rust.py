@@ -82,6 +82,21 @@ def open_table(path: str, version: int | None = None) -> DeltaTable | None:
     return table
 
 
+def table_size(path: str, partitions: dict[str, list[Any]] | None = None) -> int:
+    """Bytes of the data files of the table at `path` (of `partitions`, partition column -> values; other columns
+    do not narrow it), from its Delta log alone: 0 when there is no table."""
+    table = open_table(path)
+    if table is None:
+        return 0
+    files = pa.table(table.get_add_actions(flatten=True))
+    known = table.metadata().partition_columns
+    for name, values in (partitions or {}).items():
+        if name in known:
+            wanted = pa.array(sorted({str(v) for v in values if v is not None}), pa.string())
+            files = files.filter(pc.is_in(files[f"partition.{name}"].cast(pa.string()), wanted))
+    return int(pc.sum(files["size_bytes"]).as_py() or 0)
+
+
 def existing_table(path: str, version: int | None = None) -> DeltaTable:
     """As `open_table`, but TableNotFound when there is no table."""
     table = open_table(path, version)
@@ -151,18 +166,8 @@ class RustEngine(TableEngine):
         table = self._table(path)
         return None if table is None else table.version()
 
-    def size(self, path: str, partitions: dict[str, list[Any]] | None = None) -> int | None:
-        """From the table's add actions (no Spark): the bytes of the files in `partitions`."""
-        table = self._table(path)
-        if table is None:
-            return 0
-        files = pa.table(table.get_add_actions(flatten=True))
-        known = table.metadata().partition_columns
-        for name, values in (partitions or {}).items():
-            if name in known:
-                wanted = pa.array(sorted({str(v) for v in values if v is not None}), pa.string())
-                files = files.filter(pc.is_in(files[f"partition.{name}"].cast(pa.string()), wanted))
-        return int(pc.sum(files["size_bytes"]).as_py() or 0)
+    def size(self, path: str, partitions: dict[str, list[Any]] | None = None) -> int:
+        return table_size(path, partitions)
 
     def read(self, path: str, version: int | None = None, partitions: dict[str, list[Any]] | None = None
              ) -> DataFrame:
