@@ -83,7 +83,7 @@ def test_interpreted_and_compiled_evaluation_load_the_same_tables(spark, tmp_pat
     interpreted = load(spark, "rust", tmp_path / "interpreted", conf)
     assert taken and all(taken)  # the sample lake is small: every stage interpreted
     taken.clear()
-    monkeypatch.setenv("LAKEHOUSE_INTERPRETED_BYTES", "0")  # never interpret
+    monkeypatch.setenv("LAKEHOUSE_SMALL_INPUT_BYTES", "0")  # never interpret
     compiled = load(spark, "rust", tmp_path / "compiled", conf)
     assert taken and not any(taken)
     assert compiled == interpreted

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lakehouse.errors import SettingsError
-from lakehouse.session import INTERPRETED_MAX_BYTES, evaluation_for, interpreted_max_bytes
+from lakehouse.session import SMALL_INPUT_BYTES, evaluation_for, small_input_bytes
 
 WHOLE_STAGE = "spark.sql.codegen.wholeStage"
 FACTORY = "spark.sql.codegen.factoryMode"
@@ -19,18 +19,21 @@ def generates_code(spark) -> bool:
 
 
 def test_small_input_runs_interpreted_and_the_settings_come_back(spark):
-    before = {k: spark.conf.get(k, None) for k in (WHOLE_STAGE, FACTORY)}
+    keys = (WHOLE_STAGE, FACTORY, "spark.sql.adaptive.enabled", "spark.sql.shuffle.partitions")
+    before = {k: spark.conf.get(k, None) for k in keys}
     assert generates_code(spark)
     with evaluation_for(spark, 1000) as interpreted:
         assert interpreted
         assert spark.conf.get(FACTORY) == "NO_CODEGEN"
+        assert spark.conf.get("spark.sql.adaptive.enabled") == "false"
+        assert int(spark.conf.get("spark.sql.shuffle.partitions")) <= spark.sparkContext.defaultParallelism
         assert not generates_code(spark)
-    assert {k: spark.conf.get(k, None) for k in (WHOLE_STAGE, FACTORY)} == before
+    assert {k: spark.conf.get(k, None) for k in keys} == before
     assert generates_code(spark)
 
 
 def test_large_or_unknown_input_keeps_generated_code(spark):
-    for size in (INTERPRETED_MAX_BYTES + 1, None):
+    for size in (SMALL_INPUT_BYTES + 1, None):
         with evaluation_for(spark, size) as interpreted:
             assert not interpreted
             assert generates_code(spark)
@@ -51,19 +54,19 @@ def test_a_setting_of_the_session_is_restored(spark):
 
 
 def test_the_limit_comes_from_the_environment(monkeypatch, spark):
-    monkeypatch.setenv("LAKEHOUSE_INTERPRETED_BYTES", "0")
-    assert interpreted_max_bytes() == 0
+    monkeypatch.setenv("LAKEHOUSE_SMALL_INPUT_BYTES", "0")
+    assert small_input_bytes() == 0
     with evaluation_for(spark, 0) as interpreted:
         assert not interpreted  # 0: never
-    monkeypatch.setenv("LAKEHOUSE_INTERPRETED_BYTES", "2048")
+    monkeypatch.setenv("LAKEHOUSE_SMALL_INPUT_BYTES", "2048")
     with evaluation_for(spark, 4096) as interpreted:
         assert not interpreted
     with evaluation_for(spark, 2048) as interpreted:
         assert interpreted
     for bad in ("lots", "-1", "1.5"):
-        monkeypatch.setenv("LAKEHOUSE_INTERPRETED_BYTES", bad)
-        with pytest.raises(SettingsError, match="LAKEHOUSE_INTERPRETED_BYTES"):
-            interpreted_max_bytes()
+        monkeypatch.setenv("LAKEHOUSE_SMALL_INPUT_BYTES", bad)
+        with pytest.raises(SettingsError, match="LAKEHOUSE_SMALL_INPUT_BYTES"):
+            small_input_bytes()
 
 
 def test_blocks_in_several_threads_leave_the_session_as_it_was(spark):

@@ -96,55 +96,64 @@ def _quiet(spark: SparkSession, logger: str) -> None:
         pass
 
 
-# Spark compiles every query's operators and expressions to Java bytecode (whole-stage code generation) and the
-# JIT compiles that again: a fixed cost of a few hundred milliseconds per new query shape, which pays off per
-# row. A stage whose inputs are small spends more time compiling than computing, so it evaluates interpreted
-# (Spark's own fallback path, the same results). Measured here (spark-submit, local[2]): a week of 7 small days
-# 31-32 s -> 28 s interpreted; a day of 1M sales rows 53 s -> 63 s interpreted, hence the size limit.
-INTERPRETED_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
-INTERPRETED_MAX_BYTES = 4 * 2**20  # input (files on disk: raw files and table data) a stage interprets
+# Settings for a stage whose input is small. Spark's defaults are made for data that takes a while to compute:
+# - it compiles every query's operators and expressions to Java (whole-stage code generation), and the JIT compiles
+#   that again: a few hundred milliseconds per new query shape, which pays off per row;
+# - adaptive execution re-plans a query after each of its shuffle stages, each stage a Spark job of its own.
+# On a small input both cost more than they save: such a stage evaluates interpreted (Spark's own fallback path,
+# the same results), planned once, over a few shuffle partitions. Measured here (spark-submit, local[2], a week of
+# 7 small days): 31-32 s with the defaults, 28-29 s interpreted, 28-30 s interpreted and planned once (noisy
+# machine; see the closing figures of `bench/versus.py`). Interpreted, a day of 1M sales rows takes 63 s instead
+# of 53 s, hence the size limit; with it, that day's small datasets take the small path and the large ones do not:
+# 59/68 s -> 54/64 s (days 1/2).
+SMALL_INPUT_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+                    "spark.sql.adaptive.enabled": "false"}
+SMALL_INPUT_PARTITIONS = 4  # shuffle partitions of a small stage (at most the cores Spark has)
+SMALL_INPUT_BYTES = 4 * 2**20  # a stage's input (files on disk: raw files and table data) that is small
 
 
-def interpreted_max_bytes() -> int:
-    """The input size up to which a stage runs interpreted (LAKEHOUSE_INTERPRETED_BYTES; 0: never)."""
-    text = os.environ.get("LAKEHOUSE_INTERPRETED_BYTES", "").strip()
+def small_input_bytes() -> int:
+    """The input size up to which a stage takes the small path (LAKEHOUSE_SMALL_INPUT_BYTES; 0: never)."""
+    text = os.environ.get("LAKEHOUSE_SMALL_INPUT_BYTES", "").strip()
     try:
-        limit = int(text) if text else INTERPRETED_MAX_BYTES
+        limit = int(text) if text else SMALL_INPUT_BYTES
     except ValueError:
         limit = -1
     if limit < 0:
-        raise SettingsError(f"LAKEHOUSE_INTERPRETED_BYTES={text!r}: expected a number of bytes (0: never interpret)")
+        raise SettingsError(f"LAKEHOUSE_SMALL_INPUT_BYTES={text!r}: expected a number of bytes (0: never the small path)")
     return limit
 
 
-# sessions inside an interpreted block: id(session) -> (blocks open, the session's own settings to restore)
-_INTERPRETING: dict[int, tuple[int, dict[str, str | None]]] = {}
-_INTERPRETING_LOCK = threading.Lock()
+# sessions inside a small block: id(session) -> (blocks open, the session's own settings to restore)
+_SMALL: dict[int, tuple[int, dict[str, str | None]]] = {}
+_SMALL_LOCK = threading.Lock()
 
 
 @contextmanager
 def evaluation_for(spark: SparkSession, input_bytes: int | None) -> Iterator[bool]:
-    """Run the block's queries interpreted when `input_bytes` (None: unknown) is at most the limit; the session's
-    own settings are back as they were once the last such block on the session ends (jobs in several threads of
-    one session share it: while any of them interprets, all do). Yields whether it interprets."""
-    limit = interpreted_max_bytes()
+    """Run the block's queries with SMALL_INPUT_CONF when `input_bytes` (None: unknown) is at most the limit; the
+    session's own settings are back as they were once the last such block on the session ends (jobs in several
+    threads of one session share them: while any of them is small, all are). Yields whether it is small."""
+    limit = small_input_bytes()
     if input_bytes is None or limit == 0 or input_bytes > limit:
         yield False
         return
-    with _INTERPRETING_LOCK:
-        count, saved = _INTERPRETING.get(id(spark), (0, {}))
+    with _SMALL_LOCK:
+        count, saved = _SMALL.get(id(spark), (0, {}))
         if count == 0:
-            saved = {key: spark.conf.get(key, None) for key in INTERPRETED_CONF}
-            for key, value in INTERPRETED_CONF.items():
+            conf = {**SMALL_INPUT_CONF, "spark.sql.shuffle.partitions": str(
+                max(1, min(spark.sparkContext.defaultParallelism, SMALL_INPUT_PARTITIONS)))}
+            saved = {key: spark.conf.get(key, None) for key in conf}
+            for key, value in conf.items():
                 spark.conf.set(key, value)
-        _INTERPRETING[id(spark)] = (count + 1, saved)
+        _SMALL[id(spark)] = (count + 1, saved)
     try:
         yield True
     finally:
-        with _INTERPRETING_LOCK:
-            count, saved = _INTERPRETING.pop(id(spark))
+        with _SMALL_LOCK:
+            count, saved = _SMALL.pop(id(spark))
             if count > 1:
-                _INTERPRETING[id(spark)] = (count - 1, saved)
+                _SMALL[id(spark)] = (count - 1, saved)
             else:
                 for key, before in saved.items():
                     if before is None:

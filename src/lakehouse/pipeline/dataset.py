@@ -111,10 +111,11 @@ class DatasetLoad:
         if not passing:
             return self.outcomes
         values = {c: list(dict.fromkeys(v for d in passing for v in stats[d].values[c])) for c in self.value_columns}
+        # the MERGE by what it reads: the checked rows and silver's partitions they fall in
         held = self.engine.size(self.lake.silver(self.spec.name),
                                 {c: values[c] for c in self.spec.target.partition_by})
         checked_bytes = estimated_bytes(checked_df)
-        with evaluation_for(self.spark, None if held is None or checked_bytes is None else held + checked_bytes):
+        with evaluation_for(self.spark, None if checked_bytes is None else held + checked_bytes):
             with self.timed("silver_source"):
                 source = self.silver_source(checked_df, passing, stats, values)
             try:
@@ -148,15 +149,15 @@ class DatasetLoad:
         faults.point("quarantine:written")
         return checked, stats
 
-    def input_bytes(self, found: dict[dt.date, RawDay]) -> int | None:
+    def input_bytes(self, found: dict[dt.date, RawDay]) -> int:
         """What bronze and the checks read, in bytes on disk: the batch's raw files (or bronze partitions, on a
-        refresh) and the silver tables the checks look up; None when a size is not known."""
+        refresh) and the silver tables the checks look up."""
         lake = self.lake
-        sizes: list[int | None] = [sum(f.size for day in found.values() for f in day.files)]
-        sizes += [self.engine.size(lake.silver(ref)) for ref in self.spec.references()]
+        size = sum(f.size for day in found.values() for f in day.files)
+        size += sum(self.engine.size(lake.silver(ref)) for ref in self.spec.references())
         if self.from_bronze:
-            sizes.append(self.engine.size(lake.bronze(self.spec.name), {DAY: self.dates}))
-        return None if None in sizes else sum(s for s in sizes if s is not None)
+            size += self.engine.size(lake.bronze(self.spec.name), {DAY: self.dates})
+        return size
 
     def passes(self, day: dt.date, stats: DayStats) -> bool:
         out = self.outcomes[day]

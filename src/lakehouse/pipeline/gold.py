@@ -99,9 +99,9 @@ def recompute(engine: TableEngine, spec: AggregationSpec, dates: list[dt.date], 
     if rebuild and engine.exists(lake.gold(spec.name)):
         engine.delete(lake.gold(spec.name), "TRUE")
     # a small aggregate runs interpreted (session.evaluation_for), by the silver files it reads
-    sizes = [engine.size(lake.silver(spec.source_dataset), {spec.date_column: dates}),
-             *[engine.size(lake.silver(j.dataset)) for j in spec.joins]]
-    with evaluation_for(engine.spark, None if None in sizes else sum(s or 0 for s in sizes)):
+    size = engine.size(lake.silver(spec.source_dataset), {spec.date_column: dates})
+    size += sum(engine.size(lake.silver(j.dataset)) for j in spec.joins)
+    with evaluation_for(engine.spark, size):
         return _merge_aggregate(engine, spec, dates, run_id, rebuild, outcome)
 
 

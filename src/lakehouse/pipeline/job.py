@@ -20,7 +20,7 @@ from lakehouse.pipeline import ingested, meta, pending_gold
 from lakehouse.pipeline.dataset import DatasetLoad
 from lakehouse.pipeline.gold import GoldOutcome, dates_to_build, recompute
 from lakehouse.pipeline.outcome import DatasetOutcome
-from lakehouse.session import interpreted_max_bytes
+from lakehouse.session import small_input_bytes
 from lakehouse.sources.files import partition_folder
 from lakehouse.specs import Catalog
 from lakehouse.specs import models as m
@@ -96,7 +96,7 @@ class DailyJob:
         self.catalog = catalog
         # run dates loaded together (one pass per dataset, one gold build, one commit of records per batch)
         self.batch_days = max(1, batch_days or int(os.environ.get("LAKEHOUSE_BATCH_DAYS") or BATCH_DAYS))
-        interpreted_max_bytes()  # a bad LAKEHOUSE_INTERPRETED_BYTES fails here, before any data moves
+        small_input_bytes()  # a bad LAKEHOUSE_SMALL_INPUT_BYTES fails here, before any data moves
         # stage events, metrics and lineage (telemetry/): what the environment configures
         self.telemetry = telemetry or Telemetry.from_env()
         # told one line per dataset and gold table as each finishes: `[i/n] <run date> <name>: ...`
