@@ -57,8 +57,8 @@ def test_a_drift_day_loads_and_reruns_as_no_ops_on_every_engine(spark, tmp_path,
 
 
 def test_interpreted_and_compiled_evaluation_load_the_same_tables(spark, tmp_path, monkeypatch):
-    """Small inputs run interpreted (session.evaluation_for), large ones through Spark's generated code: the
-    sample lake loaded both ways holds the same rows."""
+    """Small inputs take the small path (session.evaluation_for: interpreted, planned once), large ones Spark's
+    defaults (generated code, adaptive execution): the sample lake loaded both ways holds the same rows."""
     from lakehouse.pipeline import dataset, gold
 
     taken: list[bool] = []

@@ -1,4 +1,5 @@
-"""The session's scoped settings: small inputs evaluate interpreted, and the session's own settings come back."""
+"""The session's scoped settings: small inputs run interpreted and planned once, and the session's own settings
+come back."""
 
 from __future__ import annotations
 

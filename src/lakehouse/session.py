@@ -102,8 +102,8 @@ def _quiet(spark: SparkSession, logger: str) -> None:
 # - adaptive execution re-plans a query after each of its shuffle stages, each stage a Spark job of its own.
 # On a small input both cost more than they save: such a stage evaluates interpreted (Spark's own fallback path,
 # the same results), planned once, over a few shuffle partitions. Measured here (spark-submit, local[2], a week of
-# 7 small days): 31-32 s with the defaults, 28-29 s interpreted, 28-30 s interpreted and planned once (noisy
-# machine; see the closing figures of `bench/versus.py`). Interpreted, a day of 1M sales rows takes 63 s instead
+# 7 small days, back to back on a noisy machine): 31-32 s with the defaults, 28-30 s interpreted, 28 s interpreted
+# and planned once (26 s in `bench/versus.py`). Interpreted, a day of 1M sales rows takes 63 s instead
 # of 53 s, hence the size limit; with it, that day's small datasets take the small path and the large ones do not:
 # 59/68 s -> 54/64 s (days 1/2).
 SMALL_INPUT_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN",

@@ -101,7 +101,7 @@ class DatasetLoad:
     def stages(self) -> dict[dt.date, DatasetOutcome]:
         faults.point("dataset:start")
         found = {} if self.from_bronze else self.discover_days()
-        # a small batch's stages run interpreted (session.evaluation_for): bronze and the checks by what they read
+        # a small batch takes the small path (session.evaluation_for): bronze and the checks by what they read
         with evaluation_for(self.spark, self.input_bytes(found)):
             checked = self.checked(found)
         if checked is None:

@@ -98,7 +98,7 @@ def recompute(engine: TableEngine, spec: AggregationSpec, dates: list[dt.date], 
     lake = engine.layout
     if rebuild and engine.exists(lake.gold(spec.name)):
         engine.delete(lake.gold(spec.name), "TRUE")
-    # a small aggregate runs interpreted (session.evaluation_for), by the silver files it reads
+    # a small aggregate takes the small path (session.evaluation_for), by the silver files it reads
     size = engine.size(lake.silver(spec.source_dataset), {spec.date_column: dates})
     size += sum(engine.size(lake.silver(j.dataset)) for j in spec.joins)
     with evaluation_for(engine.spark, size):
