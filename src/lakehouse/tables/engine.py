@@ -212,9 +212,13 @@ class TableEngine(ABC):
     def version(self, path: str) -> int | None:
         """Current version, or None when there is no table."""
 
-    @abstractmethod
     def size(self, path: str, partitions: dict[str, list[Any]] | None = None) -> int:
-        """Bytes of the data files a read of the table (of `partitions`) scans; 0 when there is no table."""
+        """Bytes of the data files a read of the table (of `partitions`) scans; 0 when there is no table. From the
+        Delta log, read by delta-rs without a Spark job, on every engine: the tables keep the protocol both engines
+        read."""
+        from lakehouse.tables.rust import table_size
+
+        return table_size(path, partitions)
 
     @abstractmethod
     def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str],

@@ -96,12 +96,6 @@ class JvmEngine(TableEngine):
             return None
         return int(self._delta(path).history(1).select("version").first()[0])
 
-    def size(self, path: str, partitions: dict[str, list[Any]] | None = None) -> int:
-        """From the Delta log, read by delta-rs (no Spark job): the tables keep the protocol both engines read."""
-        from lakehouse.tables.rust import table_size
-
-        return table_size(path, partitions)
-
     def read(self, path: str, version: int | None = None, partitions: dict[str, list[Any]] | None = None
              ) -> DataFrame:
         reader = self.spark.read.format("delta")

@@ -82,18 +82,24 @@ def open_table(path: str, version: int | None = None) -> DeltaTable | None:
     return table
 
 
+def partition_filters(table: DeltaTable, partitions: dict[str, list[Any]] | None
+                      ) -> list[tuple[str, str, list[str]]]:
+    """`partitions` (column -> values) narrowed to the table's partition columns, as delta-rs file filters (the
+    non-null values as text); the other columns, and null values, narrow nothing here."""
+    known = table.metadata().partition_columns
+    return [(c, "in", sorted({str(x) for x in v if x is not None}))
+            for c, v in (partitions or {}).items() if c in known]
+
+
 def table_size(path: str, partitions: dict[str, list[Any]] | None = None) -> int:
-    """Bytes of the data files of the table at `path` (of `partitions`, partition column -> values; other columns
-    do not narrow it), from its Delta log alone: 0 when there is no table."""
+    """Bytes of the data files of the table at `path` (of `partitions`, as `partition_filters` narrows them), from
+    its Delta log alone: 0 when there is no table."""
     table = open_table(path)
     if table is None:
         return 0
     files = pa.table(table.get_add_actions(flatten=True))
-    known = table.metadata().partition_columns
-    for name, values in (partitions or {}).items():
-        if name in known:
-            wanted = pa.array(sorted({str(v) for v in values if v is not None}), pa.string())
-            files = files.filter(pc.is_in(files[f"partition.{name}"].cast(pa.string()), wanted))
+    for name, _, wanted in partition_filters(table, partitions):
+        files = files.filter(pc.is_in(files[f"partition.{name}"].cast(pa.string()), pa.array(wanted, pa.string())))
     return int(pc.sum(files["size_bytes"]).as_py() or 0)
 
 
@@ -166,17 +172,14 @@ class RustEngine(TableEngine):
         table = self._table(path)
         return None if table is None else table.version()
 
-    def size(self, path: str, partitions: dict[str, list[Any]] | None = None) -> int:
-        return table_size(path, partitions)
-
     def read(self, path: str, version: int | None = None, partitions: dict[str, list[Any]] | None = None
              ) -> DataFrame:
         table = self._table(path, version)
         if table is None:
             raise TableNotFound(path)
         schema = from_arrow_schema(pa.schema(table.schema().to_arrow()))
-        selected = {c: v for c, v in (partitions or {}).items() if c in table.metadata().partition_columns}
-        filters = [(c, "in", sorted({str(x) for x in v if x is not None})) for c, v in selected.items()]
+        filters = partition_filters(table, partitions)
+        selected = {c for c, _, _ in filters}
         if any(not values for _, _, values in filters):
             files = []
         else:
