@@ -11,7 +11,7 @@ DAYS ?= 7
 ROWS ?= 2000
 SEED ?= 42
 
-.PHONY: setup run generate validate test test-kill test-readme test-s3 test-cluster lint k8s-check bench clean notebooks
+.PHONY: setup jars jars-s3a run generate validate test test-jvm test-kill test-readme test-s3 test-cluster lint k8s-check bench clean notebooks
 
 $(STAMP): pyproject.toml requirements.lock conf/spark/log4j2.properties conf/spark/spark-defaults.conf
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,25 @@ $(STAMP): pyproject.toml requirements.lock conf/spark/log4j2.properties conf/spa
 
 setup: $(STAMP) ## create .venv and install the pinned dependencies
 
+# The production engine's jars (delta-spark), fetched by Maven from jars/pom.xml (`make jars`; `make jars-s3a` adds
+# hadoop-aws and the AWS SDK bundle). Once fetched, the test targets put them on Spark's classpath themselves
+# (LAKEHOUSE_SPARK_JARS, unless it is set already), so the jvm engine's tests run beside the rust engine's.
+MVN := mvn -q -B -C --no-transfer-progress -f jars/pom.xml
+comma := ,
+jar_list = $(subst $() ,$(comma),$(strip $(abspath $(wildcard $(1)/*.jar)) $(2)))
+JVM_JARS := $(call jar_list,jars/lib)
+S3A_JARS := $(call jar_list,jars/lib-s3a,$(if $(wildcard jars/lib-s3a/aws-sdk-bundle.path),$(shell cat jars/lib-s3a/aws-sdk-bundle.path)))
+TEST_ENV := LAKEHOUSE_SPARK_JARS="$${LAKEHOUSE_SPARK_JARS-$(JVM_JARS)}" LAKEHOUSE_S3A_JARS="$${LAKEHOUSE_S3A_JARS-$(S3A_JARS)}"
+
+jars: ## Delta's JVM jars into jars/lib (needs Maven; the README's two commands do not)
+	@command -v mvn >/dev/null || { echo "make jars needs Maven (mvn) on PATH; without it the embedded rust engine runs and the jvm tests are skipped" >&2; exit 2; }
+	$(MVN) package
+	@ls jars/lib
+
+jars-s3a: jars ## hadoop-aws into jars/lib-s3a; the AWS SDK bundle stays in Maven's local cache
+	$(MVN) -Ps3a package
+	@ls jars/lib-s3a && cat jars/lib-s3a/aws-sdk-bundle.path
+
 generate: $(STAMP) ## write sample data into $(LAKEHOUSE_ROOT)/raw if it is empty
 	$(BIN)/lakehouse generate --if-empty --days $(DAYS) --rows-per-day $(ROWS) --seed $(SEED)
 
@@ -43,10 +62,13 @@ run: generate ## run the daily job over every raw partition not loaded yet (all 
 		spark_jobs/daily_aggregation.py --pending
 
 test: $(STAMP) ## the test suite (real Spark, real Delta tables)
-	$(BIN)/pytest -q -m "not kill and not readme and not s3 and not cluster"
+	$(TEST_ENV) $(BIN)/pytest -q -m "not kill and not readme and not s3 and not cluster"
+
+test-jvm: $(STAMP) ## the production engine's tests only (after `make jars`): contract, twins, interop, spark-submit
+	LAKEHOUSE_REQUIRE_JVM=1 $(TEST_ENV) $(BIN)/pytest -q -m "jvm and not kill and not readme and not s3 and not cluster"
 
 test-kill: $(STAMP) ## the job killed with SIGKILL at every fault point, then rerun: tables as if never killed
-	$(BIN)/pytest -q -m kill
+	$(TEST_ENV) $(BIN)/pytest -q -m kill
 
 notebooks: run ## open JupyterLab on the sample lake (installs JupyterLab into .venv the first time)
 	test -x $(BIN)/jupyter-lab || $(BIN)/pip install --quiet jupyterlab
@@ -60,7 +82,7 @@ test-cluster: $(STAMP) ## the job on local-cluster[2,1,1024] (two executor JVMs)
 	$(BIN)/pytest -q -m cluster
 
 test-s3: $(STAMP) ## the lake on a real S3 API (moto on 127.0.0.1): land, run, rerun, late change, races, secrets
-	$(BIN)/pytest -q -m s3
+	$(TEST_ENV) $(BIN)/pytest -q -m s3
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests spark_jobs

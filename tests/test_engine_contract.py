@@ -323,11 +323,14 @@ def test_jvm_engine_selection_is_explicit(spark, tmp_path):
     from lakehouse.tables.engine import jvm_delta_available, select_engine
     from lakehouse.tables.paths import LakeLayout
 
-    if jvm_delta_available(spark):
-        pytest.skip("Delta's JVM classes are present: jvm selection succeeds here")
-    with pytest.raises(SettingsError, match="LAKEHOUSE_SPARK_JARS"):
-        select_engine(spark, LakeLayout(str(tmp_path)), "jvm")
-    assert select_engine(spark, LakeLayout(str(tmp_path)), "auto").name == "rust"
+    if jvm_delta_available(spark):  # with Delta's classes, jvm is chosen when asked for, and by auto
+        assert select_engine(spark, LakeLayout(str(tmp_path)), "jvm").name == "jvm"
+        assert select_engine(spark, LakeLayout(str(tmp_path)), "auto").name == "jvm"
+    else:  # without them, asking for jvm says how to get it; auto falls back to the embedded engine
+        with pytest.raises(SettingsError, match="LAKEHOUSE_SPARK_JARS"):
+            select_engine(spark, LakeLayout(str(tmp_path)), "jvm")
+        assert select_engine(spark, LakeLayout(str(tmp_path)), "auto").name == "rust"
+    assert select_engine(spark, LakeLayout(str(tmp_path)), "rust").name == "rust"
 
 
 @pytest.mark.parametrize("staged", [False, True], ids=["in-memory", "staged"])

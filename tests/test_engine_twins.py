@@ -13,8 +13,9 @@ import pytest
 from lakehouse.pipeline.job import DailyJob
 from lakehouse.sample.retail import RetailGenerator
 from lakehouse.specs import load_catalog
-from lakehouse.tables.engine import jvm_delta_available, select_engine
+from lakehouse.tables.engine import select_engine
 from lakehouse.tables.paths import LakeLayout
+from tests.conftest import ENGINES, require_jvm
 from tests.test_incremental import mini_conf
 
 pytestmark = pytest.mark.e2e
@@ -46,10 +47,10 @@ def load(spark, engine_name: str, root: Path, conf: Path) -> dict[str, str]:
     return out
 
 
-@pytest.mark.parametrize("engine_name", ["rust", "jvm"])
+@pytest.mark.parametrize("engine_name", ENGINES)
 def test_a_drift_day_loads_and_reruns_as_no_ops_on_every_engine(spark, tmp_path, engine_name):
-    if engine_name == "jvm" and not jvm_delta_available(spark):
-        pytest.skip("jvm engine: Delta's JVM jars are not on Spark's classpath (set LAKEHOUSE_SPARK_JARS)")
+    if engine_name == "jvm":
+        require_jvm(spark)
     conf = mini_conf(tmp_path)
     digests = load(spark, engine_name, tmp_path / engine_name, conf)
     if engine_name == "jvm":

@@ -16,8 +16,8 @@ from lakehouse.pipeline.job import DailyJob
 from lakehouse.sample.retail import RetailGenerator
 from lakehouse.specs import load_catalog
 from lakehouse.tables import select_engine
-from lakehouse.tables.engine import jvm_delta_available
 from lakehouse.tables.paths import LakeLayout
+from tests.conftest import ENGINES, require_jvm
 from tests.test_incremental import mini_conf
 
 pytestmark = pytest.mark.e2e
@@ -58,10 +58,10 @@ ORDERS = [
 ]
 
 
-@pytest.fixture(scope="module", params=["rust", "jvm"])
+@pytest.fixture(scope="module", params=ENGINES)
 def outcomes(request, spark, tmp_path_factory):
-    if request.param == "jvm" and not jvm_delta_available(spark):
-        pytest.skip("jvm engine: Delta's JVM jars are not on Spark's classpath (set LAKEHOUSE_SPARK_JARS)")
+    if request.param == "jvm":
+        require_jvm(spark)
     out = []
     for i, order in enumerate(ORDERS):
         tmp = tmp_path_factory.mktemp(f"order{i}")
