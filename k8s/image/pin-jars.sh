@@ -1,28 +1,18 @@
 #!/usr/bin/env bash
-# Pin the image's jars: download each one once (on a machine that reaches Maven Central), check it against the
-# SHA-1 that Maven Central publishes beside it, and write its SHA-256 into jars.sha256 for the Dockerfile.
-# Usage: k8s/image/pin-jars.sh   (versions are read from the Dockerfile's ARG lines)
+# Pin the image's jars: Maven resolves them from jars/pom.xml (profile `image`: Delta, hadoop-aws, the AWS SDK
+# bundle, the JMX exporter agent), verifying each against the checksum Maven Central publishes beside it (-C: a
+# mismatch fails); their SHA-256 sums go into jars.sha256, which the Dockerfile's build checks again.
+# Usage: k8s/image/pin-jars.sh   (needs Maven; the versions are jars/pom.xml's)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-arg() { sed -n "s/^ARG $1=//p" "$here/Dockerfile"; }
-maven=$(arg MAVEN); delta=$(arg DELTA_VERSION); hadoop=$(arg HADOOP_AWS_VERSION)
-sdk=$(arg AWS_SDK_VERSION); jmx=$(arg JMX_EXPORTER_VERSION)
+pom="$here/../../jars/pom.xml"
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-paths=(
-  "io/delta/delta-spark_2.13/$delta/delta-spark_2.13-$delta.jar"
-  "io/delta/delta-storage/$delta/delta-storage-$delta.jar"
-  "org/apache/hadoop/hadoop-aws/$hadoop/hadoop-aws-$hadoop.jar"
-  "software/amazon/awssdk/bundle/$sdk/bundle-$sdk.jar"
-  "io/prometheus/jmx/jmx_prometheus_javaagent/$jmx/jmx_prometheus_javaagent-$jmx.jar"
-)
+mvn -q -B -C --no-transfer-progress -f "$pom" -Pimage dependency:build-classpath \
+    -DexcludeTransitive=true -Dmdep.outputFile="$work/classpath" -Dmdep.pathSeparator=$'\n'
 : > "$work/jars.sha256"
-for p in "${paths[@]}"; do
-  name=$(basename "$p")
-  curl -fsSL -o "$work/$name" "$maven/$p"
-  want_sha1=$(curl -fsSL "$maven/$p.sha1" | cut -c1-40)
-  got_sha1=$(sha1sum "$work/$name" | cut -c1-40)
-  [ "$want_sha1" = "$got_sha1" ] || { echo "SHA-1 mismatch for $name" >&2; exit 1; }
-  (cd "$work" && sha256sum "$name") >> "$work/jars.sha256"
-done
+while IFS= read -r jar; do
+  [ -n "$jar" ] || continue
+  (cd "$(dirname "$jar")" && sha256sum "$(basename "$jar")") >> "$work/jars.sha256"
+done < <(sort "$work/classpath"; echo)
 cp "$work/jars.sha256" "$here/jars.sha256"
 cat "$here/jars.sha256"

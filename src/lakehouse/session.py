@@ -65,6 +65,9 @@ def build_session(settings: Settings, app_name: str = "lakehouse", extra: dict[s
         conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
         # tables stay on the basic protocol that delta-rs reads and writes too
         conf["spark.databricks.delta.properties.defaults.enableDeletionVectors"] = "false"
+    for key, value in s3a_from_aws_env(os.environ).items():
+        if key not in settings.spark_conf:
+            conf[key] = value
     json_config = Path(settings.conf_dir) / "spark" / "log4j2-json.properties"
     if json_mode() and json_config.is_file():  # Spark's own lines as JSON too (when this process starts the JVM)
         conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={json_config.resolve()}"
@@ -83,6 +86,24 @@ def build_session(settings: Settings, app_name: str = "lakehouse", extra: dict[s
     spark.sparkContext.setLogLevel("INFO" if os.environ.get("LAKEHOUSE_VERBOSE") == "1" else "WARN")
     _quiet(spark, "org.apache.spark.sql.catalyst.csv.CSVHeaderChecker")
     return spark
+
+
+def s3a_from_aws_env(env: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """Spark's S3A connector configured from the same standard AWS variables boto3 and delta-rs read, so one
+    environment serves both engines: an S3-compatible endpoint (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL: path-style
+    requests, TLS as its scheme says) and the region. Credentials are not copied: S3A's default provider chain
+    reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, a web identity token or the instance
+    role itself. A key set in LAKEHOUSE_SPARK_CONF wins over these."""
+    out: dict[str, str] = {}
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        out["spark.hadoop.fs.s3a.endpoint"] = endpoint
+        out["spark.hadoop.fs.s3a.path.style.access"] = "true"
+        out["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https://")).lower()
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        out["spark.hadoop.fs.s3a.endpoint.region"] = region
+    return out
 
 
 def _quiet(spark: SparkSession, logger: str) -> None:
