@@ -8,6 +8,9 @@ processes from the outside (JVM start included), on the same generated days, in 
   rerun     the same day again, nothing changed: at most 0.3x of its first load, and no new table version
   week      7 days x 2,000 rows through `--pending`: at most 30 s
   big day   as `day`, with VERSUS_BIG_ROWS (default 5,000,000; 0 skips it)
+  jvm       where Delta's jars are present (LAKEHOUSE_SPARK_JARS, or jars/lib after `make jars`): day 2 of
+            VERSUS_ROWS through the product on its jvm engine (delta-spark), beside the Spark peer that keeps
+            bronze, silver (MERGE) and gold (MERGE) with delta-spark; reported with the rust engine's figures
 
 Run alone: `python bench/versus.py` (VERSUS_ROWS, default 1000000; 0 skips the day and the rerun). `make bench`
 runs it after the stage benchmarks. Each target prints PASS or FAIL with the measured ratio.
@@ -79,9 +82,21 @@ def env_for(lake: Path) -> dict[str, str]:
     return env
 
 
-def product(lake: Path, *args: str) -> dict:
-    return run_process([str(BIN / "spark-submit"), "--master", "local[2]", "spark_jobs/daily_aggregation.py",
-                        *args], env_for(lake))
+def delta_jars() -> str:
+    """Delta's jars for the jvm runs: LAKEHOUSE_SPARK_JARS, else what `make jars` fetched; '' when absent."""
+    given = os.environ.get("LAKEHOUSE_SPARK_JARS", "")
+    if "delta-spark" in given:
+        return given
+    return ",".join(str(p) for p in sorted((REPO / "jars" / "lib").glob("*.jar")))
+
+
+def product(lake: Path, *args: str, jars: str = "") -> dict:
+    """The product's day via spark-submit: the embedded engine, or with `jars` the jvm engine (delta-spark)."""
+    env = env_for(lake)
+    if jars:
+        env["LAKEHOUSE_ENGINE"] = "jvm"
+    return run_process([str(BIN / "spark-submit"), "--master", "local[2]", *(["--jars", jars] if jars else []),
+                        "spark_jobs/daily_aggregation.py", *args], env)
 
 
 def versions(lake: Path) -> dict[str, int]:
@@ -130,7 +145,39 @@ def day_vs_peers(rows: int, work: Path, label: str) -> tuple[dict, Path, str, di
           f"{spark_peer['seconds']:.1f} s, pandas peer {pandas_peer['seconds']:.1f} s "
           f"({out['day_vs_pandas_peer']}x); the Spark peer keeping bronze and silver too "
           f"{keeping_peer['seconds']:.1f} s ({out['day_vs_keeping_peer']}x)", flush=True)
+    jars = delta_jars()
+    if jars:
+        out["jvm"] = day_on_the_jvm_engine(rows, work, label, jars, load, keeping_peer)
+    else:
+        print("info  jvm engine not measured: Delta's jars are absent (`make jars`, or LAKEHOUSE_SPARK_JARS)")
     return out, lake, day2, load
+
+
+def day_on_the_jvm_engine(rows: int, work: Path, label: str, jars: str, rust_load: dict, rust_peer: dict) -> dict:
+    """Day 2 (after day 1) through the product on the jvm engine, and through the Spark peer keeping bronze,
+    silver and gold with delta-spark, on a lake generated the same way (same seed: the same rows)."""
+    out: dict = {}
+    lake = work / f"{label}-jvm"
+    generate(lake, 2, rows)
+    day1, day2 = str(END - dt.timedelta(days=1)), str(END)
+    product(lake, "--date", day1, jars=jars)
+    load = product(lake, "--date", day2, jars=jars)
+    spark_job = [str(BIN / "spark-submit"), "--master", "local[2]", "--jars", jars, "bench/peers/sales_spark.py",
+                 "--writer", "delta-spark", "--keep", str(work / f"{label}-peer-delta-spark")]
+    run_process([*spark_job, "--raw", str(lake / "raw"), "--date", day1, "--out", str(work / f"{label}-pd1")],
+                env_for(lake))
+    peer = run_process([*spark_job, "--raw", str(lake / "raw"), "--date", day2, "--out", str(work / f"{label}-pd2")],
+                       env_for(lake))
+    out["product_day2"] = {k: v for k, v in load.items() if k != "output"}
+    out["keeping_delta_spark_peer"] = {k: v for k, v in peer.items() if k != "output"}
+    out["day_vs_keeping_delta_spark_peer"] = round(load["seconds"] / peer["seconds"], 2)
+    print(f"info  {rows:,}-row day, jvm engine: product {load['seconds']:.1f} s (peak {load['peak_gb']} GB) vs "
+          f"the Spark peer keeping bronze, silver and gold with delta-spark {peer['seconds']:.1f} s "
+          f"({out['day_vs_keeping_delta_spark_peer']}x); rust engine: product {rust_load['seconds']:.1f} s vs the "
+          f"delta-rs keeping peer {rust_peer['seconds']:.1f} s "
+          f"({round(rust_load['seconds'] / rust_peer['seconds'], 2)}x)", flush=True)
+    shutil.rmtree(lake, ignore_errors=True)
+    return out
 
 
 def bench_versus(rows: int, big_rows: int, work: Path) -> dict:

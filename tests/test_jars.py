@@ -10,8 +10,6 @@ import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import REPO, require_jars
 
 POM = REPO / "jars" / "pom.xml"

@@ -4,11 +4,14 @@ date, store and category, write a Delta table with delta-rs. The bench times it 
 product on the same generated day.
 
     spark-submit bench/peers/sales_spark.py --raw <lake>/raw --date 2026-11-20 --out <folder> [--keep <folder>]
+    spark-submit --jars <delta jars> bench/peers/sales_spark.py ... --keep <folder> --writer delta-spark
 
 With `--keep`, it also keeps what the product keeps of the day, written by hand: every raw row in a bronze Delta
 table and the valid rows, one per transaction, merged by key into a silver Delta table (the bench loads day 1 this
 way first). That is a floor for the product's own run: the same tables without its checks, quarantine, run records
-or idempotency.
+or idempotency. `--writer delta-spark` writes those tables with delta-spark instead of delta-rs (an append to
+bronze, a MERGE by key into silver, and the day's gold MERGEd by date, store and category into `<keep>/gold`):
+the floor for the product on its jvm engine.
 """
 
 from __future__ import annotations
@@ -22,9 +25,23 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 
-def keep(df: DataFrame, table: str, partition_by: str, key: str | None = None) -> None:
-    """`df`'s rows into the Delta table at `table` through staging Parquet streamed to delta-rs (never all in the
-    driver): appended, or with `key` merged by it."""
+def keep(df: DataFrame, table: str, partition_by: str, key: str | list[str] | None = None,
+         writer: str = "delta-rs") -> None:
+    """`df`'s rows into the Delta table at `table`: appended, or with `key` merged by it. delta-rs takes them
+    through staging Parquet streamed from disk (never all in the driver); delta-spark writes from the executors."""
+    keys = [key] if isinstance(key, str) else list(key or [])
+    if writer == "delta-spark":
+        from delta.tables import DeltaTable as SparkDeltaTable
+
+        spark = df.sparkSession
+        if keys and SparkDeltaTable.isDeltaTable(spark, table):
+            (SparkDeltaTable.forPath(spark, table).alias("t")
+             .merge(df.alias("s"), " AND ".join(f"t.{k} <=> s.{k}" for k in keys))
+             .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+        else:
+            df.write.format("delta").mode("append").option("mergeSchema", "true").partitionBy(partition_by).save(table)
+        return
+    key = keys[0] if keys else None
     staging = f"{table}.staging"
     df.write.mode("overwrite").parquet(staging)
     rows = pads.dataset(staging, format="parquet").scanner(batch_size=8192).to_reader()
@@ -42,15 +59,22 @@ def main() -> None:
     parser.add_argument("--date", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--keep")
+    parser.add_argument("--writer", choices=("delta-rs", "delta-spark"), default="delta-rs")
     args = parser.parse_args()
-    spark = (SparkSession.builder.appName("sales-peer").config("spark.sql.shuffle.partitions", "8")
-             .config("spark.ui.enabled", "false").getOrCreate())
+    builder = (SparkSession.builder.appName("sales-peer").config("spark.sql.shuffle.partitions", "8")
+               .config("spark.ui.enabled", "false"))
+    if args.writer == "delta-spark":
+        builder = (builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+                   .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+                   .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "false"))
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
 
     sales = spark.read.option("header", "true").csv(f"{args.raw}/sales/date={args.date}")
     if args.keep:
         sales = sales.persist()
-        keep(sales.withColumn("_run_date", F.lit(args.date)), f"{args.keep}/bronze", "_run_date")
+        keep(sales.withColumn("_run_date", F.lit(args.date)), f"{args.keep}/bronze", "_run_date",
+             writer=args.writer)
     sales = sales.select(
         "transaction_id", "store_id", "customer_id", "product_id",
         F.col("quantity").cast("int").alias("quantity"), F.col("unit_price").cast("double").alias("unit_price"),
@@ -63,7 +87,7 @@ def main() -> None:
     if args.keep:
         sales = sales.persist()
         keep(sales.withColumn("transaction_date", F.to_date("transaction_timestamp")), f"{args.keep}/silver",
-             "transaction_date", key="transaction_id")
+             "transaction_date", key="transaction_id", writer=args.writer)
 
     products = spark.read.json(f"{args.raw}/products")
     newest = Window.partitionBy("product_id").orderBy(F.col("last_updated").desc())
@@ -79,7 +103,11 @@ def main() -> None:
         F.countDistinct("customer_id").alias("unique_customers"), F.sum("net_amount").alias("revenue"),
         F.sum(F.col("quantity") * F.col("cost_price")).alias("cost"))
     summary = summary.withColumn("profit", F.col("revenue") - F.col("cost"))
-    write_deltalake(args.out, summary.toArrow(), mode="overwrite", partition_by=["transaction_date"])
+    if args.writer == "delta-spark":  # gold kept too, MERGEd by its grain
+        keep(summary, f"{args.keep}/gold", "transaction_date", ["transaction_date", "store_id", "category"],
+             writer=args.writer)
+    else:
+        write_deltalake(args.out, summary.toArrow(), mode="overwrite", partition_by=["transaction_date"])
     spark.stop()
 
 
