@@ -14,6 +14,7 @@ start on first use. `Lakehouse(settings, engine=...)` runs on an engine the call
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ from lakehouse.errors import (
     UsageError,
     VersionNotFound,
 )
+from lakehouse.lease import command_line, writer_lease
 from lakehouse.pipeline.job import DailyJob, DayResult, date_range, default_run_date
 from lakehouse.pipeline.plan import Plan
 from lakehouse.settings import Settings
@@ -143,20 +145,28 @@ class Lakehouse:
         self.validate()  # what would fail at run time fails here, before any data moves
         return DailyJob(self.engine, self.catalog, self.progress)
 
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the lake's writer lease (lakehouse.lease) for a block that writes tables: one writing process per
+        lake at a time; another one waits (LAKEHOUSE_LEASE_WAIT), then fails naming the holder."""
+        return writer_lease(self.settings.lake_root, command_line(), tell=self.progress)
+
     def run(self, dates: Sequence[dt.date]) -> list[DayResult]:
         """Load each run date's raw partitions (every dataset), then the gold dates they touched."""
-        return self._job().run(list(dates))
+        with self.writing():
+            return self._job().run(list(dates))
 
     def run_pending(self, look_back_days: int | None = None) -> list[DayResult]:
         """Every raw partition with a file not ingested yet or changed since, in date order; with
         `look_back_days`, partitions dated at most that many days before today (UTC)."""
         from lakehouse.pipeline.ingested import look_back
 
-        return self._job().run_pending(look_back(look_back_days))
+        with self.writing():
+            return self._job().run_pending(look_back(look_back_days))
 
     def full_refresh(self, dates: Sequence[dt.date] | None = None) -> list[DayResult]:
         """Rebuild silver and gold from bronze for `dates` (None: everything); raw files are not read."""
-        return self._job().full_refresh(None if dates is None else list(dates))
+        with self.writing():
+            return self._job().full_refresh(None if dates is None else list(dates))
 
     def plan(self, run_date: dt.date | None = None, pending: bool = False, gold_dates: bool = False,
              look_back_days: int | None = None) -> Plan:
@@ -208,7 +218,8 @@ class Lakehouse:
 
     def restore(self, table: str, version: int) -> int:
         """Make `version` current again (a new commit); returns the new version."""
-        return self.engine.restore(self.path(table), version)
+        with self.writing():
+            return self.engine.restore(self.path(table), version)
 
     def quality(self, run_date: dt.date | None = None) -> tuple[str | None, dt.date | None, list[dict[str, Any]]]:
         """(run id, run date, metric rows) of the latest run of `run_date` (default: the latest run date); no
@@ -220,6 +231,11 @@ class Lakehouse:
         """Compact and/or vacuum `tables` (default: every table of `tables()`). One table's failure is reported
         in its result and does not stop the others. A vacuum of every table also deletes staging folders older
         than the retention (left by runs that were killed)."""
+        with contextlib.nullcontext() if dry_run else self.writing():
+            return self._maintain(tables, optimize, vacuum_retention_hours, dry_run)
+
+    def _maintain(self, tables: Sequence[str], optimize: bool, vacuum_retention_hours: int | None,
+                  dry_run: bool) -> list[MaintenanceResult]:
         results = []
         if vacuum_retention_hours is not None and not tables and not dry_run:
             staging = self.layout.staging()

@@ -20,7 +20,16 @@ from typing import NoReturn
 
 from lakehouse import report
 from lakehouse.api import Lakehouse, check_secrets, date_range, default_run_date
-from lakehouse.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError, TableError, UsageError, exit_code
+from lakehouse.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfigError,
+    LakehouseError,
+    TableError,
+    UsageError,
+    exit_code,
+)
 from lakehouse.settings import Settings
 from lakehouse.storage import redact
 from lakehouse.telemetry import logs
@@ -350,6 +359,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(report.config_error(exc))
         return exc.exit_code
     except TableError as exc:
+        _error(f"error: {exc}")
+        return exc.exit_code
+    except LakehouseError as exc:  # the product's own failures say what happened in one line (detail: -v)
+        log.debug("the command failed", exc_info=True)
         _error(f"error: {exc}")
         return exc.exit_code
     except Exception as exc:

@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from lakehouse import faults
 from lakehouse.errors import DatasetFailed
 from lakehouse.frames import estimated_bytes
+from lakehouse.lease import check_lease
 from lakehouse.pipeline import ingested, pending_gold, reuse
 from lakehouse.pipeline.bronze import load_bronze_days
 from lakehouse.pipeline.measure import DAY, DayStats, gate, measure
@@ -100,6 +101,7 @@ class DatasetLoad:
 
     def stages(self) -> dict[dt.date, DatasetOutcome]:
         faults.point("dataset:start")
+        check_lease(self.engine.layout.root)  # a run whose lease was taken over stops before it writes
         found = {} if self.from_bronze else self.discover_days()
         # a small batch takes the small path (session.evaluation_for): bronze and the checks by what they read
         with evaluation_for(self.spark, self.input_bytes(found)):

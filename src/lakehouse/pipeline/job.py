@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from lakehouse import faults
 from lakehouse.errors import CommitConflict, describe
+from lakehouse.lease import check_lease
 from lakehouse.pipeline import ingested, meta, pending_gold
 from lakehouse.pipeline.dataset import DatasetLoad
 from lakehouse.pipeline.gold import GoldOutcome, dates_to_build, recompute
@@ -307,6 +308,7 @@ class DailyJob:
                     dates = sorted(set(dates) | set(every))
                 rebuild = build is not None and build[0] == "changed"
                 faults.point("gold:before")
+                check_lease(self.engine.layout.root)
                 gold = with_conflict_retries(lambda agg=agg, dates=dates, rebuild=rebuild: recompute(
                     self.engine, agg, dates, result.run_date, result.run_id, rebuild), f"gold table {agg.name}")
                 faults.point("gold:written")
