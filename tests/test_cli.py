@@ -14,7 +14,7 @@ def test_generate_refuses_to_overwrite_raw_dates(tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err == (f"configuration error:\nraw files exist already for 2024-07-01, 2024-07-02 under {lake}/raw: "
+    assert err == (f"error: raw files exist already for 2024-07-01, 2024-07-02 under {lake}/raw: "
                    "generate would overwrite them; add --force to do it, or choose other dates with --end-date\n")
     assert sales.read_text() == "edited by hand\n"  # nothing was written
     # the days after are free; --force overwrites

@@ -28,10 +28,12 @@ from lakehouse.errors import (
     LakehouseError,
     TableError,
     UsageError,
+    describe,
+    environment_cause,
     exit_code,
 )
 from lakehouse.settings import Settings
-from lakehouse.storage import redact
+from lakehouse.storage import check_bucket, is_remote, redact
 from lakehouse.telemetry import logs
 
 DEFAULT_RETENTION_HOURS = 7 * 24
@@ -169,7 +171,10 @@ def _progress(line: str) -> None:
 
 
 def _lake(args: argparse.Namespace, app_name: str) -> Lakehouse:
-    return Lakehouse(_settings(args), app_name=app_name, progress=_progress)
+    settings = _settings(args)
+    if is_remote(settings.lake_root):
+        check_bucket(settings.lake_root)
+    return Lakehouse(settings, app_name=app_name, progress=_progress)
 
 
 def _run_dates(args: argparse.Namespace) -> list[dt.date]:
@@ -228,6 +233,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_land(args: argparse.Namespace) -> int:
     from lakehouse.landing import land
 
+    if is_remote(args.target):
+        check_bucket(args.target)
     result = land(args.source, args.target, tell=_progress)
     print(report.landed(result, args.target))
     return EXIT_OK
@@ -366,7 +373,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(f"error: {exc}")
         return exc.exit_code
     except Exception as exc:
-        log.exception("the job failed")
+        # anything else: one line on the console (the cause, from the environment where it is one); the stack
+        # goes to the debug log (-v)
+        log.debug("the command failed", exc_info=True)
+        cause = environment_cause(exc)
+        _error(f"error: {cause}: {describe(exc)}" if cause else f"error: the command failed: {describe(exc)} "
+               "(-v shows where)")
         return exit_code(exc)
 
 

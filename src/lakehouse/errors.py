@@ -10,7 +10,13 @@
     │   ├── CommitConflict     another writer committed first; every stage is idempotent, so it is retried
     │   ├── TableNotFound      no Delta table at the path (exit code 2 on the command line)
     │   └── VersionNotFound    the table has no such version (exit code 2)
-    └── DatasetFailed          a dataset must not reach silver this run; `reasons` say why (exit code 1)
+    ├── DatasetFailed          a dataset must not reach silver this run; `reasons` say why (exit code 1)
+    ├── EnvironmentFailure     a cause outside the data (permissions, space, limits, network, a dead JVM): the
+    │                          dataset or run fails (exit code 1), nothing is recorded as a bad file, a rerun heals
+    ├── LeaseUnavailable       (lakehouse.lease) another process writes the lake; waited, gave up (exit code 1)
+    ├── LeaseLost              (lakehouse.lease) this run's lease expired and was taken over (exit code 1)
+    └── StorageUnavailable     the S3 endpoint refuses connections or keeps failing (exit code 1); a missing
+                               bucket or missing credentials are StorageMisconfigured, a ConfigError (exit code 2)
 
 Spark reports a failed read as a Py4J error whose text is a Java stack trace; the cause a user can act on (a
 corrupt block, a missing file) sits at the bottom of the chain of causes. `describe` finds it.
@@ -18,6 +24,7 @@ corrupt block, a missing file) sits at the bottom of the chain of causes. `descr
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -97,6 +104,79 @@ class DatasetFailed(LakehouseError):
     def __init__(self, reasons: Sequence[str]) -> None:
         self.reasons = list(reasons)
         super().__init__("; ".join(self.reasons))
+
+
+class EnvironmentFailure(LakehouseError):
+    """A cause outside the file's bytes (permissions, space, limits, I/O, network, a missing library): the dataset
+    or the run fails and `--pending` tries again; the file is never recorded as a bad file."""
+
+    def __init__(self, what: str, cause: str) -> None:
+        self.what, self.cause = what, cause
+        super().__init__(f"{cause} {what}")
+
+
+class StorageUnavailable(LakehouseError):
+    """The object store cannot be reached or used: the endpoint refuses connections, or keeps failing (exit 1)."""
+
+
+class StorageMisconfigured(ConfigError):
+    """The object store answers, but the settings do not fit it: no credentials, no such bucket (exit 2)."""
+
+
+# errno values and message fragments (Python, Java, Rust, S3) that name a cause in the environment, not in a file's
+# bytes; each with the words the one-line error uses
+_ENV_ERRNOS = {
+    errno.EACCES: "permission denied", errno.EPERM: "operation not permitted", errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large (a file-size limit?)",
+    errno.EIO: "input/output error", errno.EROFS: "read-only file system", errno.EMFILE: "too many open files",
+    errno.ENFILE: "too many open files in the system", errno.ENOMEM: "out of memory",
+    errno.ECONNREFUSED: "connection refused", errno.ECONNRESET: "connection reset",
+    errno.ETIMEDOUT: "timed out", errno.EHOSTUNREACH: "host unreachable", errno.ENETUNREACH: "network unreachable",
+}
+_ENV_TEXT = (
+    ("permission denied", "permission denied"), ("accessdeniedexception", "permission denied"),
+    ("access denied", "permission denied"), ("no space left", "no space left on device"),
+    ("disk quota exceeded", "disk quota exceeded"), ("file too large", "file too large (a file-size limit?)"),
+    ("read-only file system", "read-only file system"), ("input/output error", "input/output error"),
+    ("too many open files", "too many open files"), ("unsatisfiedlinkerror", "a native library is missing"),
+    ("native snappy library not available", "a native library is missing"),
+    ("connection refused", "connection refused"), ("connection reset", "connection reset"),
+    ("broken pipe", "connection reset"), ("timed out", "timed out"), ("slowdown", "S3 throttling (SlowDown)"),
+    ("service unavailable", "service unavailable (503)"), ("internalerror", "S3 internal error"),
+    ("outofmemoryerror", "out of memory"), ("java gateway process exited", "the Spark JVM died"),
+    ("answer from java side is empty", "the Spark JVM died"), ("error while sending or receiving", "the Spark JVM died"),
+)
+
+
+def environment_cause(exc: BaseException) -> str | None:
+    """When `exc` (or what caused it, Python or Java) comes from the environment rather than from a file's bytes,
+    its cause in a few words ("permission denied", "no space left on device", ...); else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, EnvironmentFailure):
+            return current.cause
+        code = getattr(current, "errno", None)
+        if isinstance(current, OSError) and code in _ENV_ERRNOS:
+            return _ENV_ERRNOS[code]
+        if isinstance(current, ConnectionError | TimeoutError):
+            return "connection failed" if not isinstance(current, TimeoutError) else "timed out"
+        current = current.__cause__ or current.__context__
+    text = " ".join(_texts(exc)).lower()
+    for fragment, words in _ENV_TEXT:
+        if fragment in text:
+            return words
+    return None
+
+
+def _texts(exc: BaseException) -> Iterator[str]:
+    yield f"{type(exc).__name__}: {exc}"
+    for throwable in java_causes(exc):
+        try:
+            yield f"{throwable.getClass().getSimpleName()}: {throwable.getMessage()}"
+        except Exception:
+            break
 
 
 def exit_code(exc: BaseException) -> int:

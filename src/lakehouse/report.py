@@ -212,7 +212,9 @@ def validated(conf_dir: str, catalog: Catalog) -> str:
 
 
 def config_error(exc: BaseException) -> str:
-    return f"configuration error:\n{exc}"
+    """One problem: `error: ...` on one line; several (a spec's `file:line` list): a heading, then one per line."""
+    text = str(exc)
+    return f"error: {text}" if "\n" not in text else f"configuration error:\n{text}"
 
 
 def landed(r: LandResult, target: str) -> str:

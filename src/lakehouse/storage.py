@@ -127,6 +127,37 @@ def s3_client() -> Any:
     return boto3.session.Session().client("s3", region_name=_region(), endpoint_url=endpoint())
 
 
+def check_bucket(uri: str) -> None:
+    """Fail early, in one line, when the bucket of an s3:// `uri` cannot be used: no credentials, no such bucket,
+    access denied (StorageMisconfigured, exit 2), or an endpoint that refuses connections or keeps failing
+    (StorageUnavailable, exit 1; transient failures are retried first). One HEAD request."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+    from lakehouse.errors import EnvironmentFailure, StorageMisconfigured, StorageUnavailable
+    from lakehouse.retry import with_retries
+
+    bucket, _ = split_s3(uri)
+    where = endpoint() or "AWS S3"
+    try:
+        with_retries(lambda: s3_client().head_bucket(Bucket=bucket), f"reaching S3 endpoint {where}")
+    except NoCredentialsError:
+        raise StorageMisconfigured(
+            f"no S3 credentials found for s3://{bucket} (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "or AWS_PROFILE, or run with a role)") from None
+    except (EnvironmentFailure, EndpointConnectionError) as exc:
+        cause = exc.cause if isinstance(exc, EnvironmentFailure) else "connection refused"
+        raise StorageUnavailable(f"S3 endpoint {where}: {cause} (bucket '{bucket}')") from None
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in ("404", "NoSuchBucket") or status == 404:
+            raise StorageMisconfigured(f"bucket '{bucket}' does not exist (at {where})") from None
+        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch") or status == 403:
+            raise StorageMisconfigured(f"access to bucket '{bucket}' denied (at {where}): check the credentials "
+                                       "and the bucket policy") from None
+        raise StorageUnavailable(f"S3 endpoint {where}: bucket '{bucket}': {code or status}") from None
+
+
 def split_s3(uri: str) -> tuple[str, str]:
     """(bucket, key prefix) of an s3:// URI."""
     parts = urlsplit(arrow_uri(uri))

@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from lakehouse.errors import CommitConflict, describe
+from lakehouse.errors import CommitConflict, EnvironmentFailure, describe, environment_cause
 from lakehouse.sources.files import RawDay, RawFile
 from lakehouse.sources.probe import Rejection
 from lakehouse.sources.reader import DayReader, RawRead
@@ -43,6 +43,9 @@ def _unreadable(reader: DayReader, day: RawDay, files: list[RawFile], run_id: st
         try:
             df.write.format("noop").mode("overwrite").save()
         except Exception as exc:
+            cause = environment_cause(exc)
+            if cause:  # not the file's fault: the dataset fails, the file is tried again next run
+                raise EnvironmentFailure(f"reading {f.path}", cause) from exc
             bad.append(Rejection(f, f"unreadable: {describe(exc)}"))
     return bad
 

@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import types as T
 
+from lakehouse.errors import environment_cause
+from lakehouse.retry import with_retries
 from lakehouse.sources.files import RawFile
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.names import snake_case
@@ -335,12 +337,22 @@ def probe_parquet(spec: DatasetSpec, f: RawFile) -> Shape:
 
 
 def probe(spec: DatasetSpec, f: RawFile) -> Shape | Rejection:
-    """The file's shape, or why it cannot be read."""
-    try:
-        if spec.source.format == "parquet":
-            return probe_parquet(spec, f)
-        return probe_text(spec, f)
-    except BadFile as exc:
-        return Rejection(f, str(exc))
-    except (OSError, EOFError) as exc:
-        return Rejection(f, f"cannot be opened: {exc}")
+    """The file's shape, or why it cannot be read. Only a cause in the file's bytes rejects it: one in the
+    environment (permission denied, an I/O error, a connection reset, ...) is tried again (lakehouse.retry), then
+    raised as EnvironmentFailure, which fails the dataset and leaves the file to the next run."""
+
+    def attempt() -> Shape | Rejection:
+        try:
+            if spec.source.format == "parquet":
+                return probe_parquet(spec, f)
+            return probe_text(spec, f)
+        except BadFile as exc:
+            if exc.__cause__ is not None and environment_cause(exc.__cause__):
+                raise exc.__cause__ from None
+            return Rejection(f, str(exc))
+        except (OSError, EOFError) as exc:
+            if environment_cause(exc):
+                raise
+            return Rejection(f, f"cannot be opened: {exc}")
+
+    return with_retries(attempt, f"reading {f.path}")

@@ -1,0 +1,66 @@
+"""Transient failures retried in place: exponential backoff with jitter, each try logged.
+
+A failure counts as transient when `errors.environment_cause` finds its cause outside the data (a file briefly
+unreadable, a connection reset, S3 throttling): tried again up to LAKEHOUSE_RETRIES times in all (default 3),
+waiting LAKEHOUSE_RETRY_BASE_SECONDS (default 0.5) × 2^(try-1) × a random factor in [0.5, 1.5). What still fails is
+raised as `EnvironmentFailure` (one line: the cause and what was being done), so the dataset or the run fails with
+a non-zero exit, the file is not recorded as a bad file, and the next `--pending` tries it again. Any other error
+is raised at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from lakehouse.errors import EnvironmentFailure, SettingsError, environment_cause
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _setting(name: str, default: float, minimum: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise SettingsError(f"{name}={text!r}: expected a number >= {minimum:g}")
+    return value
+
+
+def tries() -> int:
+    return int(_setting("LAKEHOUSE_RETRIES", 3, 1))
+
+
+def base_seconds() -> float:
+    return _setting("LAKEHOUSE_RETRY_BASE_SECONDS", 0.5, 0)
+
+
+def with_retries(fn: Callable[[], T], what: str) -> T:
+    """`fn()`, tried again while it fails for a cause in the environment; `what` names the work for the log and
+    the final error (e.g. "reading s3://bucket/raw/sales/date=2024-07-01/sales.csv")."""
+    total, base = tries(), base_seconds()
+    attempt = 1
+    while True:
+        try:
+            return fn()
+        except EnvironmentFailure:
+            raise
+        except Exception as exc:
+            cause = environment_cause(exc)
+            if cause is None:
+                raise
+            if attempt >= total:
+                raise EnvironmentFailure(what, cause) from exc
+            delay = base * 2 ** (attempt - 1) * (0.5 + random.random())
+            log.warning("%s: %s (try %d of %d); trying again in %.1f s", what, cause, attempt, total, delay)
+            time.sleep(delay)
+            attempt += 1

@@ -1,0 +1,389 @@
+"""Fault injection: the product under bad circumstances, each case compared with an uninterrupted sequential run.
+
+Real faults, in real processes: commands started together on one lake, SIGKILL at moments of a run and of the
+maintenance commands, the Spark JVM killed under the driver, a raw file the process may not read (root's
+permission override dropped from the process's capabilities), a read-only table folder, a file-size limit
+(`ulimit -f`), a full disk (a small tmpfs in a private mount namespace), an S3 endpoint that refuses connections,
+a missing bucket, no credentials, lake paths with spaces, non-ASCII letters and URI metacharacters.
+
+The promise checked every time: the command ends with exit 0, or with a non-zero exit and one line that says
+what happened (no Python traceback, Java stack or Rust panic on the console), and after the next `--pending`
+the silver and gold tables hold exactly the rows an uninterrupted run gives, with one row per key.
+`make test-faults` runs them (marker `faults`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONF
+from tests.lake_rows import lake_rows
+
+pytestmark = pytest.mark.faults
+
+END = dt.date(2024, 9, 2)
+D1, D2 = END - dt.timedelta(days=1), END
+LAYERS = ("silver", "gold")
+KEYS = {"silver/sales": "transaction_id", "silver/products": "product_id", "silver/customers": "customer_id",
+        "silver/inventory": "update_id", "silver/campaigns": "campaign_id"}
+SPARK_CONF = json.dumps({"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false",
+                         "spark.driver.memory": "1g"})
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_"))}
+    env.update(LAKEHOUSE_CONF_DIR=str(CONF), LAKEHOUSE_ENGINE="rust", LAKEHOUSE_SPARK_CONF=SPARK_CONF,
+               PYSPARK_PYTHON=sys.executable, LAKEHOUSE_RETRY_BASE_SECONDS="0.1", **extra)
+    return env
+
+
+def cli(lake: Path | str, *args: str, env: dict[str, str] | None = None, prefix: list[str] | None = None,
+        timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    argv = [*(prefix or []), sys.executable, "-m", "lakehouse.cli", *args]
+    return subprocess.run(argv, env={**(env or base_env()), "LAKEHOUSE_ROOT": str(lake)}, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def start(lake: Path | str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "lakehouse.cli", *args],
+                            env={**(env or base_env()), "LAKEHOUSE_ROOT": str(lake)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen[str], timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def assert_clean_ending(done: subprocess.CompletedProcess[str], ok: bool | None = None) -> str:
+    """Exit 0, or non-zero with a one-line error; never a traceback, a Java stack or a Rust panic. Returns the
+    error line (or '')."""
+    text = done.stdout + done.stderr
+    assert "Traceback (most recent call last)" not in text, text[-3000:]
+    assert "\tat " not in text and "panicked at" not in text, text[-3000:]
+    if ok is True:
+        assert done.returncode == 0, text[-3000:]
+    if ok is False:
+        assert done.returncode not in (0, None), text[-3000:]
+    if done.returncode == 0:
+        return ""
+    errors = [ln for ln in done.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, text[-3000:]
+    return errors[0]
+
+
+def assert_heals_to(lake: Path, expected: dict[str, list[str]], env: dict[str, str] | None = None) -> None:
+    healed = cli(lake, "run", "--pending", env=env)
+    assert_clean_ending(healed, ok=True)
+    assert_same_tables(lake, expected)
+
+
+def assert_same_tables(lake: Path, expected: dict[str, list[str]]) -> None:
+    got = lake_rows(lake, LAYERS)
+    assert set(got) == set(expected)
+    for table, rows in expected.items():
+        assert got[table] == rows, table
+    for table, key in KEYS.items():
+        keys = [json.loads(r)[key] for r in got[table]]
+        assert len(keys) == len(set(keys)), f"{table}: a key twice"
+
+
+@pytest.fixture(scope="module")
+def raw_zone(tmp_path_factory) -> Path:
+    from lakehouse.sample.retail import RetailGenerator
+
+    gen = tmp_path_factory.mktemp("faults-gen")
+    RetailGenerator(gen, days=2, rows_per_day=120, seed=17, end_date=END, products=25, customers=40).write()
+    return gen / "raw"
+
+
+def fresh_lake(raw: Path, where: Path) -> Path:
+    where.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(raw, where / "raw")
+    return where
+
+
+@pytest.fixture(scope="module")
+def reference(raw_zone, tmp_path_factory) -> dict[str, dict[str, list[str]]]:
+    """Uninterrupted sequential runs: `--pending` over both days; `--date D1` then `--date D2`; and the reverse."""
+    out = {}
+    base = tmp_path_factory.mktemp("faults-ref")
+    for name, runs in {"pending": [["--pending"]], "d1d2": [["--date", str(D1)], ["--date", str(D2)]],
+                       "d2d1": [["--date", str(D2)], ["--date", str(D1)]], "d1": [["--date", str(D1)]]}.items():
+        lake = fresh_lake(raw_zone, base / name)
+        for args in runs:
+            assert_clean_ending(cli(lake, "run", *args), ok=True)
+        out[name] = lake_rows(lake, LAYERS)
+    return out
+
+
+# ---------------------------------------------------------------- two writing commands at once
+
+def test_two_pending_runs_at_once_give_one_runs_tables(raw_zone, reference, tmp_path):
+    lake = fresh_lake(raw_zone, tmp_path / "lake")
+    a, b = start(lake, "run", "--pending"), start(lake, "run", "--pending")
+    done = [finish(a), finish(b)]
+    for d in done:
+        assert_clean_ending(d, ok=True)
+    assert sum("nothing pending" in d.stdout for d in done) == 1  # the second found the first one's work done
+    assert any("waiting up to" in d.stdout + d.stderr for d in done)
+    assert_same_tables(lake, reference["pending"])
+
+
+def test_two_runs_of_different_dates_at_once_give_a_sequential_order(raw_zone, reference, tmp_path):
+    """Neither run's `exists_in` checks see the other's dimensions half loaded: the tables are those of D1 then D2,
+    or of D2 then D1."""
+    lake = fresh_lake(raw_zone, tmp_path / "lake")
+    a, b = start(lake, "run", "--date", str(D1)), start(lake, "run", "--date", str(D2))
+    for d in (finish(a), finish(b)):
+        assert_clean_ending(d, ok=True)
+    got = lake_rows(lake, LAYERS)
+    assert got in (reference["d1d2"], reference["d2d1"])
+
+
+def test_the_same_date_twice_at_once(raw_zone, reference, tmp_path):
+    lake = fresh_lake(raw_zone, tmp_path / "lake")
+    a, b = start(lake, "run", "--date", str(D1)), start(lake, "run", "--date", str(D1))
+    for d in (finish(a), finish(b)):
+        assert_clean_ending(d, ok=True)
+    assert_same_tables(lake, reference["d1"])
+
+
+@pytest.mark.parametrize("other", [["maintenance", "--retention-hours", "0", "--force"], ["run", "--full-refresh"],
+                                   ["optimize"], ["run", "--date", str(D2)]])
+def test_a_run_beside_another_writing_command(raw_zone, reference, tmp_path, other):
+    """A pending run on a lake with day 1 loaded, started together with maintenance, a full refresh, a compaction
+    or a run of day 2: both end cleanly, in some order; the next `--pending` leaves the uninterrupted run's
+    tables."""
+    lake = fresh_lake(raw_zone, tmp_path / "lake")
+    assert_clean_ending(cli(lake, "run", "--date", str(D1)), ok=True)
+    a, b = start(lake, "run", "--pending"), start(lake, *other)
+    for d in (finish(a), finish(b)):
+        assert_clean_ending(d, ok=True)
+    assert_heals_to(lake, reference["pending"])
+
+
+def test_a_writer_that_cannot_get_the_lease_says_who_holds_it(raw_zone, tmp_path):
+    lake = fresh_lake(raw_zone, tmp_path / "lake")
+    holder = start(lake, "run", "--pending")
+    deadline = time.monotonic() + 60
+    while not (lake / "_meta" / "_writer.lock").exists() or not (lake / "_meta" / "_writer.lock").read_text():
+        assert time.monotonic() < deadline and holder.poll() is None
+        time.sleep(0.1)
+    waited = cli(lake, "run", "--pending", env=base_env(LAKEHOUSE_LEASE_WAIT="1"))
+    line = assert_clean_ending(waited, ok=False)
+    assert waited.returncode == 1 and f"pid {holder.pid}" in line and "run --pending" in line, line
+    assert_clean_ending(finish(holder), ok=True)
+
+
+# ---------------------------------------------------------------- kill -9 anywhere
+
+@pytest.mark.parametrize("after", [2.0, 6.0, 11.0, 17.0, 24.0])
+def test_a_run_killed_at_a_moment_heals(raw_zone, reference, tmp_path, after):
+    """SIGKILL to the whole process group (driver and JVM) `after` seconds into a two-day run."""
+    lake = fresh_lake(raw_zone, tmp_path / "lake")
+    proc = start(lake, "run", "--pending")
+    try:
+        proc.wait(timeout=after)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    finish(proc)
+    assert_heals_to(lake, reference["pending"])
+
+
+@pytest.mark.parametrize("command", [["maintenance", "--retention-hours", "0", "--force"], ["optimize"],
+                                     ["vacuum", "--retention-hours", "0", "--force"]])
+def test_maintenance_killed_midway_heals(raw_zone, reference, tmp_path, command):
+    lake = fresh_lake(raw_zone, tmp_path / "lake")
+    assert_clean_ending(cli(lake, "run", "--pending"), ok=True)
+    proc = start(lake, *command)
+    try:
+        proc.wait(timeout=6)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    finish(proc)
+    assert_clean_ending(cli(lake, *command), ok=True)
+    assert_heals_to(lake, reference["pending"])
+
+
+def test_the_spark_jvm_killed_under_the_driver(raw_zone, reference, tmp_path):
+    lake = fresh_lake(raw_zone, tmp_path / "lake")
+    proc = start(lake, "run", "--pending")
+    jvm = None
+    deadline = time.monotonic() + 120
+    while jvm is None and time.monotonic() < deadline and proc.poll() is None:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        for pid in children.read_text().split() if children.exists() else []:
+            if "java" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                jvm = int(pid)
+        time.sleep(0.2)
+    assert jvm is not None, "no JVM started"
+    time.sleep(8)  # into the loads
+    os.kill(jvm, signal.SIGKILL)
+    done = finish(proc)
+    line = assert_clean_ending(done, ok=False)
+    assert "JVM" in line, line
+    assert_heals_to(lake, reference["pending"])
+
+
+# ---------------------------------------------------------------- the environment, not the data
+
+DROP_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+
+
+def _rejected(lake: Path) -> list[dict]:
+    import deltalake
+
+    path = lake / "_meta" / "rejected_files"
+    return deltalake.DeltaTable(str(path)).to_pyarrow_table().to_pylist() if (path / "_delta_log").is_dir() else []
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_a_raw_file_the_process_may_not_read_is_not_a_bad_file(raw_zone, reference, tmp_path):
+    lake = fresh_lake(raw_zone, tmp_path / "lake")
+    locked = lake / "raw" / "sales" / f"date={D1}" / "sales.csv"
+    locked.chmod(0)
+    try:
+        done = cli(lake, "run", "--pending", prefix=DROP_DAC, env=base_env(LAKEHOUSE_RETRIES="2"))
+    finally:
+        locked.chmod(0o644)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert_clean_ending(done)
+    assert "permission denied" in done.stdout and "sales" in done.stdout, done.stdout[-2000:]
+    assert not [r for r in _rejected(lake) if r["path"].endswith("sales.csv")]  # not taken for a bad file
+    assert_heals_to(lake, reference["pending"])
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_a_read_only_table_folder(raw_zone, reference, tmp_path):
+    lake = fresh_lake(raw_zone, tmp_path / "lake")
+    assert_clean_ending(cli(lake, "run", "--date", str(D1)), ok=True)
+    folders = [p for p in (lake / "silver").rglob("*") if p.is_dir()] + [lake / "silver"]
+    for p in folders:
+        p.chmod(0o555)
+    try:
+        done = cli(lake, "run", "--pending", prefix=DROP_DAC, env=base_env(LAKEHOUSE_RETRIES="1"))
+    finally:
+        for p in folders:
+            p.chmod(0o755)
+    assert done.returncode != 0
+    assert_clean_ending(done)
+    assert "permission denied" in done.stdout.lower() or "read-only" in done.stdout.lower(), done.stdout[-2000:]
+    assert_heals_to(lake, reference["pending"])
+
+
+def test_a_file_size_limit_is_not_a_bad_file(raw_zone, reference, tmp_path):
+    lake = fresh_lake(raw_zone, tmp_path / "lake")
+    done = cli(lake, "run", "--pending", prefix=["bash", "-c", 'ulimit -f 48; exec "$@"', "limited"],
+               env=base_env(LAKEHOUSE_RETRIES="1"))
+    assert done.returncode != 0
+    assert_clean_ending(done)
+    assert not _rejected(lake) or all("file too large" not in (r["reason"] or "") for r in _rejected(lake))
+    assert not [r for r in _rejected(lake)]
+    assert_heals_to(lake, reference["pending"])
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare -m")
+def test_a_full_disk(raw_zone, reference, tmp_path):
+    """The lake on a 6 MB tmpfs (a private mount namespace): the run fails with one line naming the lack of space;
+    with the file system grown, the next `--pending` heals."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    script = f"""
+set -u
+mount -t tmpfs -o size=6m tmpfs {mount}
+cp -r {raw_zone} {mount}/raw
+LAKEHOUSE_ROOT={mount} {sys.executable} -m lakehouse.cli run --pending > {out}/full.out 2> {out}/full.err
+echo $? > {out}/full.rc
+mount -o remount,size=512m {mount}
+LAKEHOUSE_ROOT={mount} {sys.executable} -m lakehouse.cli run --pending > {out}/heal.out 2> {out}/heal.err
+echo $? > {out}/heal.rc
+cp -r {mount} {out}/lake
+"""
+    subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-c", script], env=base_env(
+        LAKEHOUSE_RETRIES="1"), timeout=900, check=True)
+    full = subprocess.CompletedProcess([], int((out / "full.rc").read_text()), (out / "full.out").read_text(),
+                                       (out / "full.err").read_text())
+    assert full.returncode != 0
+    line = assert_clean_ending(full)
+    assert "no space left on device" in (full.stdout + line), full.stdout[-2000:] + line
+    assert (out / "heal.rc").read_text().strip() == "0", (out / "heal.err").read_text()[-3000:]
+    healed = lake_rows(out / "lake", LAYERS)
+    # the lake was loaded at the mount's path and copied here: lineage names the mount
+    assert healed.keys() == reference["pending"].keys()
+    for table, rows in reference["pending"].items():
+        assert [r.replace(str(mount), "<lake>") for r in healed[table]] == rows, table
+
+
+# ---------------------------------------------------------------- object storage that is not there
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory):
+    from tests.s3_server import moto_server
+
+    with moto_server() as url:
+        yield url
+
+
+def _s3_env(endpoint: str, **extra: str) -> dict[str, str]:
+    from tests.s3_server import s3_env
+
+    return base_env(**s3_env(endpoint, "faults-secret-" + uuid.uuid4().hex), LAKEHOUSE_RETRIES="2", **extra)
+
+
+@pytest.mark.parametrize("command", [["run", "--pending"], ["plan", "--pending"], ["history", "silver/sales"],
+                                     ["land", "--from", "{raw}", "--to", "s3://{bucket}/lake/raw"]])
+def test_a_missing_bucket_is_one_line(moto, raw_zone, command):
+    bucket = "no-such-bucket-" + uuid.uuid4().hex[:8]
+    args = [a.format(raw=raw_zone, bucket=bucket) for a in command]
+    done = cli(f"s3://{bucket}/lake", *args, env=_s3_env(moto))
+    line = assert_clean_ending(done, ok=False)
+    assert f"bucket '{bucket}' does not exist" in line, line
+
+
+@pytest.mark.parametrize("command", [["run", "--pending"], ["plan", "--pending"], ["runs"],
+                                     ["land", "--from", "{raw}", "--to", "s3://lake-x/lake/raw"]])
+def test_an_endpoint_that_refuses_connections_is_one_line(raw_zone, command):
+    from tests.s3_server import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    args = [a.format(raw=raw_zone) for a in command]
+    done = cli("s3://lake-x/lake", *args, env=_s3_env(endpoint))
+    line = assert_clean_ending(done, ok=False)
+    assert "connection refused" in line.lower() and "127.0.0.1" in line, line
+
+
+@pytest.mark.parametrize("command", [["run", "--pending"], ["runs"]])
+def test_no_credentials_is_one_line(moto, command):
+    env = _s3_env(moto)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        env.pop(name, None)
+    env.update(AWS_SHARED_CREDENTIALS_FILE="/nonexistent", AWS_CONFIG_FILE="/nonexistent")
+    done = cli("s3://lake-x/lake", *command, env=env)
+    line = assert_clean_ending(done, ok=False)
+    assert "no S3 credentials" in line, line
+
+
+# ---------------------------------------------------------------- paths as named
+
+@pytest.mark.parametrize("name", ["lake with space", "läke-ünïcode", "lake#hash", "lake%41percent",
+                                  "lake+plus&and=eq;semi"])
+def test_odd_lake_paths(raw_zone, reference, tmp_path, name):
+    lake = fresh_lake(raw_zone, tmp_path / name)
+    done = cli(lake, "run", "--pending")
+    assert_clean_ending(done, ok=True)
+    assert_same_tables(lake, reference["pending"])
+    assert not (tmp_path / "lakeApercent").exists()
