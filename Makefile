@@ -62,13 +62,16 @@ run: generate ## run the daily job over every raw partition not loaded yet (all 
 		spark_jobs/daily_aggregation.py --pending
 
 test: $(STAMP) ## the test suite (real Spark, real Delta tables)
-	$(TEST_ENV) $(BIN)/pytest -q -m "not kill and not readme and not s3 and not cluster and not faults"
+	$(TEST_ENV) $(BIN)/pytest -q -m "not kill and not readme and not s3 and not cluster and not faults and not faults_unverified"
 
 test-jvm: $(STAMP) ## the production engine's tests only (after `make jars`): contract, twins, interop, spark-submit
 	LAKEHOUSE_REQUIRE_JVM=1 $(TEST_ENV) $(BIN)/pytest -q -m "jvm and not kill and not readme and not s3 and not cluster and not faults"
 
 test-faults: $(STAMP) ## fault injection: commands at once, kills, environment errors, missing storage, odd paths
-	$(BIN)/pytest -q -m faults
+	$(BIN)/pytest -q -m "faults and not faults_unverified"
+
+test-faults-unverified: $(STAMP) ## fault scenarios written but not yet verified end to end (not in CI)
+	$(BIN)/pytest -q -m faults_unverified
 
 test-kill: $(STAMP) ## the job killed with SIGKILL at every fault point, then rerun: tables as if never killed
 	$(TEST_ENV) $(BIN)/pytest -q -m kill

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import unquote
 
 import deltalake
 
@@ -15,8 +16,8 @@ VOLATILE = {"_run_id", "run_id", "_ingested_at", "recorded_at", "rejected_at", "
 
 
 def _norm(value: object, root: str) -> object:
-    if isinstance(value, str):
-        return value.replace(root, "<lake>")
+    if isinstance(value, str):  # lineage names files by URI (percent-encoded): compared as the paths they name
+        return (unquote(value) if value.startswith("file:") else value).replace(root, "<lake>")
     if isinstance(value, list):
         return [_norm(v, root) for v in value]
     if isinstance(value, dict):

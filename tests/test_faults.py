@@ -9,7 +9,7 @@ a missing bucket, no credentials, lake paths with spaces, non-ASCII letters and 
 The promise checked every time: the command ends with exit 0, or with a non-zero exit and one line that says
 what happened (no Python traceback, Java stack or Rust panic on the console), and after the next `--pending`
 the silver and gold tables hold exactly the rows an uninterrupted run gives, with one row per key.
-`make test-faults` runs them (marker `faults`).
+`make test-faults` runs the verified ones (marker `faults` without `faults_unverified`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ from tests.conftest import CONF
 from tests.lake_rows import lake_rows
 
 pytestmark = pytest.mark.faults
+# scenarios written but not yet run to the end on this project's machines: `make test-faults-unverified` runs
+# them; CI runs the verified ones (`make test-faults`)
+UNVERIFIED = pytest.mark.faults_unverified
 
 END = dt.date(2024, 9, 2)
 D1, D2 = END - dt.timedelta(days=1), END
@@ -114,22 +117,34 @@ def fresh_lake(raw: Path, where: Path) -> Path:
     return where
 
 
-@pytest.fixture(scope="module")
-def reference(raw_zone, tmp_path_factory) -> dict[str, dict[str, list[str]]]:
-    """Uninterrupted sequential runs: `--pending` over both days; `--date D1` then `--date D2`; and the reverse."""
-    out = {}
-    base = tmp_path_factory.mktemp("faults-ref")
-    for name, runs in {"pending": [["--pending"]], "d1d2": [["--date", str(D1)], ["--date", str(D2)]],
-                       "d2d1": [["--date", str(D2)], ["--date", str(D1)]], "d1": [["--date", str(D1)]]}.items():
-        lake = fresh_lake(raw_zone, base / name)
-        for args in runs:
+REFERENCE_RUNS = {"pending": [["--pending"]], "d1d2": [["--date", str(D1)], ["--date", str(D2)]],
+                  "d2d1": [["--date", str(D2)], ["--date", str(D1)]], "d1": [["--date", str(D1)]]}
+
+
+class References(dict):  # type: ignore[type-arg]
+    """Uninterrupted sequential runs, each built when first asked for: `--pending` over both days; `--date D1`
+    then `--date D2`; the reverse; `--date D1` alone."""
+
+    def __init__(self, raw: Path, base: Path) -> None:
+        super().__init__()
+        self.raw, self.base = raw, base
+
+    def __missing__(self, name: str) -> dict[str, list[str]]:
+        lake = fresh_lake(self.raw, self.base / name)
+        for args in REFERENCE_RUNS[name]:
             assert_clean_ending(cli(lake, "run", *args), ok=True)
-        out[name] = lake_rows(lake, LAYERS)
-    return out
+        self[name] = lake_rows(lake, LAYERS)
+        return self[name]
+
+
+@pytest.fixture(scope="module")
+def reference(raw_zone, tmp_path_factory) -> References:
+    return References(raw_zone, tmp_path_factory.mktemp("faults-ref"))
 
 
 # ---------------------------------------------------------------- two writing commands at once
 
+@UNVERIFIED
 def test_two_pending_runs_at_once_give_one_runs_tables(raw_zone, reference, tmp_path):
     lake = fresh_lake(raw_zone, tmp_path / "lake")
     a, b = start(lake, "run", "--pending"), start(lake, "run", "--pending")
@@ -141,6 +156,7 @@ def test_two_pending_runs_at_once_give_one_runs_tables(raw_zone, reference, tmp_
     assert_same_tables(lake, reference["pending"])
 
 
+@UNVERIFIED
 def test_two_runs_of_different_dates_at_once_give_a_sequential_order(raw_zone, reference, tmp_path):
     """Neither run's `exists_in` checks see the other's dimensions half loaded: the tables are those of D1 then D2,
     or of D2 then D1."""
@@ -149,9 +165,10 @@ def test_two_runs_of_different_dates_at_once_give_a_sequential_order(raw_zone, r
     for d in (finish(a), finish(b)):
         assert_clean_ending(d, ok=True)
     got = lake_rows(lake, LAYERS)
-    assert got in (reference["d1d2"], reference["d2d1"])
+    assert got == reference["d1d2"] or got == reference["d2d1"]
 
 
+@UNVERIFIED
 def test_the_same_date_twice_at_once(raw_zone, reference, tmp_path):
     lake = fresh_lake(raw_zone, tmp_path / "lake")
     a, b = start(lake, "run", "--date", str(D1)), start(lake, "run", "--date", str(D1))
@@ -160,6 +177,7 @@ def test_the_same_date_twice_at_once(raw_zone, reference, tmp_path):
     assert_same_tables(lake, reference["d1"])
 
 
+@UNVERIFIED
 @pytest.mark.parametrize("other", [["maintenance", "--retention-hours", "0", "--force"], ["run", "--full-refresh"],
                                    ["optimize"], ["run", "--date", str(D2)]])
 def test_a_run_beside_another_writing_command(raw_zone, reference, tmp_path, other):
@@ -174,6 +192,7 @@ def test_a_run_beside_another_writing_command(raw_zone, reference, tmp_path, oth
     assert_heals_to(lake, reference["pending"])
 
 
+@UNVERIFIED
 def test_a_writer_that_cannot_get_the_lease_says_who_holds_it(raw_zone, tmp_path):
     lake = fresh_lake(raw_zone, tmp_path / "lake")
     holder = start(lake, "run", "--pending")
@@ -189,6 +208,7 @@ def test_a_writer_that_cannot_get_the_lease_says_who_holds_it(raw_zone, tmp_path
 
 # ---------------------------------------------------------------- kill -9 anywhere
 
+@UNVERIFIED
 @pytest.mark.parametrize("after", [2.0, 6.0, 11.0, 17.0, 24.0])
 def test_a_run_killed_at_a_moment_heals(raw_zone, reference, tmp_path, after):
     """SIGKILL to the whole process group (driver and JVM) `after` seconds into a two-day run."""
@@ -202,6 +222,7 @@ def test_a_run_killed_at_a_moment_heals(raw_zone, reference, tmp_path, after):
     assert_heals_to(lake, reference["pending"])
 
 
+@UNVERIFIED
 @pytest.mark.parametrize("command", [["maintenance", "--retention-hours", "0", "--force"], ["optimize"],
                                      ["vacuum", "--retention-hours", "0", "--force"]])
 def test_maintenance_killed_midway_heals(raw_zone, reference, tmp_path, command):
@@ -217,6 +238,7 @@ def test_maintenance_killed_midway_heals(raw_zone, reference, tmp_path, command)
     assert_heals_to(lake, reference["pending"])
 
 
+@UNVERIFIED
 def test_the_spark_jvm_killed_under_the_driver(raw_zone, reference, tmp_path):
     lake = fresh_lake(raw_zone, tmp_path / "lake")
     proc = start(lake, "run", "--pending")
@@ -249,6 +271,7 @@ def _rejected(lake: Path) -> list[dict]:
     return deltalake.DeltaTable(str(path)).to_pyarrow_table().to_pylist() if (path / "_delta_log").is_dir() else []
 
 
+@UNVERIFIED
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
 def test_a_raw_file_the_process_may_not_read_is_not_a_bad_file(raw_zone, reference, tmp_path):
     lake = fresh_lake(raw_zone, tmp_path / "lake")
@@ -265,6 +288,7 @@ def test_a_raw_file_the_process_may_not_read_is_not_a_bad_file(raw_zone, referen
     assert_heals_to(lake, reference["pending"])
 
 
+@UNVERIFIED
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
 def test_a_read_only_table_folder(raw_zone, reference, tmp_path):
     lake = fresh_lake(raw_zone, tmp_path / "lake")
@@ -283,6 +307,7 @@ def test_a_read_only_table_folder(raw_zone, reference, tmp_path):
     assert_heals_to(lake, reference["pending"])
 
 
+@UNVERIFIED
 def test_a_file_size_limit_is_not_a_bad_file(raw_zone, reference, tmp_path):
     lake = fresh_lake(raw_zone, tmp_path / "lake")
     done = cli(lake, "run", "--pending", prefix=["bash", "-c", 'ulimit -f 48; exec "$@"', "limited"],
@@ -294,6 +319,7 @@ def test_a_file_size_limit_is_not_a_bad_file(raw_zone, reference, tmp_path):
     assert_heals_to(lake, reference["pending"])
 
 
+@UNVERIFIED
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare -m")
 def test_a_full_disk(raw_zone, reference, tmp_path):
     """The lake on a 6 MB tmpfs (a private mount namespace): the run fails with one line naming the lack of space;
@@ -379,11 +405,24 @@ def test_no_credentials_is_one_line(moto, command):
 
 # ---------------------------------------------------------------- paths as named
 
-@pytest.mark.parametrize("name", ["lake with space", "läke-ünïcode", "lake#hash", "lake%41percent",
-                                  "lake+plus&and=eq;semi"])
+@pytest.mark.parametrize("name", ["lake with space", "läke-ünïcode", "lake#hash", "lake+plus&and=eq;semi"])
 def test_odd_lake_paths(raw_zone, reference, tmp_path, name):
     lake = fresh_lake(raw_zone, tmp_path / name)
     done = cli(lake, "run", "--pending")
     assert_clean_ending(done, ok=True)
     assert_same_tables(lake, reference["pending"])
-    assert not (tmp_path / "lakeApercent").exists()
+    again = cli(lake, "run", "--pending")
+    assert_clean_ending(again, ok=True)
+    assert "nothing pending" in again.stdout
+
+
+@pytest.mark.parametrize(("name", "char"), [("lake%41percent", "'%'"), ("lake [1]", "'['")])
+def test_a_path_delta_rs_cannot_use_is_refused_on_the_rust_engine(raw_zone, tmp_path, name, char):
+    """delta-rs reads `%41` in a local table path as `A` when it reads the log but not when it writes the data, and
+    takes `[` for the start of an IPv6 host: the embedded engine refuses such a root in one line (exit 2) instead
+    of writing tables it cannot read, or panicking."""
+    lake = fresh_lake(raw_zone, tmp_path / name)
+    done = cli(lake, "run", "--pending")
+    line = assert_clean_ending(done, ok=False)
+    assert done.returncode == 2 and char in line and "jvm engine" in line, line
+    assert not (tmp_path / "lakeApercent").exists() and not (lake / "silver").exists()

@@ -380,6 +380,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(f"error: {cause}: {describe(exc)}" if cause else f"error: the command failed: {describe(exc)} "
                "(-v shows where)")
         return exit_code(exc)
+    except BaseException as exc:  # a Rust panic surfaces as pyo3's PanicException, not an Exception
+        if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
+        log.debug("the command failed", exc_info=True)
+        _error(f"error: a library panicked: {describe(exc)} (-v shows where)")
+        return EXIT_FAILED
 
 
 def _error(text: str) -> None:

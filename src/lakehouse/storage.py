@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pyarrow.fs as pafs
 
@@ -46,6 +46,18 @@ def local_path(path: str) -> str:
 def arrow_uri(path: str) -> str:
     """pyarrow, delta-rs and boto3 answer to s3://."""
     return "s3://" + path[len("s3a://"):] if path.startswith("s3a://") else path
+
+
+def from_delta_uri(uri: str) -> str:
+    """A data file's (or table's) URI as delta-rs lists it, percent-encoded, as the path it names: what Spark's
+    Hadoop paths and pyarrow's local and S3 filesystems take (a lake under `lake with space/` reads as such)."""
+    return unquote(uri)
+
+
+def spark_literal(path: str) -> str:
+    """A file's path for Spark's readers, which take every path as a glob pattern: the pattern characters are
+    escaped, so `a[1].csv` or a lake under `x {a,b} *?` is read as named (unescaped, Spark finds no such path)."""
+    return re.sub(r"([\\\[\]{}*?])", r"\\\1", spark_uri(path))
 
 
 def spark_uri(path: str) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
-import re
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,7 +35,7 @@ from lakehouse.sources.probe import Rejection, Shape, csv_options, probe
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.names import snake_case
 from lakehouse.sql import ident, literal, sql_type
-from lakehouse.storage import filesystem, localize, spark_reads, spark_uri
+from lakehouse.storage import filesystem, localize, spark_literal, spark_reads, spark_uri
 
 RAW_RECORD = "_raw_record"
 READ_ERRORS = "_read_errors"
@@ -110,12 +109,6 @@ def _by_file(values: dict[str, str]) -> str:
     return f"element_at(map({pairs}), _metadata.file_path)"
 
 
-def _literal_path(path: str) -> str:
-    """A file's path for Spark's reader, which takes every path as a glob pattern: the pattern characters are
-    escaped, so a file named `a[1].csv` is read as named (unescaped, Spark finds no such path)."""
-    return re.sub(r"([\\\[\]{}*?])", r"\\\1", spark_uri(path))
-
-
 def _spark_path(spark: SparkSession, path: str) -> str:
     """A file's path as Spark's `_metadata.file_path` shows it."""
     jvm: Any = spark._jvm
@@ -138,7 +131,7 @@ class DayReader:
         options.update({"enforceSchema": "true", "mode": "PERMISSIVE", "columnNameOfCorruptRecord": RAW_RECORD})
         schema = T.StructType([T.StructField(f"_c{i}", T.StringType(), True) for i in range(len(shape.columns))]
                               + [T.StructField(RAW_RECORD, T.StringType(), True)])
-        df = self.spark.read.options(**options).schema(schema).csv([_literal_path(f.path) for f in files])
+        df = self.spark.read.options(**options).schema(schema).csv([spark_literal(f.path) for f in files])
         values = {target: f"_c{i}" for i, (_, target) in enumerate(shape.columns)}
         values[RAW_RECORD] = ident(RAW_RECORD)
         values[READ_ERRORS] = NO_READ_ERRORS
@@ -151,7 +144,7 @@ class DayReader:
         schema = T.StructType([T.StructField(f.name, _as_variant(f.dataType), True) for f in declared.fields]
                               + [T.StructField(RAW_RECORD, T.StringType(), True)])
         df = (self.spark.read.options(**options).schema(schema).option("mode", "PERMISSIVE")
-              .option("columnNameOfCorruptRecord", RAW_RECORD).json([_literal_path(f.path) for f in files]))
+              .option("columnNameOfCorruptRecord", RAW_RECORD).json([spark_literal(f.path) for f in files]))
         values, errors = {}, []
         for f in declared.fields:
             value, wrong = _variant_to_text(ident(f.name), f.dataType)
@@ -170,7 +163,7 @@ class DayReader:
         declared = self.spec.source_schema()
         schema = T.StructType([T.StructField(name, t, True) for (name, _), t in zip(shape.columns, shape.types,
                                                                                     strict=True)])
-        df = self.spark.read.schema(schema).parquet(*[_literal_path(f.path) for f in files])
+        df = self.spark.read.schema(schema).parquet(*[spark_literal(f.path) for f in files])
         values, errors = {}, []
         for (name, target), found in zip(shape.columns, shape.types, strict=True):
             col = ident(name)

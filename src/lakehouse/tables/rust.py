@@ -21,16 +21,16 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from lakehouse import faults
-from lakehouse.errors import CommitConflict, LakehouseError, TableNotFound, VersionNotFound
+from lakehouse.errors import CommitConflict, LakehouseError, SettingsError, TableNotFound, VersionNotFound
 from lakehouse.frames import empty_frame
 from lakehouse.sql import column, ident, in_list, qualified
-from lakehouse.storage import delta_options, filesystem, localize, spark_reads
+from lakehouse.storage import delta_options, filesystem, from_delta_uri, localize, spark_literal, spark_reads
 from lakehouse.tables.engine import (
     HistoryEntry,
     MergePlan,
@@ -41,7 +41,7 @@ from lakehouse.tables.engine import (
     relative_to_table,
 )
 from lakehouse.tables.handoff import InMemory, Staged, handed_over, nullable
-from lakehouse.tables.paths import arrow_uri, join, spark_uri, sweep
+from lakehouse.tables.paths import LakeLayout, arrow_uri, join, spark_uri, sweep
 
 MERGE_METRICS = ("num_source_rows", "num_target_rows_inserted", "num_target_rows_updated",
                  "num_target_rows_deleted", "num_target_files_added", "num_target_files_removed")
@@ -136,6 +136,17 @@ class RustEngine(TableEngine):
     name = "rust"
     dialect = "delta-rs"
 
+    def __init__(self, spark: SparkSession, layout: LakeLayout) -> None:
+        odd = sorted(set("%[]") & set(layout.root))
+        if odd:
+            # delta-rs decodes `%XX` in a table path when it reads the log but not when it writes data files (such a
+            # table would not read back), and takes `[` `]` for an IPv6 host
+            raise SettingsError(
+                f"the lake root {layout.root!r} contains {' and '.join(repr(c) for c in odd)}, which the rust "
+                "engine (delta-rs) cannot use in a path ('%41' is read as 'A', '[' starts a host name): rename "
+                "the folder, or use the jvm engine")
+        super().__init__(spark, layout)
+
     def _commit(self, transactions: list[Transaction] | None = None) -> CommitProperties:
         """Commit properties: the application transactions, and the commit tag as the commit's `userMetadata`
         (the field Delta's own writers use for it)."""
@@ -183,14 +194,14 @@ class RustEngine(TableEngine):
         if any(not values for _, _, values in filters):
             files = []
         else:
-            files = [spark_uri(f) for f in table.file_uris(file_pruning_predicate=filters or None)]
+            files = [spark_uri(from_delta_uri(f)) for f in table.file_uris(file_pruning_predicate=filters or None)]
         if not files:
             return empty_frame(self.spark, schema)
-        root = spark_uri(table.table_uri.rstrip("/"))
+        root = spark_uri(from_delta_uri(table.table_uri.rstrip("/")))
         if not spark_reads(self.spark, root):  # no S3 connector: Spark reads local copies of the files
             root, files = self._mirrored(root, files)
         df = (self.spark.read.schema(schema).option("basePath", root)
-              .parquet(*files).select(*[ident(c) for c in schema.names]))
+              .parquet(*[spark_literal(f) for f in files]).select(*[ident(c) for c in schema.names]))
         # partitions not known to the table (or null values) are filtered as rows
         rest = {c: v for c, v in (partitions or {}).items() if c not in selected or None in v}
         for name, values in rest.items():

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from lakehouse.errors import TableNotFound
-from lakehouse.storage import filesystem
+from lakehouse.storage import filesystem, from_delta_uri
 from lakehouse.tables.engine import HistoryEntry
 from lakehouse.tables.paths import arrow_uri, join
 from lakehouse.tables.rust import existing_table, history_entries
@@ -80,8 +80,8 @@ class LakeView:
         by pyarrow alone: a dataset scanned through delta-rs's own filesystem can abort the interpreter at exit."""
         schema = pa.schema(table.schema().to_arrow())
         partition_columns = table.metadata().partition_columns
-        files = [arrow_uri(f) for f in table.file_uris()]
-        root = arrow_uri(table.table_uri.rstrip("/"))
+        files = [arrow_uri(from_delta_uri(f)) for f in table.file_uris()]
+        root = arrow_uri(from_delta_uri(table.table_uri.rstrip("/")))
         fs, base = filesystem(root)
         paths = [filesystem(f)[1] for f in files]
         partitioning = pads.partitioning(pa.schema([schema.field(c) for c in partition_columns]), flavor="hive") \
