@@ -135,16 +135,16 @@ _ENV_ERRNOS = {
 }
 _ENV_TEXT = (
     ("permission denied", "permission denied"), ("accessdeniedexception", "permission denied"),
-    ("access denied", "permission denied"), ("no space left", "no space left on device"),
+    ("no space left", "no space left on device"),
     ("disk quota exceeded", "disk quota exceeded"), ("file too large", "file too large (a file-size limit?)"),
     ("read-only file system", "read-only file system"), ("input/output error", "input/output error"),
     ("too many open files", "too many open files"), ("unsatisfiedlinkerror", "a native library is missing"),
     ("native snappy library not available", "a native library is missing"),
     ("connection refused", "connection refused"), ("connection reset", "connection reset"),
-    ("broken pipe", "connection reset"), ("timed out", "timed out"), ("slowdown", "S3 throttling (SlowDown)"),
-    ("service unavailable", "service unavailable (503)"), ("internalerror", "S3 internal error"),
-    ("outofmemoryerror", "out of memory"), ("java gateway process exited", "the Spark JVM died"),
-    ("answer from java side is empty", "the Spark JVM died"), ("error while sending or receiving", "the Spark JVM died"),
+    ("broken pipe", "connection reset"), ("slowdown", "S3 throttling (SlowDown)"),
+    ("service unavailable", "service unavailable (503)"), ("outofmemoryerror", "out of memory"),
+    ("java gateway process exited", "the Spark JVM died"), ("answer from java side is empty", "the Spark JVM died"),
+    ("error while sending or receiving", "the Spark JVM died"),
 )
 
 
