@@ -233,7 +233,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_land(args: argparse.Namespace) -> int:
     from lakehouse.landing import land
 
-    if is_remote(args.target):
+    if is_remote(args.target) and os.path.isdir(args.source):  # a missing source folder is land's own error
         check_bucket(args.target)
     result = land(args.source, args.target, tell=_progress)
     print(report.landed(result, args.target))

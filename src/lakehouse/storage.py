@@ -48,10 +48,15 @@ def arrow_uri(path: str) -> str:
     return "s3://" + path[len("s3a://"):] if path.startswith("s3a://") else path
 
 
-def from_delta_uri(uri: str) -> str:
-    """A data file's (or table's) URI as delta-rs lists it, percent-encoded, as the path it names: what Spark's
-    Hadoop paths and pyarrow's local and S3 filesystems take (a lake under `lake with space/` reads as such)."""
-    return unquote(uri)
+def from_delta_uri(uri: str, table_uri: str | None = None) -> str:
+    """A table's URI as delta-rs gives it (percent-encoded: `lake%20with%20space`), or one of its data files' URIs
+    (with `table_uri`), as the path it names: what Spark's Hadoop paths and pyarrow's local and S3 filesystems
+    take. Below the table root delta-rs lists the partition folders as they are on disk (already Hive-escaped,
+    `id=a%5Cb`): only the root is decoded."""
+    if table_uri is None:
+        return unquote(uri)
+    root = table_uri.rstrip("/")
+    return unquote(root) + uri[len(root):] if uri.startswith(root) else uri
 
 
 def spark_literal(path: str) -> str:

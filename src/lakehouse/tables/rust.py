@@ -194,14 +194,15 @@ class RustEngine(TableEngine):
         if any(not values for _, _, values in filters):
             files = []
         else:
-            files = [spark_uri(from_delta_uri(f)) for f in table.file_uris(file_pruning_predicate=filters or None)]
+            files = [spark_uri(from_delta_uri(f, table.table_uri))
+                     for f in table.file_uris(file_pruning_predicate=filters or None)]
         if not files:
             return empty_frame(self.spark, schema)
         root = spark_uri(from_delta_uri(table.table_uri.rstrip("/")))
         if not spark_reads(self.spark, root):  # no S3 connector: Spark reads local copies of the files
             root, files = self._mirrored(root, files)
         df = (self.spark.read.schema(schema).option("basePath", root)
-              .parquet(*[spark_literal(f) for f in files]).select(*[ident(c) for c in schema.names]))
+              .parquet(*[spark_literal(f) if any(c in f for c in "[]{}*?") else f for f in files]).select(*[ident(c) for c in schema.names]))
         # partitions not known to the table (or null values) are filtered as rows
         rest = {c: v for c, v in (partitions or {}).items() if c not in selected or None in v}
         for name, values in rest.items():

@@ -80,7 +80,7 @@ class LakeView:
         by pyarrow alone: a dataset scanned through delta-rs's own filesystem can abort the interpreter at exit."""
         schema = pa.schema(table.schema().to_arrow())
         partition_columns = table.metadata().partition_columns
-        files = [arrow_uri(from_delta_uri(f)) for f in table.file_uris()]
+        files = [arrow_uri(from_delta_uri(f, table.table_uri)) for f in table.file_uris()]
         root = arrow_uri(from_delta_uri(table.table_uri.rstrip("/")))
         fs, base = filesystem(root)
         paths = [filesystem(f)[1] for f in files]
