@@ -56,7 +56,10 @@ def from_delta_uri(uri: str, table_uri: str | None = None) -> str:
     if table_uri is None:
         return unquote(uri)
     root = table_uri.rstrip("/")
-    return unquote(root) + uri[len(root):] if uri.startswith(root) else uri
+    for prefix in (root, root.removeprefix("file://")):  # local files are listed without the scheme
+        if uri.startswith(prefix + "/"):
+            return unquote(prefix) + uri[len(prefix):]
+    return uri
 
 
 def spark_literal(path: str) -> str:
