@@ -34,7 +34,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from lakehouse.errors import LakehouseError, SettingsError
+from lakehouse.errors import LakehouseError
+from lakehouse.settings import env_number
 from lakehouse.storage import arrow_uri, is_remote, local_path, split_s3
 
 log = logging.getLogger(__name__)
@@ -51,28 +52,12 @@ class LeaseLost(LakehouseError):
     """This process's lease expired and another writer took the lake (a stall longer than the lease's TTL)."""
 
 
-def _seconds(name: str, default: float) -> float:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise SettingsError(f"{name}={text!r}: expected a number of seconds >= 0")
-    return value
-
-
 def wait_seconds() -> float:
-    return _seconds("LAKEHOUSE_LEASE_WAIT", DEFAULT_WAIT_SECONDS)
+    return env_number("LAKEHOUSE_LEASE_WAIT", DEFAULT_WAIT_SECONDS)
 
 
 def ttl_seconds() -> float:
-    ttl = _seconds("LAKEHOUSE_LEASE_TTL", DEFAULT_TTL_SECONDS)
-    if ttl < 1:
-        raise SettingsError(f"LAKEHOUSE_LEASE_TTL={ttl}: expected at least 1 second")
-    return ttl
+    return env_number("LAKEHOUSE_LEASE_TTL", DEFAULT_TTL_SECONDS, 1)
 
 
 def _holder(command: str) -> dict[str, Any]:

@@ -11,37 +11,24 @@ is raised at once.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from lakehouse.errors import EnvironmentFailure, SettingsError, environment_cause
+from lakehouse.errors import EnvironmentFailure, environment_cause
+from lakehouse.settings import env_number
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _setting(name: str, default: float, minimum: float) -> float:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise SettingsError(f"{name}={text!r}: expected a number >= {minimum:g}")
-    return value
-
-
 def tries() -> int:
-    return int(_setting("LAKEHOUSE_RETRIES", 3, 1))
+    return int(env_number("LAKEHOUSE_RETRIES", 3, 1))
 
 
 def base_seconds() -> float:
-    return _setting("LAKEHOUSE_RETRY_BASE_SECONDS", 0.5, 0)
+    return env_number("LAKEHOUSE_RETRY_BASE_SECONDS", 0.5, 0)
 
 
 def with_retries(fn: Callable[[], T], what: str) -> T:

@@ -25,6 +25,20 @@ __all__ = ["Engine", "Settings", "SettingsError"]
 Engine = Literal["auto", "jvm", "rust"]
 
 
+def env_number(name: str, default: float, minimum: float = 0) -> float:
+    """A numeric setting from the environment (default when unset); a SettingsError names a bad value."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise SettingsError(f"{name}={text!r}: expected a number >= {minimum:g}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     lake_root: str = "lake"
