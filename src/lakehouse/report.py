@@ -212,7 +212,11 @@ def validated(conf_dir: str, catalog: Catalog) -> str:
 
 
 def config_error(exc: BaseException) -> str:
-    """One problem: `error: ...` on one line; several (a spec's `file:line` list): a heading, then one per line."""
+    """A spec's problems as `file:line: field: message` lines, which editors and CI annotators jump to (one or
+    many); any other configuration error as one `error: ...` line."""
+    problems = getattr(exc, "problems", None)
+    if problems:
+        return "\n".join(problems)
     text = str(exc)
     return f"error: {text}" if "\n" not in text else f"configuration error:\n{text}"
 
