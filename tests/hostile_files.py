@@ -88,6 +88,18 @@ def write_sales(folder: Path, product: str) -> list[Case]:
     quoted = _sales_rows("QUOTE", product, 1)
     quoted[0][1] = '"=HYPERLINK(""http://x"")"'
     put("quoted.csv", _csv(h, quoted), "read")
+    # RFC 4180: a quoted field may hold line breaks (and doubled quotes); no option needed to read it
+    multi = _sales_rows("MULTI", product, 3)
+    multi[1][1] = '"store 001\nnorth wing, ""annex"""'
+    put("multiline_field.csv", _csv(h, multi), "read")
+    gz_multi = _sales_rows("GZMULTI", product, 2)
+    gz_multi[0][1] = '"a\r\nb"'
+    put("multiline_field.csv.gz", gzip.compress(_csv(h, gz_multi, newline="\r\n")), "read")
+    # a quote that never closes: no parser can place it; the file is read line by line, the broken row
+    # quarantined and the others loaded
+    unbalanced = _sales_rows("UNBAL", product, 3)
+    unbalanced[1][1] = '"STORE_001'
+    put("unbalanced_quote.csv", _csv(h, unbalanced), "read")
     put("binary.csv", bytes(random.Random(5).randrange(256) for _ in range(4096)), "rejected")
     put("duplicate_header.csv", _csv(h[:1] + h, [r[:1] + r for r in _sales_rows("DUPH", product)]), "rejected",
         "more than once")

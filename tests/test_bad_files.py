@@ -153,6 +153,24 @@ def test_values_arrive_as_written(lakes):
     assert len(malformed) == 1
 
 
+def test_quoted_line_breaks_load_intact_and_an_unbalanced_quote_is_quarantined_by_row(lakes):
+    root, _, _ = lakes["hostile"]
+    silver = {r["transaction_id"]: r for r in table(root, "silver/sales")}
+    assert {f"TXN-MULTI-{i}" for i in range(3)} <= set(silver)
+    assert silver["TXN-MULTI-1"]["store_id"] == 'STORE 001\nNORTH WING, "ANNEX"'
+    assert silver["TXN-MULTI-2"]["quantity"] == 3  # the row after the line break is a row of its own
+    # in a file whose lines end in CRLF, the parser gives a quoted CRLF as one line feed
+    assert silver["TXN-GZMULTI-0"]["store_id"] == "A\nB"
+    assert "TXN-GZMULTI-1" in silver
+    # the unbalanced quote: the rows before it load; from it on, what the line parser makes of the rest is
+    # quarantined with the raw line, and no row is lost
+    assert "TXN-UNBAL-0" in silver and "TXN-UNBAL-1" not in silver
+    raw = [r["raw_record"] or r["record"] for r in table(root, "quarantine/sales")]
+    assert any("TXN-UNBAL-1" in (x or "") for x in raw), raw
+    unbal = [r for r in table(root, "bronze/sales") if r["_source_file"].endswith("/unbalanced_quote.csv")]
+    assert len(unbal) == 3
+
+
 def test_json_object_where_a_scalar_is_declared_is_a_type_mismatch(lakes):
     root, _, _ = lakes["hostile"]
     keys = {r["product_id"] for r in table(root, "silver/products")}

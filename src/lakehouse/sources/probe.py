@@ -17,6 +17,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import types as T
@@ -42,16 +43,18 @@ class Shape:
     """How Spark reads a file. `columns`: the file's own columns in file order, each (name in the file, name in
     bronze); `types`: for Parquet, the Spark type of each read column; `cast`: for Parquet, declared columns
     whose file type is converted to the spec's type; `empty`: nothing to read (0 bytes); `convert`: a Parquet
-    file Spark cannot read as it is (nanosecond timestamps), rewritten for it first."""
+    file Spark cannot read as it is (nanosecond timestamps), rewritten for it first; `multiline`: a CSV file with
+    a quoted field that holds a line break (read with Spark's multi-line parser)."""
 
     columns: tuple[tuple[str, str], ...] = ()
     types: tuple[T.DataType, ...] = ()
     empty: bool = False
     convert: bool = False
+    multiline: bool = False
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return (self.columns, tuple(t.simpleString() for t in self.types), self.convert)
+        return (self.columns, tuple(t.simpleString() for t in self.types), self.convert, self.multiline)
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,43 @@ class BadFile(Exception):
     """The file cannot be read; the message is the cause in one line."""
 
 
-def _check_stream(path: str, codec: str) -> None:
-    """Decompress the whole stream (nothing kept): a truncated or corrupt stream raises BadFile."""
+class QuoteScan:
+    """Whether a CSV text has a quoted field that holds a line break, fed chunk by chunk (RFC 4180 quoting: a
+    doubled quote inside quotes keeps the count even, so a line break is inside quotes exactly when an odd
+    number of quotes precede it). `balanced` is False when the text ends inside quotes: an unbalanced quote,
+    which no parser can place (the file is then read line by line and its broken rows are quarantined)."""
+
+    def __init__(self, quote: str) -> None:
+        self.quote = quote.encode()
+        self.inside = False
+        self.found = False
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        if self.quote not in chunk:  # no quote: a line break here is inside quotes when the chunk starts there
+            self.found = self.found or (self.inside and (b"\n" in chunk or b"\r" in chunk))
+            return
+        data = np.frombuffer(chunk, np.uint8)
+        quotes = np.flatnonzero(data == self.quote[0])
+        if not self.found:
+            breaks = np.flatnonzero((data == 10) | (data == 13))
+            before = np.searchsorted(quotes, breaks) + int(self.inside)  # quotes before each line break
+            self.found = bool(np.any(before & 1))
+        self.inside = self.inside != bool(len(quotes) & 1)
+
+    @property
+    def balanced(self) -> bool:
+        return not self.inside
+
+    @property
+    def multiline(self) -> bool:
+        return self.found and self.balanced
+
+
+def _check_stream(path: str, codec: str, scan: QuoteScan | None = None) -> None:
+    """Decompress the whole stream (nothing kept; `scan` sees it): a truncated or corrupt stream raises
+    BadFile."""
     with _open(path) as raw:
         head = raw.read(3)
         magic = GZIP_MAGIC if codec == "gzip" else BZIP2_MAGIC
@@ -94,12 +132,19 @@ def _check_stream(path: str, codec: str) -> None:
     opener = gzip.open if codec == "gzip" else bz2.open
     try:
         with _open(path) as raw, opener(raw) as stream:
-            while stream.read(CHUNK):
-                pass
+            while chunk := stream.read(CHUNK):
+                if scan is not None:
+                    scan.feed(chunk)
     except EOFError as exc:
         raise BadFile(f"{codec} stream truncated ({exc})") from exc
     except (OSError, zlib.error, ValueError) as exc:
         raise BadFile(f"corrupt {codec} stream ({exc})") from exc
+
+
+def _scan_plain(path: str, scan: QuoteScan) -> None:
+    with _open(path) as raw:
+        while chunk := raw.read(CHUNK):
+            scan.feed(chunk)
 
 
 def _first_bytes(path: str, codec: str | None, limit: int) -> bytes:
@@ -111,11 +156,12 @@ def _first_bytes(path: str, codec: str | None, limit: int) -> bytes:
             return stream.read(limit)
 
 
-def _text_head(f: RawFile) -> bytes | None:
-    """The first bytes of a text file's content (decompressed); None for an empty file."""
+def _text_head(f: RawFile, scan: QuoteScan | None = None) -> bytes | None:
+    """The first bytes of a text file's content (decompressed); None for an empty file. With `scan`, the whole
+    content is fed to it."""
     codec = compression_of(f.path)
     if codec:
-        _check_stream(f.path, codec)
+        _check_stream(f.path, codec, scan)
     head = _first_bytes(f.path, codec, HEADER_LIMIT)
     if not head:
         return None
@@ -123,6 +169,8 @@ def _text_head(f: RawFile) -> bytes | None:
         raise BadFile("gzip-compressed data in a file whose name does not end in .gz")
     if codec is None and head.startswith(PARQUET_MAGIC):
         raise BadFile("a Parquet file, not text")
+    if codec is None and scan is not None:
+        _scan_plain(f.path, scan)
     return head
 
 
@@ -205,18 +253,31 @@ def _csv_header(spec: DatasetSpec, head: bytes) -> list[str]:
     return next(csv.reader(io.StringIO(text), delimiter=delimiter, quotechar=options.get("quote", '"')[:1] or None))
 
 
+def _quote_scan(spec: DatasetSpec) -> QuoteScan | None:
+    """A scan for quoted line breaks, unless the spec sets `multiLine` itself, quoting is off, or quotes are
+    escaped by another character than a doubled quote (the count of quotes then says nothing)."""
+    options = csv_options(spec)
+    quote = options.get("quote", '"')
+    if "multiline" in {k.lower() for k in options} or len(quote) != 1 or options.get("escape") != quote:
+        return None
+    return QuoteScan(quote)
+
+
 def probe_text(spec: DatasetSpec, f: RawFile) -> Shape:
-    head = _text_head(f)
+    csv = spec.source.format != "json"
+    scan = _quote_scan(spec) if csv else None
+    head = _text_head(f, scan)
     if head is None:
         return Shape(empty=True)
-    if spec.source.format == "json":
+    if not csv:
         problem = _encoding_problem(head, str(spec.source.options.get("encoding", "utf-8")))
         if problem:
             raise BadFile(problem)
         return Shape()
+    multiline = scan is not None and scan.multiline
     if csv_options(spec).get("header") != "true":
-        return Shape(columns=tuple((c, c) for c in spec.columns))
-    return Shape(columns=map_columns(spec, _csv_header(spec, head)))
+        return Shape(columns=tuple((c, c) for c in spec.columns), multiline=multiline)
+    return Shape(columns=map_columns(spec, _csv_header(spec, head)), multiline=multiline)
 
 
 # ---------------------------------------------------------------- parquet

@@ -7,7 +7,8 @@ is not many Spark jobs, and the scans are lined up on one set of bronze columns:
 
 - CSV: columns mapped by each file's own header (order never matters; a declared column a file lacks is null
   for its rows; other columns are kept under their names). Values are text; a line the parser cannot split is
-  kept whole in `_raw_record` and quarantined as `malformed_record`.
+  kept whole in `_raw_record` and quarantined as `malformed_record`. A file with a quoted field that holds a
+  line break is read with the multi-line parser (only such files: the probe looks for them).
 - JSON: the declared shape with every leaf read as text, so nothing is lost before the typed cast; an object or
   array where the schema has a scalar is a `type_mismatch` (recorded in `_read_errors`), never its JSON text.
 - Parquet: declared columns converted to the spec's types where the file's type differs but converts value by
@@ -129,6 +130,8 @@ class DayReader:
     def _csv(self, files: list[RawFile], shape: Shape) -> tuple[DataFrame, dict[str, str]]:
         options = csv_options(self.spec)
         options.update({"enforceSchema": "true", "mode": "PERMISSIVE", "columnNameOfCorruptRecord": RAW_RECORD})
+        if shape.multiline:
+            options["multiLine"] = "true"
         schema = T.StructType([T.StructField(f"_c{i}", T.StringType(), True) for i in range(len(shape.columns))]
                               + [T.StructField(RAW_RECORD, T.StringType(), True)])
         df = self.spark.read.options(**options).schema(schema).csv([spark_literal(f.path) for f in files])
