@@ -44,17 +44,20 @@ class Shape:
     bronze); `types`: for Parquet, the Spark type of each read column; `cast`: for Parquet, declared columns
     whose file type is converted to the spec's type; `empty`: nothing to read (0 bytes); `convert`: a Parquet
     file Spark cannot read as it is (nanosecond timestamps), rewritten for it first; `multiline`: a CSV file with
-    a quoted field that holds a line break (read with Spark's multi-line parser)."""
+    a quoted field that holds a line break (read with Spark's multi-line parser); `json_keys`: a JSON file's keys
+    the schema does not declare, each (path from the record's root, bronze column) (lakehouse.sources.json_keys)."""
 
     columns: tuple[tuple[str, str], ...] = ()
     types: tuple[T.DataType, ...] = ()
     empty: bool = False
     convert: bool = False
     multiline: bool = False
+    json_keys: tuple[tuple[tuple[str, ...], str], ...] = ()
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return (self.columns, tuple(t.simpleString() for t in self.types), self.convert, self.multiline)
+        return (self.columns, tuple(t.simpleString() for t in self.types), self.convert, self.multiline,
+                self.json_keys)
 
 
 @dataclass(frozen=True)

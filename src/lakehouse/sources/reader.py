@@ -11,6 +11,8 @@ is not many Spark jobs, and the scans are lined up on one set of bronze columns:
   line break is read with the multi-line parser (only such files: the probe looks for them).
 - JSON: the declared shape with every leaf read as text, so nothing is lost before the typed cast; an object or
   array where the schema has a scalar is a `type_mismatch` (recorded in `_read_errors`), never its JSON text.
+  Keys the schema does not declare (new top-level keys, new fields of a declared struct) are found per file
+  (`json_keys.py`) and kept as text columns (an object or array as its JSON text).
 - Parquet: declared columns converted to the spec's types where the file's type differs but converts value by
   value (a value that would change is null plus a `_read_errors` entry); a column whose type cannot be
   reconciled rejects the file. Undeclared columns are kept as text. Files with nanosecond timestamps are
@@ -32,6 +34,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from lakehouse.sources.files import RawDay, RawFile
+from lakehouse.sources.json_keys import new_keys
 from lakehouse.sources.probe import Rejection, Shape, csv_options, probe
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.names import snake_case
@@ -104,6 +107,15 @@ def _variant_to_text(expr: str, dtype: T.DataType, depth: int = 0) -> tuple[str,
     return f"CASE WHEN {_nested_value(expr)} THEN NULL ELSE CAST({expr} AS STRING) END", _nested_value(expr)
 
 
+def _with_field(struct: T.StructType, path: tuple[str, ...]) -> T.StructType:
+    """`struct` with a variant field at `path` (the structs on the way exist)."""
+    head, rest = path[0], path[1:]
+    if not rest:
+        return T.StructType([*struct.fields, T.StructField(head, T.VariantType(), True)])
+    return T.StructType([T.StructField(f.name, _with_field(f.dataType, rest), True)
+                         if f.name == head and isinstance(f.dataType, T.StructType) else f for f in struct.fields])
+
+
 def _by_file(values: dict[str, str]) -> str:
     """SQL: the value for the row's file, looked up by the path Spark reads it from."""
     pairs = ", ".join(f"{literal(k)}, {literal(v)}" for k, v in values.items())
@@ -140,12 +152,14 @@ class DayReader:
         values[READ_ERRORS] = NO_READ_ERRORS
         return df, values
 
-    def _json(self, files: list[RawFile]) -> tuple[DataFrame, dict[str, str]]:
+    def _json(self, files: list[RawFile], shape: Shape) -> tuple[DataFrame, dict[str, str]]:
         declared = self.spec.source_schema()
         options = {str(k): str(v).lower() if isinstance(v, bool) else str(v)
                    for k, v in self.spec.source.options.items()}
-        schema = T.StructType([T.StructField(f.name, _as_variant(f.dataType), True) for f in declared.fields]
-                              + [T.StructField(RAW_RECORD, T.StringType(), True)])
+        read = T.StructType([T.StructField(f.name, _as_variant(f.dataType), True) for f in declared.fields])
+        for path, _ in shape.json_keys:
+            read = _with_field(read, path)
+        schema = T.StructType([*read.fields, T.StructField(RAW_RECORD, T.StringType(), True)])
         df = (self.spark.read.options(**options).schema(schema).option("mode", "PERMISSIVE")
               .option("columnNameOfCorruptRecord", RAW_RECORD).json([spark_literal(f.path) for f in files]))
         values, errors = {}, []
@@ -157,6 +171,9 @@ class DayReader:
             errors.append(f"CASE WHEN {wrong} THEN array(named_struct('column', {literal(f.name)}, 'message', "
                           f"concat('value ', CAST({ident(f.name)} AS STRING), {literal(' is ' + what)}))) "
                           f"ELSE array() END")
+        for path, target in shape.json_keys:
+            value = ".".join(ident(p) for p in path)
+            values[target] = f"CASE WHEN {_nested_value(value)} THEN to_json({value}) ELSE CAST({value} AS STRING) END"
         values[RAW_RECORD] = ident(RAW_RECORD)
         values[READ_ERRORS] = f"CAST(concat({', '.join(errors)}) AS {sql_type(READ_ERROR_TYPE)})" if errors \
             else NO_READ_ERRORS
@@ -240,6 +257,32 @@ class DayReader:
                 groups.setdefault(found.key, (found, []))[1].append(f)
         return groups, empty, rejected
 
+    def with_json_keys(self, found: list[dict[tuple[Any, ...], tuple[Shape, list[RawFile]]]]
+                       ) -> list[dict[tuple[Any, ...], tuple[Shape, list[RawFile]]]]:
+        """JSON: each file's shape with its undeclared keys (one Spark pass over all the files), files regrouped
+        by them. Other formats: as they are."""
+        if self.spec.source.format != "json":
+            return found
+        files = [f for groups in found for _, fs in groups.values() for f in fs]
+        paths = {f.path: f.path for f in files}
+        if files and not spark_reads(self.spark, files[0].path):  # no connector for the store: local copies
+            local = localize(list(paths), f"{self.staging.rstrip('/')}/local/{uuid.uuid4().hex}")
+            paths = dict(zip(paths, local, strict=True))
+        by_copy = new_keys(self.spark, self.spec, list(paths.values()),
+                           {p: _spark_path(self.spark, p) for p in paths.values()})
+        keys = {original: by_copy[copy] for original, copy in paths.items()}
+        out = []
+        for groups in found:
+            regrouped: dict[tuple[Any, ...], tuple[Shape, list[RawFile]]] = {}
+            for shape, fs in groups.values():
+                for f in fs:
+                    extra = keys.get(f.path, ())
+                    keyed = replace(shape, json_keys=extra,
+                                    columns=tuple((".".join(k), t) for k, t in extra))
+                    regrouped.setdefault(keyed.key, (keyed, []))[1].append(f)
+            out.append(regrouped)
+        return out
+
     def columns(self, groups: dict[tuple[Any, ...], tuple[Shape, list[RawFile]]]) -> list[str]:
         """Bronze's raw columns: the declared ones, then the others in order of appearance, then the layout's
         extra levels the files do not have."""
@@ -253,10 +296,8 @@ class DayReader:
 
     def present(self, groups: dict[tuple[Any, ...], tuple[Shape, list[RawFile]]]) -> list[str]:
         """The raw columns the files actually have (JSON: the declared ones), and the layout's levels."""
-        if self.spec.source.format == "json":
-            names = list(self.spec.columns)
-        else:
-            names = list(dict.fromkeys(t for shape, _ in groups.values() for _, t in shape.columns))
+        names = list(self.spec.columns) if self.spec.source.format == "json" else []
+        names = list(dict.fromkeys([*names, *(t for shape, _ in groups.values() for _, t in shape.columns)]))
         levels = [snake_case(n) if self.spec.standardizes_names() else n for n in self.spec.source.level_columns]
         return names + [n for n in levels if n not in names]
 
@@ -273,11 +314,15 @@ class DayReader:
         groups: dict[tuple[Any, ...], tuple[Shape, list[RawFile]]] = {}
         origin: dict[str, tuple[dt.date, str]] = {}
         reads = {}
+        probed = []
         for day in days:
             found, empty, rejected = self.shapes(day)
             if exclude:
                 found = {k: (s, [f for f in fs if f.path not in exclude]) for k, (s, fs) in found.items()}
                 found = {k: v for k, v in found.items() if v[1]}
+            probed.append((day, found, empty, rejected))
+        keyed = self.with_json_keys([found for _, found, _, _ in probed])
+        for (day, _, empty, rejected), found in zip(probed, keyed, strict=True):
             for key, (shape, files) in found.items():
                 groups.setdefault(key, (shape, []))[1].extend(files)
                 origin.update({f.path: (day.date, run_ids[day.date]) for f in files})
@@ -291,6 +336,7 @@ class DayReader:
     def scan_file(self, day: RawDay, f: RawFile, run_id: str, ingested_at: dt.datetime) -> DataFrame | None:
         """One file's rows, read on their own (to find which file of a failed scan cannot be read)."""
         groups, _, _ = self.shapes(RawDay(day.dataset, day.date, day.folder, [f]))
+        (groups,) = self.with_json_keys([groups])
         if not groups:
             return None
         (shape, files), = groups.values()
@@ -317,7 +363,7 @@ class DayReader:
         if fmt == "csv":
             df, values = self._csv(files, shape)
         elif fmt == "json":
-            df, values = self._json(files)
+            df, values = self._json(files, shape)
         else:
             df, values = self._parquet(files, shape)
         level_sql = {}

@@ -1,0 +1,97 @@
+"""Nothing in a JSON file is silently dropped: keys the schema does not declare (top level, or inside a declared
+struct) follow `on_new_columns` like a CSV file's extra column, are named in the run record, and reach bronze."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import deltalake
+import pytest
+
+from lakehouse.cli import main
+from tests.conftest import CONF
+
+DAY = dt.date(2024, 6, 3)
+PRODUCT = {"product_id": "P-1", "name": "plain", "category": "Toys", "brand": "Acme",
+           "pricing": {"cost_price": 1.5, "retail_price": 2.5, "currency": "EUR"},
+           "last_updated": "2024-06-03 10:00:00"}
+NEW = ["loyalty_tier", "pricing__discount_tier", "tags"]
+
+
+def table(root: Path, name: str) -> list[dict]:
+    return deltalake.DeltaTable(str(root / name)).to_pyarrow_table().to_pylist()
+
+
+def lake_with_drift(tmp: Path, mode: str) -> tuple[Path, Path]:
+    conf = tmp / "conf"
+    (conf / "datasets").mkdir(parents=True)
+    (conf / "aggregations").mkdir()
+    text = (CONF / "datasets" / "products.yaml").read_text() + f"on_new_columns: {mode}\n"
+    (conf / "datasets" / "products.yaml").write_text(text)
+    folder = tmp / "lake" / "raw" / "products" / f"date={DAY}"
+    folder.mkdir(parents=True)
+    drifted = {**PRODUCT, "product_id": "P-2", "loyalty_tier": "gold", "tags": ["new", {"x": 1}],
+               "pricing": {**PRODUCT["pricing"], "discount_tier": 3}}
+    # two files: one as declared, one with a new top-level scalar, a new array and a new field inside `pricing`
+    (folder / "a.json").write_text(json.dumps(PRODUCT) + "\n")
+    (folder / "b.json").write_text(json.dumps(drifted) + "\n" + json.dumps({**PRODUCT, "product_id": "P-3"}) + "\n")
+    return tmp / "lake", conf
+
+
+def run(lake: Path, conf: Path) -> int:
+    return main(["run", "--date", str(DAY), "--lake-root", str(lake), "--conf-dir", str(conf), "--engine", "rust"])
+
+
+@pytest.fixture(scope="module")
+def lakes(spark, tmp_path_factory):
+    out = {}
+    for mode in ("add", "ignore", "fail"):
+        lake, conf = lake_with_drift(tmp_path_factory.mktemp(f"json_drift_{mode}"), mode)
+        out[mode] = (lake, run(lake, conf))
+    return out
+
+
+@pytest.mark.parametrize("mode", ["add", "ignore", "fail"])
+def test_new_keys_reach_bronze_and_the_run_record(lakes, mode):
+    lake, _ = lakes[mode]
+    bronze = {r["product_id"]: r for r in table(lake, "bronze/products")}
+    assert set(bronze) == {"P-1", "P-2", "P-3"}
+    assert bronze["P-2"]["loyalty_tier"] == "gold"
+    assert json.loads(bronze["P-2"]["tags"]) == ["new", {"x": 1}]  # an array kept as its JSON text
+    assert bronze["P-2"]["pricing__discount_tier"] == "3"
+    assert bronze["P-1"]["loyalty_tier"] is None and bronze["P-3"]["tags"] is None
+    (record,) = [r for r in table(lake, "_meta/runs") if r["name"] == "products"]
+    assert sorted(record["new_columns"]) == NEW
+
+
+def test_add_carries_them_into_silver(lakes):
+    lake, code = lakes["add"]
+    assert code == 0
+    silver = {r["product_id"]: r for r in table(lake, "silver/products")}
+    assert silver["P-2"]["loyalty_tier"] == "gold" and silver["P-2"]["pricing__discount_tier"] == "3"
+    assert silver["P-1"]["loyalty_tier"] is None
+    assert str(silver["P-2"]["cost_price"]) == "1.50"  # the declared struct is read as before
+
+
+def test_ignore_keeps_them_in_bronze_only(lakes):
+    lake, code = lakes["ignore"]
+    assert code == 0
+    silver = table(lake, "silver/products")
+    assert {r["product_id"] for r in silver} == {"P-1", "P-2", "P-3"}
+    assert not set(NEW) & set(silver[0])
+
+
+def test_fail_fails_the_dataset_and_names_them(lakes):
+    lake, code = lakes["fail"]
+    assert code == 1
+    (record,) = [r for r in table(lake, "_meta/runs") if r["name"] == "products"]
+    assert record["status"] == "failed" and all(c in record["message"] for c in NEW)
+    assert not (lake / "silver" / "products").exists()
+
+
+def test_a_file_without_new_keys_beside_others_is_read_as_declared(lakes):
+    lake, _ = lakes["add"]
+    silver = {r["product_id"]: r for r in table(lake, "silver/products")}
+    assert silver["P-1"]["name"] == "plain" and silver["P-1"]["category"] == "toys"
