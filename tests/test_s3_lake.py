@@ -104,11 +104,13 @@ class Lake:
 
 
 def _change_one_sales_row(data: bytes) -> bytes:
-    lines = data.decode().splitlines(keepends=True)
-    fields = lines[1].split(",")
-    fields[4] = "99"  # the quantity of the day's first sale
-    lines[1] = ",".join(fields)
-    return "".join(lines).encode()
+    """The quantity of the day's first sale set to 99; every other byte as it was (a day may hold a line in
+    another encoding on purpose)."""
+    lines = data.splitlines(keepends=True)
+    fields = lines[1].split(b",")
+    fields[4] = b"99"
+    lines[1] = b",".join(fields)
+    return b"".join(lines)
 
 
 @pytest.fixture(scope="module")

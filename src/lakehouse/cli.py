@@ -213,7 +213,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         _say(report.run_summary(result))
     if results:
         _say(report.runs_footer(results, time.perf_counter() - started))
-    return EXIT_FAILED if any(r.failed for r in results) else EXIT_OK
+    if any(r.failed for r in results):
+        _error(report.run_failure(results))
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _check_look_back(args: argparse.Namespace) -> None:
@@ -376,9 +379,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # anything else: one line on the console (the cause, from the environment where it is one); the stack
         # goes to the debug log (-v)
         log.debug("the command failed", exc_info=True)
-        cause = environment_cause(exc)
-        _error(f"error: {cause}: {describe(exc)}" if cause else f"error: the command failed: {describe(exc)} "
-               "(-v shows where)")
+        cause, text = environment_cause(exc), describe(exc)
+        if cause:
+            _error(f"error: {text}" if text.startswith(cause) else f"error: {cause}: {text}")
+        else:
+            _error(f"error: the command failed: {text} (-v shows where)")
         return exit_code(exc)
     except BaseException as exc:  # a Rust panic surfaces as pyo3's PanicException, not an Exception
         if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
@@ -396,9 +401,18 @@ def _error(text: str) -> None:
         print(redact(text), file=sys.stderr)
 
 
+def run(argv: Sequence[str] | None = None) -> int:
+    """The `lakehouse` command: `main` with its console guarded (Java stacks and Rust panic reports go to a
+    detail file, telemetry/console.py)."""
+    from lakehouse.telemetry.console import StderrGuard
+
+    with StderrGuard():
+        return main(argv)
+
+
 def entry(argv: Sequence[str] | None = None, prefix: Sequence[str] = ()) -> None:
     """For the spark_jobs/ scripts: run and exit with the code, stopping Spark first."""
-    code = main([*prefix, *(sys.argv[1:] if argv is None else argv)])
+    code = run([*prefix, *(sys.argv[1:] if argv is None else argv)])
     try:
         from pyspark.sql import SparkSession
 
@@ -410,4 +424,4 @@ def entry(argv: Sequence[str] | None = None, prefix: Sequence[str] = ()) -> None
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -25,6 +25,8 @@ corrupt block, a missing file) sits at the bottom of the chain of causes. `descr
 from __future__ import annotations
 
 import errno
+import signal
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -148,9 +150,29 @@ _ENV_TEXT = (
 )
 
 
+def jvm_death() -> str | None:
+    """When this process started a Spark JVM that has since died: what it died of, in a few words."""
+    context = getattr(sys.modules.get("pyspark"), "SparkContext", None)
+    proc = getattr(getattr(context, "_gateway", None), "proc", None)
+    code = proc.poll() if proc is not None else None
+    if code is None:
+        return None
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = ": killed, out of memory?" if -code == signal.SIGKILL else f": {name}"
+        return f"the Spark JVM died (exit {128 - code}{hint})"
+    return f"the Spark JVM died (exit {code})"
+
+
 def environment_cause(exc: BaseException) -> str | None:
     """When `exc` (or what caused it, Python or Java) comes from the environment rather than from a file's bytes,
     its cause in a few words ("permission denied", "no space left on device", ...); else None."""
+    died = jvm_death()
+    if died:
+        return died
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -217,6 +239,9 @@ def describe(exc: BaseException) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    died = jvm_death()
+    if died and not isinstance(exc, LakehouseError):
+        return died
     if isinstance(exc, LakehouseError):
         return " ".join(str(exc).split())[:500]
     causes = list(java_causes(exc))

@@ -224,3 +224,19 @@ def config_error(exc: BaseException) -> str:
 def landed(r: LandResult, target: str) -> str:
     return (f"landed {len(r.uploaded)} file(s), {r.bytes_uploaded / 2**20:.1f} MiB, to {target}; "
             f"{len(r.skipped)} already there unchanged; {r.seconds:.1f} s")
+
+
+def run_failure(results: list[Any]) -> str:
+    """The one `error:` line of a run that failed: the first failure (dataset or gold table, its run dates, the
+    cause), and how many others failed; the table above has each."""
+    failures: dict[tuple[str, str], list[Any]] = {}
+    for r in results:
+        for o in [*r.datasets, *r.golds]:
+            if o.status == "failed":
+                name = str(getattr(o, "dataset", None) or getattr(o, "name", "?"))
+                failures.setdefault((name, o.message), []).append(r.run_date)
+    (name, message), dates = next(iter(failures.items()))
+    span = str(dates[0]) if len(dates) == 1 else f"{min(dates)}..{max(dates)}"
+    more = len({n for n, _ in failures} - {name})
+    tail = f"; {more} other dataset(s) or gold table(s) failed too" if more else ""
+    return f"error: {name} failed for {span}: {message}{tail}"

@@ -44,6 +44,7 @@ _CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "Con
               "ConcurrentTransactionException", "MetadataChangedException", "ProtocolChangedException",
               "ConcurrentWriteException", "ConcurrentModificationException")
 RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
+LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
 
@@ -231,8 +232,12 @@ class JvmEngine(TableEngine):
         retention floor (it refuses less than 7 days unless forced); Delta's own check is lifted for this call
         only, and the setting is restored as it was (unset stays unset)."""
         self._delta(path)  # TableNotFound when there is no table
-        previous = self.spark.conf.get(RETENTION_CHECK, None)
+        previous = {name: self.spark.conf.get(name, None) for name in (RETENTION_CHECK, LISTING_PARALLELISM)}
         self.spark.conf.set(RETENTION_CHECK, "false")
+        # VACUUM lists the table in as many tasks as this setting says (10,000 by default: minutes of task
+        # overhead on a small table); a few per core lists any table
+        cores = int(self.spark.sparkContext.defaultParallelism)
+        self.spark.conf.set(LISTING_PARALLELISM, str(min(int(previous[LISTING_PARALLELISM] or 10000), 4 * cores)))
         try:
             table = f"delta.{ident(path)}"
             files = [r[0] for r in self.spark.sql(
@@ -240,10 +245,11 @@ class JvmEngine(TableEngine):
             if not dry_run and files:
                 self.spark.sql(f"VACUUM {table} RETAIN {int(retention_hours)} HOURS").collect()
         finally:
-            if previous is None:
-                self.spark.conf.unset(RETENTION_CHECK)
-            else:
-                self.spark.conf.set(RETENTION_CHECK, previous)
+            for name, value in previous.items():
+                if value is None:
+                    self.spark.conf.unset(name)
+                else:
+                    self.spark.conf.set(name, value)
         return VacuumResult(sorted(relative_to_table(path, f) for f in files), dry_run)
 
     def restore(self, path: str, version: int) -> int:

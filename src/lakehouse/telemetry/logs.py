@@ -48,6 +48,14 @@ def json_formatter() -> logging.Formatter:
                       rename_fields={"levelname": "level", "name": "logger", "exc_info": "stack"})
 
 
+class _QuietPy4J(logging.Filter):
+    """Py4J logs a lost JVM connection on the root logger, with a traceback; the command says it in one line
+    (the JVM's death), and -v shows these."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or f"{os.sep}py4j{os.sep}" not in record.pathname
+
+
 def configure(verbose: bool = False) -> None:
     """Root logging for the command line: the format the environment asks for, quiet third-party loggers, stage
     events shown in JSON mode (in text mode they are the console's progress lines, shown with -v)."""
@@ -58,6 +66,10 @@ def configure(verbose: bool = False) -> None:
     root = logging.getLogger()
     for handler in root.handlers:
         handler.setFormatter(json_formatter() if json_lines else _Text(TEXT_FORMAT, datefmt="%H:%M:%S"))
+        for old in [f for f in handler.filters if isinstance(f, _QuietPy4J)]:
+            handler.removeFilter(old)
+        if not verbose:
+            handler.addFilter(_QuietPy4J())
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("py4j").setLevel(logging.WARNING)
     logging.getLogger("botocore").setLevel(logging.WARNING)

@@ -1,0 +1,106 @@
+"""The console of a command: what reaches the terminal is for people; Java stacks and Rust panic reports go to a
+detail file.
+
+A Spark JVM started by the command writes to the process's stderr (file descriptor 2), and so does a Rust panic
+in delta-rs, before any Python code can catch it. The guard puts a pipe in place of descriptor 2 for the time of
+the command (the JVM inherits it), and a thread passes each line on, except the lines of a Java stack trace
+(`\tat ...`, `Caused by: ...`, `\t... 12 more`) and the report of a Rust panic (from `... panicked at ...` to its
+closing `note:` line), which are kept in the detail file (`LAKEHOUSE_LOG_FILE`, else a file under the temporary
+folder). The command's own one-line error says what happened; the last stderr line names the detail file when
+something was kept there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+JAVA_STACK = re.compile(rb"^(\tat |\s+at [\w$.<>/]+\(.*\)\s*$|\t\.\.\. \d+ more|Caused by: |Suppressed: )")
+PANIC_START = re.compile(rb"panicked at ")
+PANIC_END = re.compile(rb"^note: ")
+PANIC_LIMIT = 400  # lines: a panic report without its closing note ends here
+
+
+class StderrGuard:
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail_path = Path(detail or os.environ.get("LAKEHOUSE_LOG_FILE") or Path(
+            tempfile.gettempdir(), "lakehouse-logs", f"{dt.datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}.log"))
+        self.kept = 0
+        self._saved: int | None = None
+        self._thread: threading.Thread | None = None
+        self._detail: BinaryIO | None = None
+
+    def __enter__(self) -> StderrGuard:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no descriptor 2 (an embedding host): nothing to guard
+            return self
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+        self._saved = saved
+        self._thread = threading.Thread(target=self._pump, args=(read,), name="stderr-guard", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._saved is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        os.dup2(self._saved, 2)  # the pipe closes when the JVM, which holds it too, is gone
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self.kept:
+            os.write(self._saved, f"detail: {self.kept} line(s) of Java stacks or Rust panic reports in "
+                                  f"{self.detail_path}\n".encode())
+        if self._thread is None or not self._thread.is_alive():
+            os.close(self._saved)  # else the JVM still writes: the thread passes it on until the process ends
+            self._saved = None
+
+    def _keep(self, line: bytes) -> None:
+        try:
+            if self._detail is None:
+                self.detail_path.parent.mkdir(parents=True, exist_ok=True)
+                self._detail = open(self.detail_path, "ab")  # noqa: SIM115 (open for the command's time)
+            self._detail.write(line)
+            self._detail.flush()
+        except OSError:  # a full disk must not stop the command: the line is dropped
+            pass
+        self.kept += 1
+
+    def _pump(self, read: int) -> None:
+        panic = 0
+        with os.fdopen(read, "rb", buffering=0) as source:
+            pending = b""
+            while chunk := source.read(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    line = raw + b"\n"
+                    if panic or PANIC_START.search(line):
+                        panic = 0 if PANIC_END.match(line) or panic > PANIC_LIMIT else panic + 1
+                        self._keep(line)
+                    elif JAVA_STACK.match(line):
+                        self._keep(line)
+                    else:
+                        self._out(line)
+            if pending:
+                self._out(pending)
+
+    def _out(self, line: bytes) -> None:
+        target = self._saved
+        if target is None:
+            return
+        with contextlib.suppress(OSError):
+            os.write(target, line)
