@@ -34,6 +34,7 @@ from lakehouse.pipeline.silver import ROW_HASH, SILVER_LINEAGE, one_per_key, row
 from lakehouse.rules.checks import evaluate, has_error
 from lakehouse.rules.cleaning import clean, superseded
 from lakehouse.rules.conform import conform
+from lakehouse.rules.failures import RESCUED
 from lakehouse.session import evaluation_for
 from lakehouse.sources.files import RawDay, discover
 from lakehouse.sources.reader import LINEAGE, new_columns
@@ -318,7 +319,8 @@ class DatasetLoad:
         """The rows for silver from the passing days: valid, not superseded, one per key (the latest, a later day
         before an earlier one), with their content hash, persisted on disk (read by the comparison with silver
         and by the writes). When `measure` found every key of a one-day batch once, nothing needs resolving."""
-        business = [c for c in checked.columns if not c.startswith("_")]
+        # the business columns, and the values rescued from them (on_type_mismatch: rescue)
+        business = [c for c in checked.columns if not c.startswith("_") or c == RESCUED]
         valid = (checked.where(~has_error() & ~superseded(checked) & F.col(DAY).isin(days))
                  .withColumnRenamed(DAY, "_source_date")
                  .withColumn(ROW_HASH, row_hash(checked, business)))
@@ -340,7 +342,9 @@ class DatasetLoad:
             out.rows_to_silver = out.rows_read - out.rows_quarantined - out.rows_duplicate
         files = sorted({f for day in days for f in stats[day].source_files})
         extras = any(c for day in days for c in self.outcomes[day].new_columns if spec.on_new_columns == "add")
-        plan = silver_plan(spec, values, files, days, self.from_bronze, evolve_schema=bool(extras))
+        # a dataset that starts rescuing values gains silver's `_rescued_data` column
+        rescue = spec.on_type_mismatch == "rescue"
+        plan = silver_plan(spec, values, files, days, self.from_bronze, evolve_schema=bool(extras) or rescue)
         faults.point("silver:before")
         owed = {name: values[date_column] for name, date_column in self.gold_dates.items()}
         result = self.engine.merge_replacing(source.df, self.lake.silver(spec.name), plan,

@@ -49,6 +49,8 @@ def measure(spec: m.DatasetSpec, checked: DataFrame, outcomes: dict[dt.date, Dat
         "quarantined": F.sum(error.cast("int")),
         "warned": F.sum((~error & (F.size(ERRORS) > 0)).cast("int")),
         "malformed": F.sum(F.array_contains(F.col(ERRORS).getField("check"), "malformed_record").cast("int")),
+        # a value that does not fit its type is recorded per column; the metric counts the rows with any
+        "mismatched": F.sum(F.array_contains(F.col(ERRORS).getField("check"), "type_mismatch").cast("int")),
         "clean_rows": F.sum((F.size(ERRORS) == 0).cast("int")),
         # rows a dedup cleaning step set aside count as duplicates, like rows sharing a key
         "superseded": F.sum((~error & superseded(checked)).cast("int")),
@@ -92,7 +94,8 @@ def measure(spec: m.DatasetSpec, checked: DataFrame, outcomes: dict[dt.date, Dat
             observed=row["clean_rows"] / out.rows_read if out.rows_read else 1.0,
             threshold="share of rows passing every row check", status="info"))
         for name, col_name, criticality in names:
-            failed = int(per_check.get((day, name, col_name), 0))
+            failed = row["mismatched"] if (name, col_name) == ("type_mismatch", None) else \
+                int(per_check.get((day, name, col_name), 0))
             status = "pass" if failed == 0 else ("fail" if criticality == "error" else "warn")
             out.quality.append(QualityMetric(name, col_name, criticality, out.rows_read, failed,
                                              observed=failed / out.rows_read if out.rows_read else 0.0,

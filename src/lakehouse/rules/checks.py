@@ -353,7 +353,8 @@ def evaluate(spec: m.DatasetSpec, refs: dict[str, DataFrame | None] | None = Non
         if CAST_ERRORS in columns:
             has_cast_error = f"size({ident(CAST_ERRORS)}) > 0"
             failing.append(has_cast_error)
-            error.append(has_cast_error)
+            if spec.on_type_mismatch != "rescue":  # rescued values are warnings: the row goes on
+                error.append(has_cast_error)
             listed.insert(0, ident(CAST_ERRORS))
         failures = f"concat({', '.join(listed)})" if listed else "array()"
         # most rows pass everything: only a failing row pays for building its failure records
@@ -372,7 +373,8 @@ def evaluate(spec: m.DatasetSpec, refs: dict[str, DataFrame | None] | None = Non
 
 def check_names(spec: m.DatasetSpec, df: DataFrame) -> list[tuple[str, str | None, str]]:
     """(name, column, criticality) of every compiled check, for the quality metrics."""
-    names: list[tuple[str, str | None, str]] = [("type_mismatch", None, "error")]
+    mismatch = "warn" if spec.on_type_mismatch == "rescue" else "error"
+    names: list[tuple[str, str | None, str]] = [("type_mismatch", None, mismatch)]
     for c in compile_checks(spec, df.schema):
         names.append((c.name, c.column, c.criticality))
     return list(dict.fromkeys(names))

@@ -7,11 +7,13 @@ from collections.abc import Callable
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from lakehouse.rules.failures import CAST_ERRORS, ERROR_TYPE, failure_list
-from lakehouse.sources.reader import READ_ERRORS
+from lakehouse.rules.failures import CAST_ERRORS, ERROR_TYPE, RESCUED, failure_list
+from lakehouse.sources.reader import READ_ERRORS, read_error_value
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.names import snake_case
 from lakehouse.sql import all_of, ident, literal, sql_type
+
+_NO_MAP = "CAST(map() AS MAP<STRING, STRING>)"
 
 
 def standardize_column_names(df: DataFrame) -> DataFrame:
@@ -22,7 +24,11 @@ def standardize_column_names(df: DataFrame) -> DataFrame:
 
 def conform(spec: DatasetSpec, extra_columns: list[str] | None = None) -> Callable[[DataFrame], DataFrame]:
     """DataFrame -> DataFrame: declared columns cast to their types (missing ones added as null), the
-    `extra_columns` kept as they are, lineage kept, and `_cast_errors` listing each value that failed its cast."""
+    `extra_columns` kept as they are, lineage kept, and `_cast_errors` listing each value that failed its cast.
+    With `on_type_mismatch: rescue` such a failure is a warning, not an error, and `_rescued_data` (a map, null
+    when nothing was rescued) keeps each value that did not fit, as read, under its column's name."""
+    rescue = spec.on_type_mismatch == "rescue"
+    criticality = "warn" if rescue else "error"
 
     def apply(df: DataFrame) -> DataFrame:
         if spec.standardizes_names():
@@ -30,6 +36,7 @@ def conform(spec: DatasetSpec, extra_columns: list[str] | None = None) -> Callab
         have = {f.name: f.dataType for f in df.schema.fields}
         typed: list[str] = []
         failures: list[str] = []
+        rescued: list[str] = []
         for field in spec.source_schema().fields:
             name, target = ident(field.name), sql_type(field.dataType)
             if field.name not in have:
@@ -46,18 +53,27 @@ def conform(spec: DatasetSpec, extra_columns: list[str] | None = None) -> Callab
                 present = all_of(present, f"trim({name}) != ''")
             message = (f"concat('value ', CAST({name} AS STRING), "
                        f"{literal(f' is not a valid {field.dataType.simpleString()}')})")
-            failures.append(failure_list(all_of(present, f"{cast} IS NULL"), "type_mismatch", field.name,
-                                         message, "error"))
+            failed = all_of(present, f"{cast} IS NULL")
+            failures.append(failure_list(failed, "type_mismatch", field.name, message, criticality))
+            rescued.append(f"CASE WHEN {failed} THEN map({literal(field.name)}, CAST({name} AS STRING)) "
+                           f"ELSE {_NO_MAP} END")
         if READ_ERRORS in have:
             # values the reader could not take as they came (an object where a scalar is declared, a Parquet
             # value that does not fit the declared type): null in the column, the reason recorded here
             entry = ("named_struct('check', 'type_mismatch', 'column', e.column, 'message', e.message, "
-                     "'criticality', 'error')")
-            failures.insert(0, f"CASE WHEN size({ident(READ_ERRORS)}) > 0 THEN "
+                     f"'criticality', {literal(criticality)})")
+            any_read_error = f"size({ident(READ_ERRORS)}) > 0"
+            failures.insert(0, f"CASE WHEN {any_read_error} THEN "
                                f"transform({ident(READ_ERRORS)}, e -> {entry}) ELSE array() END")
+            rescued.insert(0, f"CASE WHEN {any_read_error} THEN map_from_entries(transform({ident(READ_ERRORS)}, "
+                              f"e -> struct(e.column, {read_error_value('e')}))) ELSE {_NO_MAP} END")
         rest = [ident(c) for c in have if c not in spec.columns and c != READ_ERRORS and
                 (c.startswith("_") or c in (extra_columns or []))]
         errors = f"concat({', '.join(failures)})" if failures else "array()"
-        return df.selectExpr(*typed, *rest, f"CAST({errors} AS {sql_type(ERROR_TYPE)}) AS {ident(CAST_ERRORS)}")
+        kept = [f"CAST({errors} AS {sql_type(ERROR_TYPE)}) AS {ident(CAST_ERRORS)}"]
+        if rescue:
+            values = f"map_concat({', '.join(rescued)})" if rescued else _NO_MAP
+            kept.append(f"CASE WHEN size({values}) > 0 THEN {values} END AS {ident(RESCUED)}")
+        return df.selectExpr(*typed, *rest, *kept)
 
     return apply

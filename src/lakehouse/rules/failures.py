@@ -7,6 +7,8 @@ from pyspark.sql import types as T
 from lakehouse.sql import literal
 
 CAST_ERRORS = "_cast_errors"
+# with on_type_mismatch: rescue, the values that did not fit their column: column -> the value as read
+RESCUED = "_rescued_data"
 ERROR_TYPE = T.ArrayType(T.StructType([
     T.StructField("check", T.StringType()), T.StructField("column", T.StringType()),
     T.StructField("message", T.StringType()), T.StructField("criticality", T.StringType())]))

@@ -43,6 +43,9 @@ class DatasetSpec(Located):
     duplicates: Literal["keep_latest", "fail"] = Field(
         default="keep_latest", description="several rows with one key in a batch: keep the latest, or fail")
     on_new_columns: Literal["fail", "add", "ignore"] = "add"
+    on_type_mismatch: Literal["quarantine", "rescue"] = Field(
+        default="quarantine", description="a value that does not fit its declared type: quarantine the row, or keep "
+        "it in silver with the column null and the value in `_rescued_data` (a warning)")
     on_bad_file: Literal["reject", "fail"] = Field(
         default="reject", description="a raw file that cannot be read: set it aside (the rest loads) or fail")
     cleaning: list[Annotated[CleaningStep, Field()]] = Field(default_factory=list)
