@@ -235,7 +235,6 @@ def test_maintenance_killed_midway_heals(raw_zone, reference, tmp_path, command)
     assert_heals_to(lake, reference["pending"])
 
 
-@UNVERIFIED
 def test_the_spark_jvm_killed_under_the_driver(raw_zone, reference, tmp_path):
     lake = fresh_lake(raw_zone, tmp_path / "lake")
     proc = start(lake, "run", "--pending")
@@ -268,7 +267,6 @@ def _rejected(lake: Path) -> list[dict]:
     return deltalake.DeltaTable(str(path)).to_pyarrow_table().to_pylist() if (path / "_delta_log").is_dir() else []
 
 
-@UNVERIFIED
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
 def test_a_raw_file_the_process_may_not_read_is_not_a_bad_file(raw_zone, reference, tmp_path):
     lake = fresh_lake(raw_zone, tmp_path / "lake")
@@ -285,7 +283,6 @@ def test_a_raw_file_the_process_may_not_read_is_not_a_bad_file(raw_zone, referen
     assert_heals_to(lake, reference["pending"])
 
 
-@UNVERIFIED
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
 def test_a_read_only_table_folder(raw_zone, reference, tmp_path):
     lake = fresh_lake(raw_zone, tmp_path / "lake")
@@ -304,7 +301,6 @@ def test_a_read_only_table_folder(raw_zone, reference, tmp_path):
     assert_heals_to(lake, reference["pending"])
 
 
-@UNVERIFIED
 def test_a_file_size_limit_is_not_a_bad_file(raw_zone, reference, tmp_path):
     lake = fresh_lake(raw_zone, tmp_path / "lake")
     done = cli(lake, "run", "--pending", prefix=["bash", "-c", 'ulimit -f 48; exec "$@"', "limited"],
@@ -315,24 +311,24 @@ def test_a_file_size_limit_is_not_a_bad_file(raw_zone, reference, tmp_path):
     assert_heals_to(lake, reference["pending"])
 
 
-@UNVERIFIED
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare -m")
 def test_a_full_disk(raw_zone, reference, tmp_path):
-    """The lake on a tmpfs (a private mount namespace) with room for the raw files and 1 MiB more: the run fails
-    with one line naming the lack of space; with the file system grown, the next `--pending` heals."""
+    """The lake on a tmpfs (a private mount namespace) holding the raw files and a filler that leaves 256 KiB free:
+    the run fails with one line naming the lack of space; with the filler removed, the next `--pending` heals."""
     mount = tmp_path / "small"
     mount.mkdir()
     out = tmp_path / "out"
     out.mkdir()
-    raw_bytes = sum(p.stat().st_size + 4096 for p in raw_zone.rglob("*"))  # a page or more per file and folder
-    size_kib = raw_bytes // 1024 + 1024
     script = f"""
-set -u
-mount -t tmpfs -o size={size_kib}k tmpfs {mount}
+set -eu
+mount -t tmpfs -o size=64m tmpfs {mount}
 cp -r {raw_zone} {mount}/raw
+avail=$(df --output=avail -k {mount} | tail -1)
+fallocate -l $((avail - 256))k {mount}/filler
+set +e
 LAKEHOUSE_ROOT={mount} {sys.executable} -m lakehouse.cli run --pending > {out}/full.out 2> {out}/full.err
 echo $? > {out}/full.rc
-mount -o remount,size=512m {mount}
+rm {mount}/filler
 LAKEHOUSE_ROOT={mount} {sys.executable} -m lakehouse.cli run --pending > {out}/heal.out 2> {out}/heal.err
 echo $? > {out}/heal.rc
 cp -r {mount} {out}/lake

@@ -135,13 +135,15 @@ _ENV_ERRNOS = {
     errno.ECONNREFUSED: "connection refused", errno.ECONNRESET: "connection reset",
     errno.ETIMEDOUT: "timed out", errno.EHOSTUNREACH: "host unreachable", errno.ENETUNREACH: "network unreachable",
 }
+_NATIVE = "a library failed to load (a native library missing, a full /tmp or a file-size limit?)"
 _ENV_TEXT = (
     ("permission denied", "permission denied"), ("accessdeniedexception", "permission denied"),
     ("no space left", "no space left on device"),
     ("disk quota exceeded", "disk quota exceeded"), ("file too large", "file too large (a file-size limit?)"),
     ("read-only file system", "read-only file system"), ("input/output error", "input/output error"),
-    ("too many open files", "too many open files"), ("unsatisfiedlinkerror", "a native library is missing"),
-    ("native snappy library not available", "a native library is missing"),
+    ("too many open files", "too many open files"), ("unsatisfiedlinkerror", _NATIVE),
+    ("native snappy library not available", _NATIVE), ("noclassdeffounderror", _NATIVE),
+    ("could not initialize class", _NATIVE), ("exceptionininitializererror", _NATIVE),
     ("connection refused", "connection refused"), ("connection reset", "connection reset"),
     ("broken pipe", "connection reset"), ("slowdown", "S3 throttling (SlowDown)"),
     ("service unavailable", "service unavailable (503)"), ("outofmemoryerror", "out of memory"),
@@ -189,7 +191,24 @@ def environment_cause(exc: BaseException) -> str | None:
     for fragment, words in _ENV_TEXT:
         if fragment in text:
             return words
-    return None
+    return _NATIVE if _java_error(exc) else None
+
+
+def _java_error(exc: BaseException) -> bool:
+    """A java.lang.Error among the Java causes (a class or library that failed to load, memory): never a file's
+    bytes, except a StackOverflowError, which deeply nested input can cause."""
+    for throwable in java_causes(exc):
+        try:
+            cls = throwable.getClass()
+            if str(cls.getName()) == "java.lang.StackOverflowError":
+                return False
+            while cls is not None:
+                if str(cls.getName()) == "java.lang.Error":
+                    return True
+                cls = cls.getSuperclass()
+        except Exception:
+            return False
+    return False
 
 
 def _texts(exc: BaseException) -> Iterator[str]:
