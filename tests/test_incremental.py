@@ -276,3 +276,35 @@ def test_dedup_cleaning_step_keeps_the_latest_and_accounts_for_the_rest(spark, t
         (7, 4, 1, 2)
     assert signups.accounted()
     assert sorted(r["signup_id"] for r in table(tmp_path / "lake", "silver/signups")) == ["s2", "s4", "s5", "s6"]
+
+
+def test_partition_folders_that_are_not_dates_are_named_not_skipped(lake, capsys):
+    """`date=2024-06-31` and `date=yesterday` have the layout's shape but no date: each pending run and plan
+    names them, the run record lists them, and their files are not read."""
+    from lakehouse.cli import main
+
+    root, job, tmp = lake
+    for folder in ("date=2024-06-31", "date=yesterday"):
+        (root / "raw/sales" / folder).mkdir()
+        shutil.copy(root / f"raw/sales/date={END}/sales.csv", root / "raw/sales" / folder)
+    (root / "raw/sales/notes.txt").write_text("not a partition")  # not the layout's shape: not named
+    results = job.run_pending()
+    assert [r.run_date for r in results] == DAYS and not any(r.failed for r in results)
+    bad = sorted(f"{root}/raw/sales/{f}" for f in ("date=2024-06-31", "date=yesterday"))
+    notes = [n for r in results for n in r.notes if "invalid partition folder" in n]
+    assert sorted(n.rsplit(" ", 1)[-1] for n in notes) == bad, notes
+    assert "not a date: date=2024-06-31" in " ".join(notes)
+    (record,) = [r for r in table(root, "_meta/runs") if r["layer"] == "raw"]
+    assert (record["name"], record["status"], record["run_date"]) == ("sales", "warn", DAYS[0])
+    assert sorted(f.split(" (")[0] for f in record["invalid_folders"]) == bad
+    assert {r["_source_date"] for r in table(root, "silver/sales")} == set(DAYS)  # nothing read from them
+    again = job.run_pending()  # nothing to load, still named
+    assert not any(r.datasets for r in again) and len([n for r in again for n in r.notes]) == 2
+    args = ["--lake-root", str(root), "--conf-dir", str(tmp / "conf"), "--engine", "rust"]
+    assert main(["plan", "--pending", *args]) == 0
+    out = capsys.readouterr().out
+    assert all(f"invalid partition folder, not read (not a date: date={f.split('=')[1]}): sales {f}" in out
+               for f in bad), out
+    assert main(["run", "--pending", *args]) == 0
+    out = capsys.readouterr().out
+    assert "nothing pending" in out and out.count("invalid partition folder") == 2, out

@@ -175,3 +175,20 @@ def test_look_back_bounds_pending(s3):
     assert pending_work(only_sales, layout, {}, since).dates == {
         "sales": [today - dt.timedelta(days=3), today - dt.timedelta(days=1)]}
     assert len(pending_work(only_sales, layout, {}).dates["sales"]) == 3
+
+
+def test_partition_folders_whose_parts_are_not_a_date_are_listed_as_invalid(tmp_path):
+    spec = load_catalog(CONF).datasets["customers"]  # year=/month=/day= folders
+    base = tmp_path / "raw" / "customers"
+    for folder in ("year=2024/month=02/day=29", "year=2024/month=13/day=01", "year=2023/month=02/day=29",
+                   "year=24/month=1/day=1"):
+        (base / folder).mkdir(parents=True)
+        (base / folder / "customers.parquet").write_bytes(b"PAR1")
+    (base / "year=2024").joinpath("stray.parquet").write_bytes(b"PAR1")  # above the partition level
+    listing = list_raw(spec, LakeLayout(str(tmp_path)))
+    assert sorted(listing.days) == [dt.date(2024, 2, 29)]
+    assert listing.invalid == {
+        f"{base}/year=2023/month=02/day=29": "not a date: yyyy=2023, mm=02, dd=29",
+        f"{base}/year=2024/month=13/day=01": "not a date: yyyy=2024, mm=13, dd=01",
+        f"{base}/year=24/month=1/day=1": "not a date: yyyy=24, mm=1, dd=1"}
+    assert listing.skipped == {None: [f"{base}/year=2024/stray.parquet"]}

@@ -207,8 +207,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         results = lake.full_refresh(dates)
     else:
         results = lake.run(dates or [])
-    if args.pending and not results:
-        _say("nothing pending: every raw file is ingested and unchanged")
+    if args.pending and not any(r.datasets or r.golds for r in results):
+        _say("\n".join(["nothing pending: every raw file is ingested and unchanged",
+                         *[f"  note: {n}" for r in results for n in r.notes]]))
+        return EXIT_OK
     for result in results:
         _say(report.run_summary(result))
     if results:

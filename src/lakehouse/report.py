@@ -203,6 +203,8 @@ def plan_text(plan: Plan) -> str:
         for d in datasets:
             lines += _dataset_plan_lines(d)
     lines += [f"  deleted upstream (would be reported, rows kept): {r['dataset']} {r['path']}" for r in plan.deleted]
+    lines += [f"  invalid partition folder, not read ({why}): {dataset} {folder}"
+              for dataset, folders in sorted(plan.invalid.items()) for folder, why in folders.items()]
     return "\n".join(lines)
 
 

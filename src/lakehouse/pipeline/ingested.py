@@ -42,6 +42,8 @@ class PendingWork:
     dates: dict[str, list[dt.date]] = field(default_factory=dict)  # dataset -> partition dates to load
     changed: dict[str, list[str]] = field(default_factory=dict)  # dataset -> new or changed files
     deleted: list[dict[str, Any]] = field(default_factory=list)  # latest log rows of files gone upstream
+    # dataset -> partition folders whose parts are not a date (date=2025-02-30, month=13) -> why; not read
+    invalid: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def datasets_for(self, day: dt.date) -> list[str]:
         return sorted(name for name, days in self.dates.items() if day in days)
@@ -96,11 +98,15 @@ def look_back(days: int | None, today: dt.date | None = None) -> dt.date | None:
     return (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=days)
 
 
-def _raw_days(spec: DatasetSpec, layout: LakeLayout, since: dt.date | None) -> dict[dt.date, list[RawFile]]:
+def _raw_days(spec: DatasetSpec, layout: LakeLayout, since: dt.date | None, invalid: dict[str, str]
+              ) -> dict[dt.date, list[RawFile]]:
     """The dataset's raw files by date; with `since`, only dates from `since` to today (UTC), listed day by day
-    so a long raw history is not listed every night."""
+    so a long raw history is not listed every night. Partition folders whose parts are not a date go to
+    `invalid` (only seen in a whole listing)."""
     if since is None:
-        return list_raw(spec, layout).days
+        listing = list_raw(spec, layout)
+        invalid.update(listing.invalid)
+        return listing.days
     today = dt.datetime.now(dt.UTC).date()
     days = {}
     for n in range((today - since).days + 1):
@@ -117,7 +123,10 @@ def pending_work(catalog: Catalog, layout: LakeLayout, state: dict[tuple[str, st
     the files the log has as ingested that are gone upstream; with `since`, partitions dated `since` or later."""
     work = PendingWork()
     for spec in catalog.dataset_order():
-        partitions = _raw_days(spec, layout, since)
+        invalid: dict[str, str] = {}
+        partitions = _raw_days(spec, layout, since, invalid)
+        if invalid:
+            work.invalid[spec.name] = dict(sorted(invalid.items()))
         present = set()
         for day, files in partitions.items():
             for f in files:

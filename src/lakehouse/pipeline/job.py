@@ -79,6 +79,8 @@ class DayResult:
     datasets: list[DatasetOutcome] = field(default_factory=list)
     golds: list[GoldOutcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # dataset -> raw partition folders whose parts are not a date -> why (a pending run's whole listing finds them)
+    invalid_folders: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -103,6 +105,7 @@ class DailyJob:
         # told one line per dataset and gold table as each finishes: `[i/n] <run date> <name>: ...`
         self.progress = progress or (lambda line: None)
         self._positions: dict[dt.date, str] = {}
+        self._invalid: dict[str, dict[str, str]] = {}
 
     def _days(self, days: list[dt.date], datasets_for: Callable[[dt.date], list[str]] | None = None,
               from_bronze: bool = False, extra_gold_dates: dict[str, list[dt.date]] | None = None
@@ -131,7 +134,16 @@ class DailyJob:
         if not days and self.catalog.aggregations and any(dates for dates, _ in pending_gold.owed(self.engine).values()):
             # a run died between its silver writes and gold: no raw file is pending, but gold dates are owed
             days = [default_run_date()]
+        self._invalid = work.invalid  # named in the first batch's run record
         results = self._days(days, work.datasets_for)
+        if work.invalid:
+            notes = [f"invalid partition folder, not read ({why}): {dataset} {folder}"
+                     for dataset, folders in sorted(work.invalid.items()) for folder, why in folders.items()]
+            if results:
+                results[0].notes += notes
+            else:
+                results.append(DayResult(new_run_id(default_run_date(), dt.datetime.now(dt.UTC)), default_run_date(),
+                                         notes=notes, invalid_folders=work.invalid))
         if work.deleted:
             run_id = results[-1].run_id if results else new_run_id(default_run_date(), dt.datetime.now(dt.UTC))
             ingested.record_deleted(self.engine, work.deleted, run_id)
@@ -220,6 +232,7 @@ class DailyJob:
         self.build_gold(last, runs[last.run_date], touched, extra_gold_dates or {})
         last.notes += [f"gold table {name} has no spec in conf/aggregations: kept as it is, no longer updated"
                        for name in self.orphan_gold_tables()]
+        results[days[0]].invalid_folders, self._invalid = self._invalid, {}
         self.record_runs(list(results.values()), runs, started, batch_id)
         return list(results.values())
 
@@ -334,7 +347,8 @@ class DailyJob:
         rows: tuple[list[dict[str, Any]], ...] = ([], [], [])
         for r in results:
             fresh = [o for o in r.datasets if not o.bronze_reused]  # a reused day's rejections are logged
-            rows[0].extend(meta.run_rows(r.run_id, self.engine.name, started, finished, r.datasets, r.golds))
+            rows[0].extend(meta.run_rows(r.run_id, self.engine.name, started, finished, r.datasets, r.golds,
+                                         r.invalid_folders, r.run_date))
             rows[1].extend(meta.quality_rows(r.run_id, r.datasets))
             rows[2].extend(meta.rejected_rows(r.run_id, fresh, finished))
         last = runs[results[-1].run_date]

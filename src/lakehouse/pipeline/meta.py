@@ -42,6 +42,7 @@ RUNS_SCHEMA = T.StructType([
     T.StructField("table_version", T.LongType()),
     T.StructField("new_columns", T.ArrayType(T.StringType())),
     T.StructField("gold_dates", T.ArrayType(T.DateType())),
+    T.StructField("invalid_folders", T.ArrayType(T.StringType())),
 ])
 
 REJECTED_SCHEMA = T.StructType([
@@ -79,7 +80,11 @@ def _merge_fields(merge: MergeResult | None) -> dict[str, Any]:
 
 
 def run_rows(run_id: str, engine: str, started: dt.datetime, finished: dt.datetime,
-             datasets: list[DatasetOutcome], golds: list[GoldOutcome]) -> list[dict[str, Any]]:
+             datasets: list[DatasetOutcome], golds: list[GoldOutcome],
+             invalid: dict[str, dict[str, str]] | None = None, run_date: dt.date | None = None
+             ) -> list[dict[str, Any]]:
+    """The run record's rows of one run date: one per dataset (layer silver) and gold table, and one per dataset
+    with raw partition folders that are not a date (layer raw, status warn, the folders named)."""
     rows = []
     for o in datasets:
         rows.append({
@@ -96,6 +101,12 @@ def run_rows(run_id: str, engine: str, started: dt.datetime, finished: dt.dateti
             "run_id": run_id, "run_date": g.run_date, "layer": "gold", "name": g.table, "status": g.status,
             "message": g.message, "engine": engine, "started_at": started, "finished_at": finished,
             "gold_dates": g.dates, **_merge_fields(g.merge)})
+    for dataset, folders in sorted((invalid or {}).items()):
+        rows.append({
+            "run_id": run_id, "run_date": run_date, "layer": "raw",
+            "name": dataset, "status": "warn", "engine": engine, "started_at": started, "finished_at": finished,
+            "message": f"{len(folders)} partition folder(s) whose parts are not a date; not read",
+            "invalid_folders": [f"{path} ({why})" for path, why in folders.items()]})
     return [{f.name: r.get(f.name) for f in RUNS_SCHEMA.fields} for r in rows]
 
 

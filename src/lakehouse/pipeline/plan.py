@@ -65,6 +65,7 @@ class Plan:
     run_date: dt.date | None
     days: list[tuple[dt.date, list[DatasetPlan]]]
     deleted: list[dict[str, Any]] = field(default_factory=list)  # files gone upstream (--pending)
+    invalid: dict[str, dict[str, str]] = field(default_factory=dict)  # dataset -> folders not a date -> why
 
 
 class Planner:
@@ -105,4 +106,4 @@ class Planner:
                 days.append((day, datasets))
         finally:
             sweep(self.layout.staging("plan"))
-        return Plan(self.engine_name, self.layout.root, None, days, list(work.deleted))
+        return Plan(self.engine_name, self.layout.root, None, days, list(work.deleted), work.invalid)

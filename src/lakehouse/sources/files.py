@@ -56,6 +56,8 @@ class RawListing:
 
     days: dict[dt.date, list[RawFile]] = field(default_factory=dict)
     skipped: dict[dt.date | None, list[str]] = field(default_factory=dict)
+    # partition folders of the layout's shape whose parts are not a date (date=2025-02-30, month=13): path -> why
+    invalid: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,10 @@ def listing_prefix(layout: str, day: dt.date | None) -> str:
     return fixed if cut == len(layout) else fixed.rsplit("/", 1)[0] if "/" in fixed else ""
 
 
-def partition_pattern(layout: str) -> re.Pattern[str]:
-    """A regex matching a partition folder of `layout` at the start of a relative path, capturing its parts."""
+def partition_pattern(layout: str, loose: bool = False) -> re.Pattern[str]:
+    """A regex matching a partition folder of `layout` at the start of a relative path, capturing its parts;
+    `loose`: any folder name where a date part stands (to find folders that look like partitions but hold no
+    date)."""
     pattern, last = "", 0
     for m in _PLACEHOLDER.finditer(layout):
         pattern += re.escape(layout[last:m.start()])
@@ -101,7 +105,7 @@ def partition_pattern(layout: str) -> re.Pattern[str]:
         if name is None:
             pattern += r"[^/]+"
         elif name in _DATE_REGEX:
-            pattern += f"(?P<{name}>{_DATE_REGEX[name]})"
+            pattern += f"(?P<{name}>{'[^/]+' if loose else _DATE_REGEX[name]})"
         else:
             pattern += f"(?P<level_{name}>[^/]+)"
         last = m.end()
@@ -196,7 +200,7 @@ def list_raw(spec: DatasetSpec, lake: LakeLayout, day: dt.date | None = None) ->
     layout = spec.source.layout
     prefix = listing_prefix(layout, day)
     start = join(root, prefix) if prefix else root
-    pattern = partition_pattern(layout)
+    pattern, loose = partition_pattern(layout), partition_pattern(layout, loose=True)
     patterns = [p.lower() for p in name_patterns(spec)]
     levels = spec.source.level_columns
     listing = RawListing()
@@ -206,6 +210,13 @@ def list_raw(spec: DatasetSpec, lake: LakeLayout, day: dt.date | None = None) ->
         match = pattern.match(relative)
         date = _date_of(match) if match else None
         if match is None or date is None:
+            shaped = match or loose.match(relative)
+            if shaped:
+                # the layout's shape, but its date parts are not a date: named, its files are not read
+                folder = join(root, shaped.group(0).rstrip("/"))
+                listing.invalid.setdefault(folder, "not a date: " + ", ".join(
+                    f"{k}={v}" for k, v in shaped.groupdict().items() if k in _DATE_REGEX))
+                continue
             listing.skipped.setdefault(day, []).append(full)  # not in any partition folder of the layout
             continue
         if day is not None and date != day:
