@@ -3,13 +3,16 @@
 Real faults, in real processes: commands started together on one lake, SIGKILL at moments of a run and of the
 maintenance commands, the Spark JVM killed under the driver, a raw file the process may not read (root's
 permission override dropped from the process's capabilities), a read-only table folder, a file-size limit
-(`ulimit -f`), a full disk (a small tmpfs in a private mount namespace), an S3 endpoint that refuses connections,
-a missing bucket, no credentials, lake paths with spaces, non-ASCII letters and URI metacharacters.
+(`ulimit -f`), a full disk (a small tmpfs in a private mount namespace), `land` killed mid-upload, an S3 store
+behind a flaky network (a proxy that throttles, answers 5xx, resets and drops connections, and loses answers to
+requests the store carried out), an S3 endpoint that refuses connections, a missing bucket, no credentials, lake
+paths with spaces, non-ASCII letters and URI metacharacters; two writers at once on the jvm engine too.
 
 The promise checked every time: the command ends with exit 0, or with a non-zero exit and one line that says
 what happened (no Python traceback, Java stack or Rust panic on the console), and after the next `--pending`
 the silver and gold tables hold exactly the rows an uninterrupted run gives, with one row per key.
-`make test-faults` runs the verified ones (marker `faults` without `faults_unverified`).
+`make test-faults` runs them (marker `faults`); `make test-soak` the long trials (marker `soak`: a run killed at
+twenty moments, fifty concurrent pairs).
 """
 
 from __future__ import annotations
@@ -31,9 +34,8 @@ from tests.conftest import CONF
 from tests.lake_rows import lake_rows
 
 pytestmark = pytest.mark.faults
-# scenarios written but not yet run to the end on this project's machines: `make test-faults-unverified` runs
-# them; CI runs the verified ones (`make test-faults`)
-UNVERIFIED = pytest.mark.faults_unverified
+# long trials (twenty kill moments, fifty concurrent pairs): `make test-soak`
+SOAK = pytest.mark.soak
 
 END = dt.date(2024, 9, 2)
 D1, D2 = END - dt.timedelta(days=1), END
@@ -145,6 +147,16 @@ def reference(raw_zone, tmp_path_factory) -> References:
 # ---------------------------------------------------------------- two writing commands at once
 
 def test_two_pending_runs_at_once_give_one_runs_tables(raw_zone, reference, tmp_path):
+    _two_pending_runs(raw_zone, reference, tmp_path)
+
+
+@SOAK
+@pytest.mark.parametrize("pair", range(50))
+def test_fifty_pairs_of_pending_runs(raw_zone, reference, tmp_path, pair):
+    _two_pending_runs(raw_zone, reference, tmp_path)
+
+
+def _two_pending_runs(raw_zone: Path, reference: References, tmp_path: Path) -> None:
     lake = fresh_lake(raw_zone, tmp_path / "lake")
     a, b = start(lake, "run", "--pending"), start(lake, "run", "--pending")
     done = [finish(a), finish(b)]
@@ -168,6 +180,24 @@ def test_two_runs_of_different_dates_at_once_give_a_sequential_order(raw_zone, r
     assert sum(waited) <= 1, waited
     orders = ["d2d1" if waited[0] else "d1d2"] if any(waited) else ["d1d2", "d2d1"]
     assert lake_rows(lake, LAYERS) in [reference[o] for o in orders]
+
+
+@pytest.mark.jvm
+def test_two_writers_at_once_on_the_jvm_engine(raw_zone, reference, tmp_path):
+    """The production engine under the race of two writers: a pending run and a run of day 2 started together
+    on an empty lake; both end cleanly and the lake holds the rust engine's reference tables (the engines are
+    twins)."""
+    from tests.conftest import require_jars
+
+    jars = os.environ.get("LAKEHOUSE_SPARK_JARS", "")
+    if "delta-spark" not in jars:
+        require_jars()
+    env = {**base_env(), "LAKEHOUSE_ENGINE": "jvm", "LAKEHOUSE_SPARK_JARS": jars}
+    lake = fresh_lake(raw_zone, tmp_path / "lake")
+    a, b = start(lake, "run", "--pending", env=env), start(lake, "run", "--date", str(D2), env=env)
+    for d in (finish(a), finish(b)):
+        assert_clean_ending(d, ok=True)
+    assert_heals_to(lake, reference["pending"], env=env)
 
 
 def test_the_same_date_twice_at_once(raw_zone, reference, tmp_path):
@@ -210,6 +240,21 @@ def test_a_writer_that_cannot_get_the_lease_says_who_holds_it(raw_zone, tmp_path
 @pytest.mark.parametrize("after", [2.0, 6.0, 11.0, 17.0, 24.0])
 def test_a_run_killed_at_a_moment_heals(raw_zone, reference, tmp_path, after):
     """SIGKILL to the whole process group (driver and JVM) `after` seconds into a two-day run."""
+    _kill_after_and_heal(raw_zone, reference, tmp_path, after)
+
+
+# twenty moments spread over a whole two-day run of the sample (about RUN_SECONDS here), start-up included
+RUN_SECONDS = 30.0
+TWENTY = [round(RUN_SECONDS * (i + 0.5) / 20, 2) for i in range(20)]
+
+
+@SOAK
+@pytest.mark.parametrize("after", TWENTY)
+def test_a_run_killed_at_one_of_twenty_moments_heals(raw_zone, reference, tmp_path, after):
+    _kill_after_and_heal(raw_zone, reference, tmp_path, after)
+
+
+def _kill_after_and_heal(raw_zone: Path, reference: References, tmp_path: Path, after: float) -> None:
     lake = fresh_lake(raw_zone, tmp_path / "lake")
     proc = start(lake, "run", "--pending")
     try:
@@ -384,6 +429,121 @@ def test_an_endpoint_that_refuses_connections_is_one_line(raw_zone, command):
     done = cli("s3://lake-x/lake", *args, env=_s3_env(endpoint))
     line = assert_clean_ending(done, ok=False)
     assert "connection refused" in line.lower() and "127.0.0.1" in line, line
+
+
+def _download_lake(bucket: str, prefix: str, endpoint: str, where: Path) -> dict[str, list[str]]:
+    """The lake under s3://bucket/prefix copied to `where` (straight from the store), as lake_rows gives it, with
+    the S3 root named `<lake>` like a local lake's path."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                          aws_secret_access_key="test")
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        for obj in page.get("Contents", []):
+            target = where / obj["Key"][len(prefix) + 1:]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, obj["Key"], str(target))
+    return _rooted(lake_rows(where, LAYERS), f"s3a://{bucket}/{prefix}", f"s3://{bucket}/{prefix}")
+
+
+def _rooted(rows: dict[str, list[str]], *roots: str) -> dict[str, list[str]]:
+    """Lineage values named from the lake's root whatever its scheme (file:, s3://, s3a://): `<lake>/...`."""
+    def plain(row: str) -> str:
+        for root in (*roots, "file:<lake>"):
+            row = row.replace(f'"{root}/', '"<lake>/')
+        return row
+
+    return {table: sorted(plain(r) for r in rs) for table, rs in rows.items()}
+
+
+@pytest.fixture
+def flaky(moto, tmp_path):
+    """A proxy in front of the S3 server that fails one request in eight (seeded): 503 SlowDown, 500, a reset
+    connection, a connection closed without an answer, an answer lost after the store did the work (a commit
+    that happened, though its writer saw an error). Yields (its endpoint, the file listing each fault)."""
+    from tests.s3_server import free_port, local_server
+
+    port, log = free_port(), tmp_path / "faults.txt"
+    url = f"http://127.0.0.1:{port}"
+    with local_server([sys.executable, "-m", "tests.flaky_proxy", "--target", moto, "--port", str(port),
+                       "--rate", "0.125", "--seed", os.environ.get("FLAKY_SEED", "26"),
+                       "--kinds", "503,500,reset,drop,lost", "--log", str(log)], url + "/moto-api/", "the flaky proxy"):
+        yield url, log
+
+
+def _bucket(endpoint: str) -> str:
+    import boto3
+
+    name = "flaky-" + uuid.uuid4().hex[:8]
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                          aws_secret_access_key="test").create_bucket(Bucket=name)
+    return name
+
+
+def test_a_flaky_object_store(moto, flaky, raw_zone, reference, tmp_path):
+    """Landing and a two-day run on a lake on S3, through a network that throttles, answers 5xx and drops and
+    resets connections: each command retries in place and ends with exit 0, or with one line and a non-zero
+    exit; the next `--pending` (through the same network) leaves the uninterrupted run's tables."""
+    proxy, log = flaky
+    bucket = _bucket(moto)
+    env = {**_s3_env(proxy), "LAKEHOUSE_RETRIES": "3"}
+    lake = f"s3://{bucket}/lake"
+    landed = [cli(lake, "land", "--from", str(raw_zone), "--to", f"{lake}/raw", env=env) for _ in range(2)]
+    for done in landed:
+        assert_clean_ending(done)
+    assert 0 in [d.returncode for d in landed], landed[-1].stderr[-2000:]
+    ran = [cli(lake, "run", "--pending", env=env)]
+    while ran[-1].returncode != 0 and len(ran) < 3:
+        ran.append(cli(lake, "run", "--pending", env=env))
+    for done in ran:
+        assert_clean_ending(done)
+    assert ran[-1].returncode == 0, ran[-1].stdout[-2000:] + ran[-1].stderr[-2000:]
+    again = cli(lake, "run", "--pending", env=env)
+    assert_clean_ending(again, ok=True)
+    assert "nothing pending" in again.stdout
+    got = _download_lake(bucket, "lake", moto, tmp_path / "copy")
+    assert got == _rooted(reference["pending"])
+    for table, key in KEYS.items():
+        keys = [json.loads(r)[key] for r in got[table]]
+        assert len(keys) == len(set(keys)), table
+    kinds = [line.split()[0] for line in log.read_text().splitlines()]
+    assert {"503", "500", "reset", "drop", "lost"} <= set(kinds), kinds  # every kind of fault happened
+    print(f"flaky store: {len(kinds)} faults injected; run exit codes {[d.returncode for d in ran]}")
+
+
+def test_land_killed_midway_heals(moto, raw_zone, tmp_path):
+    """SIGKILL while `land` sends a large file in parts: the next `land` leaves every file in the bucket with
+    its exact bytes, and nothing half-sent is visible as an object."""
+    import hashlib
+    import random
+
+    import boto3
+
+    source = tmp_path / "raw"
+    shutil.copytree(raw_zone, source)
+    big = source / "sales" / f"date={D1}" / "export.bin"  # not a data file for the runs; 3 parts for land
+    big.write_bytes(random.Random(5).randbytes(80 * 2**20))
+    bucket = _bucket(moto)
+    env = _s3_env(moto)
+    client = boto3.client("s3", endpoint_url=moto, region_name="us-east-1", aws_access_key_id="test",
+                          aws_secret_access_key="test")
+    proc = start(f"s3://{bucket}/lake", "land", "--from", str(source), "--to", f"s3://{bucket}/lake/raw", env=env)
+    deadline = time.monotonic() + 120
+    while not client.list_multipart_uploads(Bucket=bucket).get("Uploads"):
+        assert proc.poll() is None and time.monotonic() < deadline, "land ended before its multipart upload"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    finish(proc)
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    assert "lake/raw/" + big.relative_to(source).as_posix() not in keys  # a killed upload is no object
+    done = cli(f"s3://{bucket}/lake", "land", "--from", str(source), "--to", f"s3://{bucket}/lake/raw", env=env)
+    assert_clean_ending(done, ok=True)
+    files = {p.relative_to(source).as_posix(): p for p in source.rglob("*") if p.is_file()}
+    stored = {o["Key"][len("lake/raw/"):] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    assert stored == set(files)
+    for name, path in files.items():
+        body = client.get_object(Bucket=bucket, Key=f"lake/raw/{name}")["Body"].read()
+        assert hashlib.sha256(body).digest() == hashlib.sha256(path.read_bytes()).digest(), name
 
 
 @pytest.mark.parametrize("command", [["run", "--pending"], ["runs"]])

@@ -414,16 +414,36 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def entry(argv: Sequence[str] | None = None, prefix: Sequence[str] = ()) -> None:
     """For the spark_jobs/ scripts: run and exit with the code, stopping Spark first."""
-    code = run([*prefix, *(sys.argv[1:] if argv is None else argv)])
-    try:
-        from pyspark.sql import SparkSession
+    leave(run([*prefix, *(sys.argv[1:] if argv is None else argv)]))
 
-        active = SparkSession.getActiveSession()
-        if active is not None:
-            active.stop()
-    finally:
-        sys.exit(code)
+
+def command() -> None:
+    """The `lakehouse` console script."""
+    leave(run())
+
+
+def leave(code: int) -> None:
+    """Stop Spark (when started) and exit with `code`. After delta-rs has used object storage its runtime can
+    abort the interpreter while it shuts down (exit 134 once the work is done); then the process ends here, its
+    output flushed, without the interpreter's shutdown."""
+    from lakehouse import storage
+
+    try:
+        if "pyspark" in sys.modules:
+            from pyspark.sql import SparkSession
+
+            active = SparkSession.getActiveSession()
+            if active is not None:
+                active.stop()
+    except Exception:  # a JVM already gone: nothing to stop
+        log.debug("stopping Spark failed", exc_info=True)
+    if storage.DELTA_RS_REMOTE:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+    leave(run())

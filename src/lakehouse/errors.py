@@ -145,8 +145,10 @@ _ENV_TEXT = (
     ("native snappy library not available", _NATIVE), ("noclassdeffounderror", _NATIVE),
     ("could not initialize class", _NATIVE), ("exceptionininitializererror", _NATIVE),
     ("connection refused", "connection refused"), ("connection reset", "connection reset"),
-    ("broken pipe", "connection reset"), ("slowdown", "S3 throttling (SlowDown)"),
-    ("service unavailable", "service unavailable (503)"), ("outofmemoryerror", "out of memory"),
+    ("broken pipe", "connection reset"), ("connection closed before message completed", "connection reset"),
+    ("error sending request", "connection failed"), ("incompletemessage", "connection reset"), ("slowdown", "S3 throttling (SlowDown)"),
+    ("service unavailable", "service unavailable (503)"), ("internalerror", "S3 internal error (500)"),
+    ("we encountered an internal error", "S3 internal error (500)"), ("outofmemoryerror", "out of memory"),
     ("java gateway process exited", "the Spark JVM died"), ("answer from java side is empty", "the Spark JVM died"),
     ("error while sending or receiving", "the Spark JVM died"),
 )

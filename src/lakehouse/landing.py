@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lakehouse.errors import LakehouseError, UsageError
+from lakehouse.errors import EnvironmentFailure, LakehouseError, UsageError
+from lakehouse.retry import with_retries
 from lakehouse.storage import list_objects, s3_client, split_s3
 
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
@@ -104,13 +105,21 @@ def land(source: str, target: str, tell: Callable[[str], None] = lambda _: None,
             result.skipped.append(key)
             continue
         callback = _Progress(key, size, tell) if size >= multipart_threshold else None
-        try:
+
+        def upload(path: str = path, key: str = key, size: int = size, sha: str = sha, callback: Any = callback
+                   ) -> None:
             client.upload_file(path, bucket, key, Config=config, Callback=callback,
                                ExtraArgs={"ChecksumAlgorithm": "SHA256", "Metadata": {SHA_KEY: sha}})
+            _verify(client, bucket, key, size, sha, single_part=size < multipart_threshold)
+
+        try:  # a dropped connection or a 5xx after the client's own tries: the file is sent again, whole
+            with_retries(upload, f"uploading {path} to s3://{bucket}/{key}")
+        except LandingFailed:
+            raise
         except Exception as exc:
-            raise LandingFailed(f"upload of {path} to s3://{bucket}/{key} failed: "
-                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
-        _verify(client, bucket, key, size, sha, single_part=size < multipart_threshold)
+            why = exc.cause if isinstance(exc, EnvironmentFailure) else (
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise LandingFailed(f"upload of {path} to s3://{bucket}/{key} failed: {why}") from exc
         result.uploaded.append(key)
         result.bytes_uploaded += size
     result.seconds = time.perf_counter() - started

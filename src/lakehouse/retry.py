@@ -31,10 +31,26 @@ def base_seconds() -> float:
     return env_number("LAKEHOUSE_RETRY_BASE_SECONDS", 0.5, 0)
 
 
+# causes that pass by themselves (the network, an object store's throttling or 5xx): a whole stage (a dataset's load,
+# a gold table) is worth trying again in place; a full disk or a permission is not
+TRANSIENT = ("connection refused", "connection reset", "connection failed", "timed out", "host unreachable",
+             "network unreachable", "S3 throttling (SlowDown)", "service unavailable (503)", "S3 internal error (500)")
+
+
+def transient_cause(exc: BaseException) -> str | None:
+    cause = exc.cause if isinstance(exc, EnvironmentFailure) else environment_cause(exc)
+    return cause if cause in TRANSIENT else None
+
+
+def delay(attempt: int) -> float:
+    """Seconds to wait before try `attempt + 1`: exponential, with jitter."""
+    return float(base_seconds() * 2 ** (attempt - 1) * (0.5 + random.random()))
+
+
 def with_retries(fn: Callable[[], T], what: str) -> T:
     """`fn()`, tried again while it fails for a cause in the environment; `what` names the work for the log and
     the final error (e.g. "reading s3://bucket/raw/sales/date=2024-07-01/sales.csv")."""
-    total, base = tries(), base_seconds()
+    total = tries()
     attempt = 1
     while True:
         try:
@@ -47,7 +63,7 @@ def with_retries(fn: Callable[[], T], what: str) -> T:
                 raise
             if attempt >= total:
                 raise EnvironmentFailure(what, cause) from exc
-            delay = base * 2 ** (attempt - 1) * (0.5 + random.random())
-            log.warning("%s: %s (try %d of %d); trying again in %.1f s", what, cause, attempt, total, delay)
-            time.sleep(delay)
+            wait = delay(attempt)
+            log.warning("%s: %s (try %d of %d); trying again in %.1f s", what, cause, attempt, total, wait)
+            time.sleep(wait)
             attempt += 1

@@ -116,9 +116,19 @@ def _region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
+# whether delta-rs was given a remote table in this process: its runtime can then abort the interpreter as it exits
+# (exit code 134 after the work is done and printed), so the command line leaves with os._exit (lakehouse.cli)
+DELTA_RS_REMOTE = False
+
+# attempts of each S3 request inside the clients (boto3, pyarrow; delta-rs retries on its own, up to 10 times),
+# before a failure reaches the product's own retries (lakehouse.retry)
+S3_ATTEMPTS = 5
+
+
 @functools.lru_cache(maxsize=8)
 def _s3_filesystem(url: str | None, region: str) -> pafs.S3FileSystem:
-    options: dict[str, Any] = {"region": region}
+    options: dict[str, Any] = {"region": region,
+                               "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS)}
     if url:
         parts = urlsplit(url)
         options.update(endpoint_override=parts.netloc + parts.path.rstrip("/"), scheme=parts.scheme or "https")
@@ -128,9 +138,11 @@ def _s3_filesystem(url: str | None, region: str) -> pafs.S3FileSystem:
 def delta_options(path: str) -> dict[str, str] | None:
     """delta-rs storage options for `path` (None for a local path): the endpoint, and plain http allowed when the
     endpoint is http. Credentials are left to delta-rs's own AWS chain."""
+    global DELTA_RS_REMOTE
     if not is_remote(path):
         return None
     refuse_credentials(path, "a table path")
+    DELTA_RS_REMOTE = True
     options = {"AWS_REGION": _region()}
     url = endpoint()
     if url:
@@ -141,10 +153,13 @@ def delta_options(path: str) -> dict[str, str] | None:
 
 
 def s3_client() -> Any:
-    """A boto3 S3 client from the standard chain (AWS_ENDPOINT_URL honoured by boto3 itself)."""
+    """A boto3 S3 client from the standard chain (AWS_ENDPOINT_URL honoured by boto3 itself), retrying throttling,
+    5xx answers and dropped connections S3_ATTEMPTS times with backoff (the SDK's standard mode)."""
     import boto3
+    from botocore.config import Config
 
-    return boto3.session.Session().client("s3", region_name=_region(), endpoint_url=endpoint())
+    config = Config(retries={"mode": "standard", "max_attempts": S3_ATTEMPTS})
+    return boto3.session.Session().client("s3", region_name=_region(), endpoint_url=endpoint(), config=config)
 
 
 def check_bucket(uri: str) -> None:

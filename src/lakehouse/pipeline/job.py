@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pyspark.sql import functions as F
 
-from lakehouse import faults
+from lakehouse import faults, retry
 from lakehouse.errors import CommitConflict, describe
 from lakehouse.lease import check_lease
 from lakehouse.pipeline import ingested, meta, pending_gold
@@ -60,16 +60,28 @@ T = TypeVar("T")
 
 
 def with_conflict_retries(action: Callable[..., T], what: str) -> T:
-    """Run `action`; on a commit conflict run it again: every stage is idempotent, so a retry applies only
-    what the other writer has not."""
-    for attempt in range(1, CONFLICT_RETRIES + 1):
+    """Run `action`; on a commit conflict, or a failure of the network or object store that passes by itself
+    (lakehouse.retry.TRANSIENT), run it again: every stage is idempotent, so a retry applies only what the other
+    writer, or the failed try, has not. Conflicts are tried CONFLICT_RETRIES times, transient failures
+    LAKEHOUSE_RETRIES times with backoff."""
+    conflicts, transient = 0, 0
+    while True:
         try:
             return action()
         except CommitConflict as exc:
-            if attempt == CONFLICT_RETRIES:
+            conflicts += 1
+            if conflicts == CONFLICT_RETRIES:
                 raise
-            log.warning("%s: %s; retrying (%d/%d)", what, exc, attempt, CONFLICT_RETRIES - 1)
-    raise AssertionError("unreachable")
+            log.warning("%s: %s; retrying (%d/%d)", what, exc, conflicts, CONFLICT_RETRIES - 1)
+        except Exception as exc:
+            cause = retry.transient_cause(exc)
+            transient += 1
+            if cause is None or transient >= retry.tries():
+                raise
+            wait = retry.delay(transient)
+            log.warning("%s: %s (try %d of %d); trying again in %.1f s", what, cause, transient, retry.tries(),
+                        wait)
+            time.sleep(wait)
 
 
 @dataclass

@@ -14,6 +14,7 @@ import functools
 import inspect
 import logging
 import os
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse import faults
+from lakehouse import faults, retry
 from lakehouse.errors import LakehouseError, SettingsError
 from lakehouse.frames import one_row
 from lakehouse.sql import Dialect, column, in_list, qualified
@@ -142,7 +143,10 @@ def relative_to_table(table_root: str, file: str) -> str:
     return path[len(root):] if path.startswith(root) else path
 
 
-# the operations of the contract: an error inside one is translated into the product's own (errors.TableError)
+# the operations of the contract: a failure of the network or object store that passes by itself is tried again in
+# place (each operation is idempotent: a MERGE or a partition replace applied by a try whose answer was lost changes
+# nothing the second time; an append carries a transaction id, or is a log where a repeated row is harmless); any
+# other error inside one is translated into the product's own (errors.TableError)
 CONTRACT = ("exists", "read", "version", "replace_partitions", "append", "append_rows", "merge", "upsert", "history",
             "optimize", "vacuum", "delete", "restore", "merge_replacing")
 
@@ -152,16 +156,25 @@ def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(method)
     def call(self: TableEngine, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except LakehouseError:
-            raise
-        except Exception as exc:
-            path = signature.bind(self, *args, **kwargs).arguments.get("path", "")
-            translated = self.translate(exc, str(path))
-            if translated is None:
+        attempt = 1
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except LakehouseError:
                 raise
-            raise translated from exc
+            except Exception as exc:
+                path = signature.bind(self, *args, **kwargs).arguments.get("path", "")
+                cause = retry.transient_cause(exc)
+                if cause is None or attempt >= retry.tries():
+                    translated = self.translate(exc, str(path))
+                    if translated is None:
+                        raise
+                    raise translated from exc
+                wait = retry.delay(attempt)
+                log.warning("%s of %s: %s (try %d of %d); trying again in %.1f s", method.__name__, path, cause,
+                            attempt, retry.tries(), wait)
+                time.sleep(wait)
+                attempt += 1
 
     call.__translating__ = True  # type: ignore[attr-defined]
     return call
