@@ -113,6 +113,26 @@ def verdict(name: str, measured: float, target: float, unit: str = "x") -> dict:
     return {"measured": round(measured, 3), "target": target, "pass": ok}
 
 
+def quote_scan_share(lake: Path, day: str, day_seconds: float) -> dict:
+    """What finding quoted line breaks costs a CSV day without any: the probe of the day's sales files, which
+    scans every byte for quotes (before, it read the header only), timed in this process, as a share of the
+    product's whole day (target: at most 5%)."""
+    from lakehouse.sources.files import RawFile
+    from lakehouse.sources.probe import probe_text
+    from lakehouse.specs import load_catalog
+
+    spec = load_catalog(REPO / "conf").datasets["sales"]
+    files = sorted((lake / "raw" / "sales" / f"date={day}").glob("*.csv"))
+    start = time.perf_counter()
+    found = [probe_text(spec, RawFile(str(f), f.stat().st_size, None)).multiline for f in files]
+    seconds = time.perf_counter() - start
+    size = sum(f.stat().st_size for f in files)
+    print(f"info  quote scan of {len(files)} sales file(s), {size / 2**20:.0f} MiB: {seconds:.3f} s "
+          f"(multi-line found: {any(found)})", flush=True)
+    return {"seconds": round(seconds, 3), "mib": round(size / 2**20, 1),
+            "share_of_day": verdict("the CSV quote scan, share of the day", 100 * seconds / day_seconds, 5.0, "%")}
+
+
 def day_vs_peers(rows: int, work: Path, label: str) -> tuple[dict, Path, str, dict]:
     """Day 2 of `rows` sales rows (after day 1) through the product, then the Spark and pandas peers on the same
     day: timings, peak memory and the ratio against the Spark peer."""
@@ -123,6 +143,7 @@ def day_vs_peers(rows: int, work: Path, label: str) -> tuple[dict, Path, str, di
     out["product_day1"] = {k: v for k, v in product(lake, "--date", day1).items() if k != "output"}
     load = product(lake, "--date", day2)
     out["product_day2"] = {k: v for k, v in load.items() if k != "output"}
+    out["csv_quote_scan"] = quote_scan_share(lake, day2, load["seconds"])
     peer_args = ["--raw", str(lake / "raw"), "--date", day2]
     spark_job = [str(BIN / "spark-submit"), "--master", "local[2]", "bench/peers/sales_spark.py"]
     spark_peer = run_process([*spark_job, *peer_args, "--out", str(work / f"{label}-peer-spark")], env_for(lake))

@@ -244,7 +244,7 @@ def test_a_run_killed_at_a_moment_heals(raw_zone, reference, tmp_path, after):
 
 
 # twenty moments spread over a whole two-day run of the sample (about RUN_SECONDS here), start-up included
-RUN_SECONDS = 30.0
+RUN_SECONDS = 28.0
 TWENTY = [round(RUN_SECONDS * (i + 0.5) / 20, 2) for i in range(20)]
 
 

@@ -150,10 +150,15 @@ class Lakehouse:
         lake at a time; another one waits (LAKEHOUSE_LEASE_WAIT), then fails naming the holder."""
         return writer_lease(self.settings.lake_root, command_line(), tell=self.progress)
 
-    def run(self, dates: Sequence[dt.date]) -> list[DayResult]:
-        """Load each run date's raw partitions (every dataset), then the gold dates they touched."""
+    def run(self, dates: Sequence[dt.date], reload: Sequence[str] | None = None) -> list[DayResult]:
+        """Load each run date's raw partitions (every dataset), then the gold dates they touched. With `reload`
+        (dataset names; empty: all), those datasets' files are read again as if new."""
+        if reload:
+            unknown = sorted(set(reload) - set(self.catalog.datasets))
+            if unknown:
+                raise UsageError(f"--reload: no dataset {', '.join(unknown)} in {self.catalog.conf_dir}")
         with self.writing():
-            return self._job().run(list(dates))
+            return self._job().run(list(dates), reload=None if reload is None else frozenset(reload))
 
     def run_pending(self, look_back_days: int | None = None) -> list[DayResult]:
         """Every raw partition with a file not ingested yet or changed since, in date order; with

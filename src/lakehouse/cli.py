@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--look-back-days", type=int, metavar="N",
                      help="with --pending: only raw partitions dated at most N days before today, UTC (the "
                           "nightly schedule uses 7)")
+    run.add_argument("--reload", nargs="*", metavar="DATASET",
+                     help="with --date or --start/--end: read the dates' raw files again as if they were new (every "
+                          "dataset, or the ones named); what did not change changes no silver or gold table")
     run.add_argument("--full-refresh", action="store_true",
                      help="rebuild silver and gold from bronze for the dates given (or everything); raw files "
                           "are not read and bronze is not touched")
@@ -191,6 +194,8 @@ def _run_dates(args: argparse.Namespace) -> list[dt.date]:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.pending and args.full_refresh:
         raise UsageError("--pending and --full-refresh do not combine")
+    if args.reload is not None and (args.pending or args.full_refresh or not (args.date or args.start)):
+        raise UsageError("--reload takes the dates to read again: --date D, or --start D1 --end D2")
     _check_look_back(args)
     lake = _lake(args, "lakehouse-daily")
     explicit = bool(args.date or args.start)
@@ -206,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif args.full_refresh:
         results = lake.full_refresh(dates)
     else:
-        results = lake.run(dates or [])
+        results = lake.run(dates or [], reload=args.reload)
     if args.pending and not any(r.datasets or r.golds for r in results):
         _say("\n".join(["nothing pending: every raw file is ingested and unchanged",
                          *[f"  note: {n}" for r in results for n in r.notes]]))

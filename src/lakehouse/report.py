@@ -195,8 +195,9 @@ def plan_text(plan: Plan) -> str:
     """What a run would read and write, dataset by dataset."""
     what = f"run date {plan.run_date}" if plan.run_date else "--pending"
     lines = [f"plan for {what} (engine {plan.engine}, lake {plan.lake}); nothing is written"]
-    if plan.run_date is None and not plan.days:
+    if plan.run_date is None and not plan.days and not plan.gold_drift:
         lines.append("  nothing pending: every raw file is ingested and unchanged")
+    lines += [f"  {line}: the gold dates those changes touch will be recomputed" for line in plan.gold_drift]
     for day, datasets in plan.days:
         if plan.run_date is None:
             lines.append(f" run date {day}:")

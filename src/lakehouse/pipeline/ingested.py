@@ -31,7 +31,8 @@ SCHEMA = T.StructType([
     T.StructField("columns", T.ArrayType(T.StringType())),  # the raw columns the file was read with
     T.StructField("run_id", T.StringType()),
     T.StructField("recorded_at", T.TimestampType()),
-    T.StructField("etag", T.StringType()),  # the object's ETag on object storage (null on local disk)
+    # the object's ETag on object storage; on a local disk its inode and change time (sources.files.local_fingerprint)
+    T.StructField("etag", T.StringType()),
     # what the load depended on besides the files (pipeline.reuse): the same files and state need no new load
     T.StructField("load_state", T.StringType()),
 ])
@@ -59,7 +60,9 @@ def _fingerprint(size: int, modified: dt.datetime | None) -> tuple[Any, ...]:
 
 def unchanged(seen: dict[str, Any], f: RawFile) -> bool:
     """Whether the file is as the log row `seen` recorded it: same size and ETag on object storage (a re-upload
-    of the same bytes is no change), same size and modification time (to the second) elsewhere."""
+    of the same bytes is no change), same size and inode and change time on a local disk (a rewrite that keeps
+    the size and the modification time is a change), same size and modification time (to the second)
+    elsewhere, and for log rows written before fingerprints were kept."""
     if seen.get("etag") and f.etag:
         return int(seen["size"]) == int(f.size) and seen["etag"] == f.etag
     return _fingerprint(seen["size"], seen["modified_at"]) == _fingerprint(f.size, f.mtime)

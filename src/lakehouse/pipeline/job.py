@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from lakehouse import faults, retry
 from lakehouse.errors import CommitConflict, describe
 from lakehouse.lease import check_lease
-from lakehouse.pipeline import ingested, meta, pending_gold
+from lakehouse.pipeline import gold_inputs, ingested, meta, pending_gold
 from lakehouse.pipeline.dataset import DatasetLoad
 from lakehouse.pipeline.gold import GoldOutcome, dates_to_build, recompute
 from lakehouse.pipeline.outcome import DatasetOutcome
@@ -118,6 +118,7 @@ class DailyJob:
         self.progress = progress or (lambda line: None)
         self._positions: dict[dt.date, str] = {}
         self._invalid: dict[str, dict[str, str]] = {}
+        self._reload: frozenset[str] | None = None
 
     def _days(self, days: list[dt.date], datasets_for: Callable[[dt.date], list[str]] | None = None,
               from_bronze: bool = False, extra_gold_dates: dict[str, list[dt.date]] | None = None
@@ -135,16 +136,25 @@ class DailyJob:
             self.engine.release()
         return results
 
-    def run(self, dates: list[dt.date]) -> list[DayResult]:
-        return self._days(dates)
+    def run(self, dates: list[dt.date], reload: frozenset[str] | None = None) -> list[DayResult]:
+        """`dates` in batches; with `reload` (dataset names, empty: every dataset) those datasets' raw files are
+        read again as if never ingested: what changed lands, what did not changes no silver or gold table."""
+        self._reload = reload
+        try:
+            return self._days(dates)
+        finally:
+            self._reload = None
 
     def run_pending(self, since: dt.date | None = None) -> list[DayResult]:
         """Every raw partition with a new or changed file (dated `since` or later), in date order, and the gold
         dates a killed run still owes; files gone upstream are reported."""
         work = ingested.find_pending(self.engine, self.catalog, since)
         days = work.all_dates()
-        if not days and self.catalog.aggregations and any(dates for dates, _ in pending_gold.owed(self.engine).values()):
-            # a run died between its silver writes and gold: no raw file is pending, but gold dates are owed
+        if not days and self.catalog.aggregations and (
+                any(dates for dates, _ in pending_gold.owed(self.engine).values())
+                or gold_inputs.stale(self.engine, self.catalog, gold_inputs.recorded(self.engine))):
+            # no raw file is pending, but gold is owed dates: a run died between its silver writes and gold, or
+            # a silver table changed outside a run (a restore, a DELETE by hand)
             days = [default_run_date()]
         self._invalid = work.invalid  # named in the first batch's run record
         results = self._days(days, work.datasets_for)
@@ -235,8 +245,9 @@ class DailyJob:
             spec_days = [d for d in days if datasets_for is None or spec.name in datasets_for(d)]
             if not spec_days:
                 continue
+            reloaded = self._reload is not None and (not self._reload or spec.name in self._reload)
             outcomes, gold_dates = self.load_dataset(spec, {d: results[d].run_id for d in spec_days}, runs, started,
-                                                     from_bronze, state)
+                                                     from_bronze, {} if reloaded else state)
             for day, outcome in sorted(outcomes.items()):
                 results[day].datasets.append(outcome)
             for agg, dates in gold_dates.items():
@@ -315,6 +326,7 @@ class DailyJob:
         """Recompute every gold date the batch changed in silver (and dates owed by runs that died)."""
         lake = self.engine.layout
         owed = pending_gold.owed(self.engine) if self.catalog.aggregations else {}
+        built_from = gold_inputs.recorded(self.engine) if self.catalog.aggregations else {}
         for agg in self.catalog.aggregations.values():
             dates = sorted(touched.get(agg.name, set()) | set(extra_gold_dates.get(agg.name, [])))
             owed_dates, owing_runs = owed.get(agg.name, (set(), set()))
@@ -331,13 +343,20 @@ class DailyJob:
                     kind, every = build
                     result.notes.append(f"gold table {agg.name} is {kind}: built for {len(every)} date(s)")
                     dates = sorted(set(dates) | set(every))
+                # silver changed outside a run (a restore, a DELETE by hand): the dates those changes touch
+                drift = gold_inputs.drift(self.engine, self.catalog, agg, built_from)
+                result.notes += [f"gold table {agg.name}: {reason}" for reason in drift.reasons]
+                extra = gold_inputs.every_date(self.engine, agg) if drift.dates is None else drift.dates
+                dates = sorted(set(dates) | extra)
                 rebuild = build is not None and build[0] == "changed"
                 faults.point("gold:before")
                 check_lease(self.engine.layout.root)
+                versions = gold_inputs.current(self.engine, agg)
                 gold = with_conflict_retries(lambda agg=agg, dates=dates, rebuild=rebuild: recompute(
                     self.engine, agg, dates, result.run_date, result.run_id, rebuild), f"gold table {agg.name}")
                 faults.point("gold:written")
                 pending_gold.settle(self.engine, agg.name, owing_runs, result.run_id)
+                gold_inputs.record(self.engine, result.run_id, agg, versions, built_from)
             except Exception as exc:
                 error = exc
                 log.error("gold table %s failed: %s", agg.name, describe(exc))

@@ -66,6 +66,8 @@ class Plan:
     days: list[tuple[dt.date, list[DatasetPlan]]]
     deleted: list[dict[str, Any]] = field(default_factory=list)  # files gone upstream (--pending)
     invalid: dict[str, dict[str, str]] = field(default_factory=dict)  # dataset -> folders not a date -> why
+    # gold tables whose silver inputs changed outside a run since they were built, one line each (--pending)
+    gold_drift: list[str] = field(default_factory=list)
 
 
 class Planner:
@@ -106,4 +108,21 @@ class Planner:
                 days.append((day, datasets))
         finally:
             sweep(self.layout.staging("plan"))
-        return Plan(self.engine_name, self.layout.root, None, days, list(work.deleted), work.invalid)
+        return Plan(self.engine_name, self.layout.root, None, days, list(work.deleted), work.invalid,
+                    self._gold_drift())
+
+    def _gold_drift(self) -> list[str]:
+        from lakehouse.errors import TableNotFound
+        from lakehouse.pipeline import gold_inputs
+        from lakehouse.tables.view import LakeView
+
+        view = LakeView(self.layout.root)
+
+        def version_of(name: str) -> int | None:
+            try:
+                return view.history(f"silver/{name}", 1)[0].version
+            except TableNotFound:
+                return None
+
+        return gold_inputs.stale_lines(self.catalog, gold_inputs.recorded_from(view.meta_rows("gold_inputs")),
+                                       version_of, lambda name, n: view.history(f"silver/{name}", n))

@@ -47,7 +47,9 @@ class RawFile:
     mtime: dt.datetime | None
     # values of the layout's extra levels ({hour}, {region}), in layout order
     levels: tuple[tuple[str, str], ...] = ()
-    etag: str | None = None  # the object's ETag on object storage (a content fingerprint); None on local disk
+    # the object's ETag on object storage (a content fingerprint); on a local disk the inode and change time
+    # (local_fingerprint); None elsewhere
+    etag: str | None = None
 
 
 @dataclass
@@ -166,6 +168,14 @@ def _walk_local(base: str) -> list[tuple[str, os.stat_result]]:
 Found = tuple[str, int, dt.datetime | None, str | None]  # relative path, size, modification time, ETag
 
 
+def local_fingerprint(st: os.stat_result) -> str:
+    """A local file's change fingerprint, kept where S3 keeps the ETag: its inode and change time (ctime). Any
+    write moves the ctime, also one that keeps the size and sets the modification time back (a re-export, a copy
+    with `cp -p` or rsync -t), and no tool can set it; a rename or chmod moves it too (the file is then read
+    again, and a reload of the same rows changes no table)."""
+    return f"ino{st.st_ino}-ctime{st.st_ctime_ns}"
+
+
 def _walk(root: str) -> list[Found]:
     """(path relative to root, size, modification time, ETag) of every non-hidden file below `root`. On S3 the
     listing is paged through boto3, which also gives each object's ETag."""
@@ -174,7 +184,8 @@ def _walk(root: str) -> list[Found]:
         if not os.path.isdir(base):
             return []
         return [(os.path.relpath(path, base).replace(os.sep, "/"), st.st_size,
-                 dt.datetime.fromtimestamp(st.st_mtime, dt.UTC), None) for path, st in _walk_local(base)]
+                 dt.datetime.fromtimestamp(st.st_mtime, dt.UTC), local_fingerprint(st))
+                for path, st in _walk_local(base)]
     out: list[Found] = []
     if arrow_uri(root).startswith("s3://"):
         for obj in list_objects(root):

@@ -1,0 +1,173 @@
+"""Gold follows its inputs: the silver versions each gold table was last built from, and the dates a change made
+outside the pipeline's runs asks to recompute.
+
+The pipeline's own silver commits (tagged with their run id) reach gold through the dates each load touches, and
+through `_meta/gold_pending` when a run dies between silver and gold. Anything else that changes a silver table (a
+`restore`, a `DELETE` or `UPDATE` by hand with delta-rs or Spark SQL, a table written by another tool) leaves no
+such trace. So after each gold build the versions of its inputs are recorded (`_meta/gold_inputs`); the next run
+finds every commit made since, and when one of them changed data and is not a run's, compares the rows of the
+recorded version with the current ones (by key and row hash) and recomputes the gold dates they touch: for the
+fact table, the dates of the rows that changed; for a joined table, the dates of the facts that reference a
+changed key. When the recorded version can no longer be read (vacuumed), every date is recomputed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakehouse.specs import Catalog
+from lakehouse.specs.aggregation import AggregationSpec
+from lakehouse.tables.engine import HistoryEntry, TableEngine
+
+SCHEMA = T.StructType([
+    T.StructField("aggregation", T.StringType()),
+    T.StructField("dataset", T.StringType()),  # a silver table the gold table reads
+    T.StructField("version", T.LongType()),  # its version when the gold table was last built
+    T.StructField("run_id", T.StringType()),
+    T.StructField("recorded_at", T.TimestampType()),
+])
+RUN_TAG = re.compile(r"^\d{8}-\d{8}T\d{6}-[0-9a-f]{8}$")  # the pipeline's run ids (pipeline/job.py new_run_id)
+NO_DATA_CHANGE = {"OPTIMIZE", "VACUUM START", "VACUUM END"}
+
+
+@dataclass
+class Drift:
+    """What changed in a gold table's inputs outside the pipeline's runs: the dates to recompute (None: every
+    date), and why, one line per input."""
+
+    dates: set[dt.date] | None = field(default_factory=set)
+    reasons: list[str] = field(default_factory=list)
+
+
+def inputs(spec: AggregationSpec) -> list[str]:
+    return [spec.source_dataset, *[j.dataset for j in spec.joins if j.dataset != spec.source_dataset]]
+
+
+def recorded(engine: TableEngine) -> dict[tuple[str, str], int]:
+    """(aggregation, dataset) -> the version of the dataset's silver table its gold table was last built from."""
+    table = engine.read_or_none(engine.layout.meta("gold_inputs"))
+    if table is None:
+        return {}
+    return recorded_from([r.asDict() for r in table.collect()])
+
+
+def current(engine: TableEngine, spec: AggregationSpec) -> dict[str, int]:
+    """dataset -> the current version of its silver table (tables that do not exist are left out)."""
+    versions = {name: engine.version(engine.layout.silver(name)) for name in inputs(spec)}
+    return {name: v for name, v in versions.items() if v is not None}
+
+
+def record(engine: TableEngine, run_id: str, spec: AggregationSpec, versions: dict[str, int],
+           before: dict[tuple[str, str], int]) -> None:
+    """The input versions `spec`'s gold table was just built from, when they differ from those recorded."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = [{"aggregation": spec.name, "dataset": name, "version": version, "run_id": run_id, "recorded_at": now}
+            for name, version in sorted(versions.items()) if before.get((spec.name, name)) != version]
+    if rows:
+        engine.append_rows(rows, SCHEMA, engine.layout.meta("gold_inputs"))
+
+
+def stale(engine: TableEngine, catalog: Catalog, before: dict[tuple[str, str], int]) -> list[str]:
+    """For each gold table whose inputs changed outside a run since it was built, one line naming them (the
+    tables' logs only, no data read)."""
+    lake = engine.layout
+    return stale_lines(catalog, before, lambda name: engine.version(lake.silver(name)),
+                       lambda name, n: engine.history(lake.silver(name), n))
+
+
+def stale_lines(catalog: Catalog, before: dict[tuple[str, str], int], version_of: Callable[[str], int | None],
+                history_of: Callable[[str, int], list[HistoryEntry]]) -> list[str]:
+    """`stale` over any reader of the silver tables' logs: the engine, or the lake view (`plan`, no JVM)."""
+    out = []
+    for spec in catalog.aggregations.values():
+        for name in inputs(spec):
+            since, now = before.get((spec.name, name)), version_of(name)
+            if since is not None and now is not None and since != now:
+                foreign = _foreign(history_of(name, now - since), since, now)
+                if foreign:
+                    out.append(f"gold table {spec.name}: silver/{name} changed outside a run ({', '.join(foreign)})")
+    return out
+
+
+def recorded_from(rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """`recorded` from the rows of `_meta/gold_inputs` read without Spark."""
+    return {(r["aggregation"], r["dataset"]): int(r["version"])
+            for r in sorted(rows, key=lambda r: r["recorded_at"])}
+
+
+def every_date(engine: TableEngine, spec: AggregationSpec) -> set[dt.date]:
+    """The dates the gold table holds or its fact table could give it."""
+    dates: set[dt.date] = set()
+    for path in (engine.layout.silver(spec.source_dataset), engine.layout.gold(spec.name)):
+        table = engine.read_or_none(path)
+        if table is not None and spec.date_column in table.columns:
+            dates |= {r[0] for r in table.select(spec.date_column).distinct().collect() if r[0] is not None}
+    return dates
+
+
+def foreign_commits(engine: TableEngine, path: str, since: int, now: int) -> list[str]:
+    """The commits after version `since` up to `now` that changed data and are not a pipeline run's, as
+    'version N: OPERATION'."""
+    return _foreign(engine.history(path, now - since), since, now)
+
+
+def _foreign(entries: list[HistoryEntry], since: int, now: int) -> list[str]:
+    return [f"version {h.version}: {h.operation}" for h in sorted(entries, key=lambda h: h.version)
+            if since < h.version <= now and not (h.tag and RUN_TAG.match(h.tag))
+            and h.operation.upper() not in NO_DATA_CHANGE]
+
+
+def drift(engine: TableEngine, catalog: Catalog, spec: AggregationSpec, before: dict[tuple[str, str], int]
+          ) -> Drift:
+    """The gold dates of `spec` that changes to its inputs outside the pipeline's runs ask to recompute."""
+    out = Drift()
+    lake = engine.layout
+    for name, now in current(engine, spec).items():
+        since = before.get((spec.name, name))
+        if since is None or since == now:
+            continue
+        path = lake.silver(name)
+        foreign = foreign_commits(engine, path, since, now)
+        if not foreign:
+            continue
+        changed = _changed_rows(engine, path, since)
+        if changed is None:
+            out.dates = None
+            out.reasons.append(f"silver/{name} changed outside a run ({', '.join(foreign)}) and version {since} "
+                               "can no longer be read: every date")
+            continue
+        if name == spec.source_dataset:
+            dates = {r[0] for r in changed.select(spec.date_column).distinct().collect() if r[0] is not None}
+        else:
+            on = next(j.on for j in spec.joins if j.dataset == name)
+            fact = engine.read_or_none(lake.silver(spec.source_dataset))
+            dates = set() if fact is None else {
+                r[0] for r in fact.join(changed.select(*on).distinct(), on, "left_semi")
+                .select(spec.date_column).distinct().collect() if r[0] is not None}
+        out.reasons.append(f"silver/{name} changed outside a run ({', '.join(foreign)}): {len(dates)} date(s)")
+        if out.dates is not None:
+            out.dates |= dates
+    return out
+
+
+def _changed_rows(engine: TableEngine, path: str, since: int) -> DataFrame | None:
+    """Rows that differ between version `since` of a silver table and its current version (either side), by
+    the columns the row hash covers; None when version `since` cannot be read."""
+    try:
+        old = engine.read(path, version=since)
+        old.limit(1).collect()  # a vacuumed version fails here, not later inside a join
+    except Exception:  # a version gone (vacuumed) is answered by recomputing every date
+        return None
+    new = engine.read(path)
+    columns = [c for c in old.columns if c in new.columns and (not c.startswith("_") or c == "_row_hash")]
+    keep: list[Any] = [F.col(c) for c in columns]
+    old, new = old.select(*keep), new.select(*keep)
+    return old.exceptAll(new).unionByName(new.exceptAll(old))

@@ -1,0 +1,125 @@
+"""Gold follows its inputs: a silver table changed outside a run (a restore, a DELETE or UPDATE by hand) is seen
+by the next `--pending`, which recomputes the gold dates the change touches; gold then equals a gold table built
+afresh from the same silver. Maintenance that changes no data (OPTIMIZE) asks for nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import deltalake
+import pytest
+
+from lakehouse.cli import main
+from lakehouse.pipeline.gold import recompute
+from lakehouse.pipeline.gold_inputs import every_date
+from lakehouse.pipeline.job import DailyJob
+from lakehouse.sample.retail import RetailGenerator
+from lakehouse.specs import load_catalog
+from lakehouse.tables import select_engine
+from lakehouse.tables.paths import LakeLayout
+from tests.lake_rows import lake_rows
+from tests.test_incremental import mini_conf
+
+END = dt.date(2024, 6, 3)
+DAYS = [END - dt.timedelta(days=2), END - dt.timedelta(days=1), END]
+
+
+@pytest.fixture
+def lake(spark, tmp_path):
+    root = tmp_path / "lake"
+    RetailGenerator(root, days=3, rows_per_day=120, seed=23, end_date=END, products=20, customers=30).write()
+    conf = mini_conf(tmp_path)
+    job = DailyJob(select_engine(spark, LakeLayout(str(root)), "rust"), load_catalog(conf))
+    assert not any(r.failed for r in job.run_pending())
+    return root, conf, job
+
+
+def gold_from_scratch(spark, root: Path, conf: Path, where: Path) -> dict[str, list[str]]:
+    """The gold tables built afresh from the lake's silver as it is now: on a copy without gold, every date its
+    silver holds aggregated anew (no raw file read)."""
+    shutil.copytree(root, where)
+    shutil.rmtree(where / "gold")
+    engine = select_engine(spark, LakeLayout(str(where)), "rust")
+    for agg in load_catalog(conf).aggregations.values():
+        recompute(engine, agg, sorted(every_date(engine, agg)), END, "scratch")
+    return {t: [r.replace(str(where), str(root)) for r in rows] for t, rows in lake_rows(where, ("gold",)).items()}
+
+
+def gold_of(root: Path) -> dict[str, list[str]]:
+    return lake_rows(root, ("gold",))
+
+
+def notes(results) -> str:
+    return "\n".join(n for r in results for n in r.notes)
+
+
+def test_a_row_deleted_from_silver_by_hand_reaches_gold(spark, lake, tmp_path, capsys):
+    root, conf, job = lake
+    sales = deltalake.DeltaTable(str(root / "silver/sales"))
+    day = DAYS[1]
+    (victim,) = [r["transaction_id"] for r in sales.to_pyarrow_table().to_pylist()
+                 if r["transaction_date"] == day][:1]
+    gold_before = gold_of(root)
+    sales.delete(f"transaction_id = '{victim}'")
+    assert main(["plan", "--pending", "--lake-root", str(root), "--conf-dir", str(conf), "--engine", "rust"]) == 0
+    plan = capsys.readouterr().out
+    assert "gold table daily_sales_summary: silver/sales changed outside a run (version" in plan, plan
+    assert "DELETE" in plan and "nothing pending" not in plan, plan
+    results = job.run_pending()
+    assert not any(r.failed for r in results)
+    assert "silver/sales changed outside a run (version" in notes(results) and "DELETE" in notes(results)
+    assert [g.dates for r in results for g in r.golds if g.table == "daily_sales_summary"] == [[day]]
+    assert gold_of(root) != gold_before
+    assert gold_of(root) == gold_from_scratch(spark, root, conf, tmp_path / "scratch")
+    assert job.run_pending() == []  # settled: nothing pending any more
+
+
+def test_a_dimension_updated_by_hand_recomputes_the_dates_that_reference_it(spark, lake, tmp_path):
+    root, conf, job = lake
+    products = deltalake.DeltaTable(str(root / "silver/products"))
+    sales = deltalake.DeltaTable(str(root / "silver/sales")).to_pyarrow_table().to_pylist()
+    product = sales[0]["product_id"]
+    products.update(predicate=f"product_id = '{product}'", updates={"category": "'Relabelled'"})
+    results = job.run_pending()
+    expected = sorted({r["transaction_date"] for r in sales if r["product_id"] == product})
+    assert [g.dates for r in results for g in r.golds if g.table == "daily_sales_summary"] == [expected]
+    assert "silver/products changed outside a run" in notes(results)
+    assert any('"category": "Relabelled"' in row for row in gold_of(root)["gold/daily_sales_summary"])
+    assert gold_of(root) == gold_from_scratch(spark, root, conf, tmp_path / "scratch")
+
+
+def test_restore_of_silver_then_pending_leaves_gold_consistent(spark, lake, tmp_path):
+    """A changed raw file reloads day 3 (silver and gold move on); silver is then restored to the version before:
+    the next `--pending` brings gold back in line with it."""
+    root, conf, job = lake
+    args = ["--lake-root", str(root), "--conf-dir", str(conf), "--engine", "rust"]
+    good = deltalake.DeltaTable(str(root / "silver/sales")).version()
+    gold_good = gold_of(root)
+    raw = root / f"raw/sales/date={END}/sales.csv"
+    lines = raw.read_text(encoding="latin-1").splitlines()
+    header = lines[0].split(",")
+    for i in range(1, 6):
+        cells = lines[i].split(",")
+        cells[header.index("quantity")] = "97"
+        lines[i] = ",".join(cells)
+    raw.write_text("\n".join(lines) + "\n", encoding="latin-1")
+    assert not any(r.failed for r in job.run_pending())
+    assert gold_of(root) != gold_good
+    assert main(["restore", "silver/sales", "--to-version", str(good), *args]) == 0
+    results = job.run_pending()
+    assert "RESTORE" in notes(results), notes(results)
+    assert [g.dates for r in results for g in r.golds if g.table == "daily_sales_summary"] == [[END]]
+    assert gold_of(root) == gold_good
+    assert gold_of(root) == gold_from_scratch(spark, root, conf, tmp_path / "scratch")
+    assert job.run_pending() == []
+
+
+def test_compaction_of_silver_asks_for_nothing(lake):
+    root, conf, job = lake
+    args = ["--lake-root", str(root), "--conf-dir", str(conf), "--engine", "rust"]
+    versions = {t: deltalake.DeltaTable(str(root / t)).version() for t in ("gold/daily_sales_summary",)}
+    assert main(["optimize", *args]) == 0
+    assert job.run_pending() == []
+    assert {t: deltalake.DeltaTable(str(root / t)).version() for t in versions} == versions
