@@ -4,8 +4,8 @@ concurrent runs, and a dataset defined in YAML only."""
 from __future__ import annotations
 
 import collections
-import os
 import datetime as dt
+import os
 import shutil
 import textwrap
 import threading
