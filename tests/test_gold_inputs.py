@@ -123,3 +123,60 @@ def test_compaction_of_silver_asks_for_nothing(lake):
     assert main(["optimize", *args]) == 0
     assert job.run_pending() == []
     assert {t: deltalake.DeltaTable(str(root / t)).version() for t in versions} == versions
+
+
+def test_the_rollback_recipe_of_the_deploy_guide(spark, lake, tmp_path, capsys):
+    """docs/deploy.md's "Roll back a bad day", run as written (the version it names replaced by the lake's last good
+    one): silver back to that version, gold equal to a gold table built afresh from it."""
+    import re
+    import shlex
+
+    root, conf, job = lake
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "deploy.md").read_text()
+    section = guide[guide.index("## 7. Roll back"):]
+    block = section[section.index("```bash") + len("```bash"):section.index("```", section.index("```bash") + 7)]
+    commands = [shlex.split(line.split("#")[0]) for line in block.strip().splitlines()]
+    assert [c[:2] for c in commands] == [["lakehouse", "history"], ["lakehouse", "read"],
+                                         ["lakehouse", "restore"], ["lakehouse", "run"]]
+    good = deltalake.DeltaTable(str(root / "silver/sales")).version()
+    named = {re.sub(r"\D", "", w) for c in commands for w in c if re.fullmatch(r"\d+", w) and w != "10"}
+    # a bad load: rows of day 3 changed at the source
+    raw = root / f"raw/sales/date={END}/sales.csv"
+    text = raw.read_text(encoding="latin-1").splitlines()
+    cells = text[1].split(",")
+    cells[4] = "55"
+    raw.write_text("\n".join([text[0], ",".join(cells), *text[2:]]) + "\n", encoding="latin-1")
+    assert not any(r.failed for r in job.run_pending())
+    assert deltalake.DeltaTable(str(root / "silver/sales")).version() > good
+    args = ["--lake-root", str(root), "--conf-dir", str(conf), "--engine", "rust"]
+    for command in commands:
+        argv = [str(good) if w in named else w for w in command[1:]]
+        assert main([*argv, *args]) == 0, argv
+    capsys.readouterr()
+    silver = deltalake.DeltaTable(str(root / "silver/sales"))
+    assert silver.to_pyarrow_table().sort_by("transaction_id") == \
+        deltalake.DeltaTable(str(root / "silver/sales"), version=good).to_pyarrow_table().sort_by("transaction_id")
+    assert gold_of(root) == gold_from_scratch(spark, root, conf, tmp_path / "scratch")
+
+
+@pytest.mark.jvm
+def test_the_jvm_engine_follows_a_delete_made_with_spark_sql(spark, tmp_path):
+    """The production engine: a lake it loaded, a row deleted from silver with Spark SQL (an untagged commit),
+    then `--pending`: gold recomputed for that date, equal to gold built afresh from silver."""
+    from tests.conftest import require_jvm
+
+    require_jvm(spark)
+    root = tmp_path / "lake"
+    RetailGenerator(root, days=3, rows_per_day=120, seed=23, end_date=END, products=20, customers=30).write()
+    conf = mini_conf(tmp_path)
+    job = DailyJob(select_engine(spark, LakeLayout(str(root)), "jvm"), load_catalog(conf))
+    assert not any(r.failed for r in job.run_pending())
+    day = DAYS[0]
+    victim = spark.read.format("delta").load(str(root / "silver/sales")) \
+        .where(f"transaction_date = '{day}'").orderBy("transaction_id").first()["transaction_id"]
+    spark.sql(f"DELETE FROM delta.`{root / 'silver/sales'}` WHERE transaction_id = '{victim}'")
+    results = job.run_pending()
+    assert "DELETE" in notes(results), notes(results)
+    assert [g.dates for r in results for g in r.golds if g.table == "daily_sales_summary"] == [[day]]
+    assert gold_of(root) == gold_from_scratch(spark, root, conf, tmp_path / "scratch")
+    assert job.run_pending() == []
