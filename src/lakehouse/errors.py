@@ -147,8 +147,9 @@ _ENV_TEXT = (
     ("connection refused", "connection refused"), ("connection reset", "connection reset"),
     ("broken pipe", "connection reset"), ("connection closed before message completed", "connection reset"),
     ("error sending request", "connection failed"), ("incompletemessage", "connection reset"), ("slowdown", "S3 throttling (SlowDown)"),
-    ("service unavailable", "service unavailable (503)"), ("internalerror", "S3 internal error (500)"),
-    ("we encountered an internal error", "S3 internal error (500)"), ("outofmemoryerror", "out of memory"),
+    ("service unavailable", "service unavailable (503)"), ("(internalerror)", "S3 internal error (500)"),
+    ("we encountered an internal error", "S3 internal error (500)"),
+    ("500 internal server error", "S3 internal error (500)"), ("outofmemoryerror", "out of memory"),
     ("java gateway process exited", "the Spark JVM died"), ("answer from java side is empty", "the Spark JVM died"),
     ("error while sending or receiving", "the Spark JVM died"),
 )
@@ -197,15 +198,14 @@ def environment_cause(exc: BaseException) -> str | None:
 
 
 def _java_error(exc: BaseException) -> bool:
-    """A java.lang.Error among the Java causes (a class or library that failed to load, memory): never a file's
-    bytes, except a StackOverflowError, which deeply nested input can cause."""
+    """A java.lang.LinkageError among the Java causes (a class or native library that failed to load or to
+    initialise): never a file's bytes. Other Errors can be (a corrupt page can raise an InternalError from an
+    unsafe memory access, deeply nested input a StackOverflowError)."""
     for throwable in java_causes(exc):
         try:
             cls = throwable.getClass()
-            if str(cls.getName()) == "java.lang.StackOverflowError":
-                return False
             while cls is not None:
-                if str(cls.getName()) == "java.lang.Error":
+                if str(cls.getName()) == "java.lang.LinkageError":
                     return True
                 cls = cls.getSuperclass()
         except Exception:
