@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 # the lake's own bookkeeping, kept and maintained like every other table
-META_TABLES = ("runs", "quality", "ingested_files", "rejected_files", "gold_pending")
+META_TABLES = ("runs", "quality", "ingested_files", "rejected_files", "gold_pending", "gold_inputs")
 
 
 def build_engine(settings: Settings, app_name: str = "lakehouse", spark: SparkSession | None = None,
