@@ -14,8 +14,8 @@ import sys
 import pytest
 
 from lakehouse.sample.retail import RetailGenerator
-from lakehouse.tables.view import LakeView
 from tests.conftest import CONF
+from tests.lake_rows import LAYERS, lake_rows
 
 pytestmark = pytest.mark.cluster
 
@@ -23,9 +23,6 @@ END = dt.date(2024, 7, 2)
 TABLES = [f"{layer}/{name}" for name in ("campaigns", "customers", "products", "inventory", "sales")
           for layer in ("bronze", "silver", "quarantine")] + [
     "gold/daily_sales_summary", "gold/daily_inventory_movement", "_meta/ingested_files", "_meta/quality"]
-# what names a run, a moment or the lake's own folder
-VOLATILE = {"_run_id", "run_id", "_ingested_at", "recorded_at", "rejected_at", "quarantined_at", "_source_file",
-            "source_file", "path"}
 
 
 def _run(root, master: str) -> str:
@@ -39,9 +36,8 @@ def _run(root, master: str) -> str:
 
 
 def _contents(root) -> dict[str, list[str]]:
-    view = LakeView(str(root))
-    return {t: sorted(json.dumps({k: v for k, v in r.items() if k not in VOLATILE}, sort_keys=True, default=str)
-                      for r in view.read(t).to_pylist()) for t in TABLES}
+    rows = lake_rows(root, LAYERS)
+    return {t: rows[t] for t in TABLES}
 
 
 def test_two_executor_jvms_write_what_one_jvm_writes(tmp_path):
