@@ -11,11 +11,15 @@ from pathlib import Path
 import deltalake
 import pytest
 
+from lakehouse import report
+from lakehouse.api import Lakehouse
 from lakehouse.cli import main
+from lakehouse.pipeline import pending_gold
 from lakehouse.pipeline.gold import recompute
 from lakehouse.pipeline.gold_inputs import every_date
 from lakehouse.pipeline.job import DailyJob
 from lakehouse.sample.retail import RetailGenerator
+from lakehouse.settings import Settings
 from lakehouse.specs import load_catalog
 from lakehouse.tables import select_engine
 from lakehouse.tables.paths import LakeLayout
@@ -63,10 +67,17 @@ def test_a_row_deleted_from_silver_by_hand_reaches_gold(spark, lake, tmp_path, c
                  if r["transaction_date"] == day][:1]
     gold_before = gold_of(root)
     sales.delete(f"transaction_id = '{victim}'")
-    assert main(["plan", "--pending", "--lake-root", str(root), "--conf-dir", str(conf), "--engine", "rust"]) == 0
+    args = ["--lake-root", str(root), "--conf-dir", str(conf), "--engine", "rust"]
+    assert main(["plan", "--pending", *args]) == 0  # from the tables' logs, no Spark
     plan = capsys.readouterr().out
-    assert "gold table daily_sales_summary: silver/sales changed outside a run (version" in plan, plan
-    assert "DELETE" in plan and "nothing pending" not in plan, plan
+    gold = root / "gold" / "daily_sales_summary"
+    assert f"recompute {gold} for the dates the change touches (--gold-dates lists them): silver/sales changed " \
+           f"outside a run (version {sales.version()}: DELETE)" in plan, plan
+    assert "nothing pending" not in plan and "daily_inventory_movement" not in plan, plan
+    assert main(["plan", "--pending", "--gold-dates", *args]) == 0
+    plan = capsys.readouterr().out
+    assert f"recompute {gold} for 1 date(s): {day}: silver/sales changed outside a run (version " \
+           f"{sales.version()}: DELETE)" in plan, plan
     results = job.run_pending()
     assert not any(r.failed for r in results)
     assert "silver/sales changed outside a run (version" in notes(results) and "DELETE" in notes(results)
@@ -82,8 +93,12 @@ def test_a_dimension_updated_by_hand_recomputes_the_dates_that_reference_it(spar
     sales = deltalake.DeltaTable(str(root / "silver/sales")).to_pyarrow_table().to_pylist()
     product = sales[0]["product_id"]
     products.update(predicate=f"product_id = '{product}'", updates={"category": "'Relabelled'"})
-    results = job.run_pending()
     expected = sorted({r["transaction_date"] for r in sales if r["product_id"] == product})
+    lake_api = Lakehouse(Settings(lake_root=str(root), engine="rust", conf_dir=str(conf)), engine=job.engine)
+    plan = report.plan_text(lake_api.plan(pending=True, gold_dates=True))
+    assert f"for {len(expected)} date(s): {', '.join(map(str, expected))}: silver/products changed outside a run " \
+           f"(version {products.version()}: UPDATE)" in plan, plan
+    results = job.run_pending()
     assert [g.dates for r in results for g in r.golds if g.table == "daily_sales_summary"] == [expected]
     assert "silver/products changed outside a run" in notes(results)
     assert any('"category": "Relabelled"' in row for row in gold_of(root)["gold/daily_sales_summary"])
@@ -114,6 +129,20 @@ def test_restore_of_silver_then_pending_leaves_gold_consistent(spark, lake, tmp_
     assert gold_of(root) == gold_good
     assert gold_of(root) == gold_from_scratch(spark, root, conf, tmp_path / "scratch")
     assert job.run_pending() == []
+
+
+def test_plan_names_the_dates_a_stopped_run_owes_gold(spark, lake):
+    """A run that changed silver and stopped before its gold stage owes gold dates (`_meta/gold_pending`): the
+    plan names them and the run that owes them, and the next `--pending` settles them."""
+    root, conf, job = lake
+    pending_gold.record(job.engine, "20240603-stopped", {"daily_sales_summary": DAYS[:2]})
+    lake_api = Lakehouse(Settings(lake_root=str(root), engine="rust", conf_dir=str(conf)), engine=job.engine)
+    plan = report.plan_text(lake_api.plan(pending=True))
+    assert f"recompute {root / 'gold' / 'daily_sales_summary'} for 2 date(s): {DAYS[0]}, {DAYS[1]}: owed by " \
+           "run(s) 20240603-stopped, stopped before gold" in plan, plan
+    results = job.run_pending()
+    assert [g.dates for r in results for g in r.golds if g.table == "daily_sales_summary"] == [DAYS[:2]]
+    assert "nothing pending" in report.plan_text(lake_api.plan(pending=True))
 
 
 def test_compaction_of_silver_asks_for_nothing(lake):

@@ -181,7 +181,7 @@ class Lakehouse:
         from lakehouse.pipeline.plan import Planner
 
         engine_name = self.engine.name if gold_dates or self._engine is not None else self.settings.engine
-        planner = Planner(self.catalog, self.layout, engine_name, self.spark if gold_dates else None)
+        planner = Planner(self.catalog, self.layout, engine_name, self.engine if gold_dates else None)
         if pending:
             return planner.pending(latest_of(self.view.meta_rows("ingested_files")), look_back(look_back_days))
         return planner.run_date(run_date or default_run_date())

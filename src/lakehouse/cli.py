@@ -78,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --pending: only raw partitions dated at most N days before today, UTC (the "
                           "nightly schedule uses 7)")
     run.add_argument("--reload", nargs="*", metavar="DATASET",
-                     help="with --date or --start/--end: read the dates' raw files again as if they were new (every "
-                          "dataset, or the ones named); what did not change changes no silver or gold table")
+                     help="with --date or --start/--end: take the dates' raw files again (every dataset, or the ones "
+                          "named), judged by content alone and with rejected files retried; what did not change "
+                          "writes no new table version, what did lands")
     run.add_argument("--full-refresh", action="store_true",
                      help="rebuild silver and gold from bronze for the dates given (or everything); raw files "
                           "are not read and bronze is not touched")

@@ -14,7 +14,7 @@ import pyarrow as pa
 from lakehouse.api import MaintenanceResult, RunDetail, RunSummary
 from lakehouse.landing import LandResult
 from lakehouse.pipeline.job import DayResult
-from lakehouse.pipeline.plan import DatasetPlan, Plan
+from lakehouse.pipeline.plan import DatasetPlan, GoldRecompute, Plan
 from lakehouse.specs import Catalog
 from lakehouse.tables.engine import HistoryEntry
 
@@ -191,13 +191,22 @@ def _dataset_plan_lines(d: DatasetPlan) -> list[str]:
     return lines
 
 
+def _gold_line(g: GoldRecompute) -> str:
+    if g.dates is None:
+        return f"  recompute {g.table} for every date: {g.why}"
+    if not g.known:
+        return f"  recompute {g.table} for the dates the change touches (--gold-dates lists them): {g.why}"
+    shown = ", ".join(str(d) for d in g.dates) or "none"
+    return f"  recompute {g.table} for {len(g.dates)} date(s): {shown}: {g.why}"
+
+
 def plan_text(plan: Plan) -> str:
     """What a run would read and write, dataset by dataset."""
     what = f"run date {plan.run_date}" if plan.run_date else "--pending"
     lines = [f"plan for {what} (engine {plan.engine}, lake {plan.lake}); nothing is written"]
-    if plan.run_date is None and not plan.days and not plan.gold_drift:
+    if plan.run_date is None and not plan.days and not plan.gold:
         lines.append("  nothing pending: every raw file is ingested and unchanged")
-    lines += [f"  {line}: the gold dates those changes touch will be recomputed" for line in plan.gold_drift]
+    lines += [_gold_line(g) for g in plan.gold]
     for day, datasets in plan.days:
         if plan.run_date is None:
             lines.append(f" run date {day}:")

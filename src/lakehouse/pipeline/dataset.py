@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyspark import StorageLevel
@@ -36,7 +36,7 @@ from lakehouse.rules.cleaning import clean, superseded
 from lakehouse.rules.conform import conform
 from lakehouse.rules.failures import RESCUED
 from lakehouse.session import evaluation_for
-from lakehouse.sources.files import RawDay, discover
+from lakehouse.sources.files import RawDay, discover, with_checksum
 from lakehouse.sources.reader import LINEAGE, new_columns
 from lakehouse.specs import models as m
 from lakehouse.sql import column
@@ -58,7 +58,7 @@ class DatasetLoad:
 
     def __init__(self, engine: TableEngine, spec: m.DatasetSpec, run_ids: dict[dt.date, str],
                  ingested_at: dt.datetime, gold_dates: dict[str, str], from_bronze: bool = False,
-                 ingested_state: dict[tuple[str, str], dict[str, Any]] | None = None) -> None:
+                 ingested_state: dict[tuple[str, str], dict[str, Any]] | None = None, reload: bool = False) -> None:
         self.engine = engine
         self.spark = engine.spark
         self.lake = engine.layout
@@ -72,6 +72,7 @@ class DatasetLoad:
         self.from_bronze = from_bronze
         # the ingested-file log's latest row per file of these raw days (read once per batch by the job)
         self.ingested_state = ingested_state or {}
+        self.reload = reload  # a forced reload: a file is the same only by its content, a rejected one is retried
         self.outcomes = {d: DatasetOutcome(spec.name, d) for d in self.dates}
         self.loaded: list[dt.date] = []  # the days whose rows were checked
         self.shared = DatasetOutcome(spec.name, self.dates[-1])  # times the stages the days share
@@ -207,8 +208,8 @@ class DatasetLoad:
         current = reuse.load_state(self.engine, self.spec) if bronze_exists else None
         for day, found in found_days.items():
             out = self.outcomes[day]
-            known = ingested.unchanged_since_ingest(self.ingested_state, self.spec.name, found.files) \
-                if bronze_exists else None
+            known = ingested.unchanged_since_ingest(self.ingested_state, self.spec.name, found.files,
+                                                    self.reload) if bronze_exists else None
             if known is not None:
                 # the same bytes are in bronze already: rebuild silver from there, do not parse them again
                 out.raw_files, out.rejected, out.bronze_reused = known.read, known.rejected, True
@@ -219,6 +220,8 @@ class DatasetLoad:
                 to_load.append(found)
         if not to_load:
             return loaded
+        with self.timed("read"):  # each file's digest, before its rows are read
+            to_load = [replace(found, files=[with_checksum(f) for f in found.files]) for found in to_load]
         with self.timed("bronze"):
             written = load_bronze_days(self.engine, self.spec, to_load, self.run_ids, self.ingested_at,
                                        self.staging("raw"))

@@ -38,13 +38,43 @@ RUN_TAG = re.compile(r"^\d{8}-\d{8}T\d{6}-[0-9a-f]{8}$")  # the pipeline's run i
 NO_DATA_CHANGE = {"OPTIMIZE", "VACUUM START", "VACUUM END"}
 
 
+@dataclass(frozen=True)
+class InputChange:
+    """One silver table a gold table reads, changed outside the pipeline's runs since the gold table was built:
+    the commits that did it, and the gold dates they touch (None: every date; an empty set: none known yet)."""
+
+    aggregation: str
+    dataset: str
+    commits: list[str]  # 'version N: OPERATION'
+    dates: set[dt.date] | None = field(default_factory=set)
+    vacuumed: int | None = None  # the recorded version, when it can no longer be read
+
+    @property
+    def why(self) -> str:
+        gone = f"; version {self.vacuumed} can no longer be read" if self.vacuumed is not None else ""
+        return f"silver/{self.dataset} changed outside a run ({', '.join(self.commits)}{gone})"
+
+    @property
+    def reason(self) -> str:
+        return f"{self.why}: {'every date' if self.dates is None else f'{len(self.dates)} date(s)'}"
+
+
 @dataclass
 class Drift:
-    """What changed in a gold table's inputs outside the pipeline's runs: the dates to recompute (None: every
-    date), and why, one line per input."""
+    """What changed in a gold table's inputs outside the pipeline's runs, one change per input."""
 
-    dates: set[dt.date] | None = field(default_factory=set)
-    reasons: list[str] = field(default_factory=list)
+    changes: list[InputChange] = field(default_factory=list)
+
+    @property
+    def dates(self) -> set[dt.date] | None:
+        """The dates to recompute (None: every date)."""
+        if any(c.dates is None for c in self.changes):
+            return None
+        return {d for c in self.changes for d in c.dates or ()}
+
+    @property
+    def reasons(self) -> list[str]:
+        return [c.reason for c in self.changes]
 
 
 def inputs(spec: AggregationSpec) -> list[str]:
@@ -75,16 +105,16 @@ def record(engine: TableEngine, run_id: str, spec: AggregationSpec, versions: di
         engine.append_rows(rows, SCHEMA, engine.layout.meta("gold_inputs"))
 
 
-def stale(engine: TableEngine, catalog: Catalog, before: dict[tuple[str, str], int]) -> list[str]:
-    """For each gold table whose inputs changed outside a run since it was built, one line naming them (the
-    tables' logs only, no data read)."""
+def stale(engine: TableEngine, catalog: Catalog, before: dict[tuple[str, str], int]) -> list[InputChange]:
+    """The inputs of each gold table changed outside a run since it was built (the tables' logs only, no data
+    read; the dates are not known yet)."""
     lake = engine.layout
-    return stale_lines(catalog, before, lambda name: engine.version(lake.silver(name)),
-                       lambda name, n: engine.history(lake.silver(name), n))
+    return stale_inputs(catalog, before, lambda name: engine.version(lake.silver(name)),
+                        lambda name, n: engine.history(lake.silver(name), n))
 
 
-def stale_lines(catalog: Catalog, before: dict[tuple[str, str], int], version_of: Callable[[str], int | None],
-                history_of: Callable[[str, int], list[HistoryEntry]]) -> list[str]:
+def stale_inputs(catalog: Catalog, before: dict[tuple[str, str], int], version_of: Callable[[str], int | None],
+                 history_of: Callable[[str, int], list[HistoryEntry]]) -> list[InputChange]:
     """`stale` over any reader of the silver tables' logs: the engine, or the lake view (`plan`, no JVM)."""
     out = []
     for spec in catalog.aggregations.values():
@@ -93,7 +123,7 @@ def stale_lines(catalog: Catalog, before: dict[tuple[str, str], int], version_of
             if since is not None and now is not None and since != now:
                 foreign = _foreign(history_of(name, now - since), since, now)
                 if foreign:
-                    out.append(f"gold table {spec.name}: silver/{name} changed outside a run ({', '.join(foreign)})")
+                    out.append(InputChange(spec.name, name, foreign))
     return out
 
 
@@ -140,9 +170,7 @@ def drift(engine: TableEngine, catalog: Catalog, spec: AggregationSpec, before: 
             continue
         changed = _changed_rows(engine, path, since)
         if changed is None:
-            out.dates = None
-            out.reasons.append(f"silver/{name} changed outside a run ({', '.join(foreign)}) and version {since} "
-                               "can no longer be read: every date")
+            out.changes.append(InputChange(spec.name, name, foreign, None, since))
             continue
         if name == spec.source_dataset:
             dates = {r[0] for r in changed.select(spec.date_column).distinct().collect() if r[0] is not None}
@@ -152,9 +180,7 @@ def drift(engine: TableEngine, catalog: Catalog, spec: AggregationSpec, before: 
             dates = set() if fact is None else {
                 r[0] for r in fact.join(changed.select(*on).distinct(), on, "left_semi")
                 .select(spec.date_column).distinct().collect() if r[0] is not None}
-        out.reasons.append(f"silver/{name} changed outside a run ({', '.join(foreign)}): {len(dates)} date(s)")
-        if out.dates is not None:
-            out.dates |= dates
+        out.changes.append(InputChange(spec.name, name, foreign, dates))
     return out
 
 

@@ -1,19 +1,19 @@
-"""The ingested-file log (`_meta/ingested_files`): which raw file was loaded, with which size and modification
-time. `--pending` compares the raw zone with it: new or changed files make their partition pending, and files
+"""The ingested-file log (`_meta/ingested_files`): which raw file was loaded, with which size, modification time,
+store fingerprint (ETag, or inode and change time) and content digest. `--pending` compares the raw zone with it: new or changed files make their partition pending, and files
 that disappeared upstream are reported (their rows stay in the tables; deleting data is a human decision)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pyspark.sql import DataFrame, Row, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.sources.files import RawFile, list_raw
+from lakehouse.sources.files import RawFile, content_checksum, is_local, list_raw
 from lakehouse.sources.probe import Rejection
 from lakehouse.specs import Catalog
 from lakehouse.specs.models import DatasetSpec
@@ -35,6 +35,8 @@ SCHEMA = T.StructType([
     T.StructField("etag", T.StringType()),
     # what the load depended on besides the files (pipeline.reuse): the same files and state need no new load
     T.StructField("load_state", T.StringType()),
+    # a local file's content digest, taken before it was read (sources.files.content_checksum)
+    T.StructField("checksum", T.StringType()),
 ])
 
 
@@ -58,14 +60,27 @@ def _fingerprint(size: int, modified: dt.datetime | None) -> tuple[Any, ...]:
     return int(size), stamp.replace(microsecond=0) if stamp else None
 
 
-def unchanged(seen: dict[str, Any], f: RawFile) -> bool:
-    """Whether the file is as the log row `seen` recorded it: same size and ETag on object storage (a re-upload
-    of the same bytes is no change), same size and inode and change time on a local disk (a rewrite that keeps
-    the size and the modification time is a change), same size and modification time (to the second)
-    elsewhere, and for log rows written before fingerprints were kept."""
-    if seen.get("etag") and f.etag:
-        return int(seen["size"]) == int(f.size) and seen["etag"] == f.etag
-    return _fingerprint(seen["size"], seen["modified_at"]) == _fingerprint(f.size, f.mtime)
+def unchanged(seen: dict[str, Any], f: RawFile, by_content: bool = False) -> bool:
+    """Whether the file is as the log row `seen` recorded it.
+
+    On object storage: the same size and ETag (the store's name for the content; a re-upload of the same bytes is
+    no change). On a local disk: the same size, and the same inode and change time (cheap: no byte read; any write
+    moves the change time, also one that keeps the size and the modification time), or else the same content
+    digest (a copied raw zone, a touched file: read once to find it is the same). Log rows written before
+    fingerprints were kept compare size and modification time (to the second). With `by_content` (a forced
+    reload) only the content counts: the ETag, or the digest of the bytes read now."""
+    if int(seen["size"]) != int(f.size):
+        return False
+    if f.etag and not is_local(f.path):
+        return seen.get("etag") == f.etag
+    if not by_content:
+        if seen.get("etag") and f.etag:
+            if seen["etag"] == f.etag:
+                return True
+        elif _fingerprint(seen["size"], seen["modified_at"]) == _fingerprint(f.size, f.mtime):
+            return True
+    recorded = seen.get("checksum")
+    return bool(recorded) and content_checksum(f) == recorded
 
 
 def latest_state(engine: TableEngine, dataset: str | None, partition_dates: list[dt.date] | None = None
@@ -154,23 +169,24 @@ class Unchanged:
     rejected: list[Rejection]
 
 
-def unchanged_since_ingest(state: dict[tuple[str, str], dict[str, Any]], dataset: str, files: list[RawFile]
-                           ) -> Unchanged | None:
+def unchanged_since_ingest(state: dict[tuple[str, str], dict[str, Any]], dataset: str, files: list[RawFile],
+                           by_content: bool = False) -> Unchanged | None:
     """The raw columns the files were ingested with, when every file is exactly as last ingested or rejected (by
-    the log `state` from latest_state); else None."""
+    the log `state` from latest_state); else None. With `by_content` (a forced reload) a file counts as the same
+    only by its content, and a file rejected before is read again."""
     if not state or not files:
         return None
     out = Unchanged([], [], [])
     for f in files:
         seen = state.get((dataset, f.path))
-        if seen is None or not unchanged(seen, f):
+        if seen is None or not unchanged(seen, f, by_content):
             return None
-        if seen["status"] == "rejected":
+        if seen["status"] == "rejected" and not by_content:
             out.rejected.append(Rejection(f, seen.get("reason") or "rejected before"))
             continue
         if seen["status"] != "ingested" or seen["columns"] is None:
             return None
-        out.read.append(f)
+        out.read.append(replace(f, checksum=f.checksum or seen.get("checksum")))
         out.columns += [c for c in seen["columns"] if c not in out.columns]
     return out if out.read else None
 
@@ -200,7 +216,7 @@ def record(engine: TableEngine, dataset: str, loads: Sequence[Loaded]) -> None:
     rows = [{"dataset": dataset, "partition_date": load.day, "path": f.path, "size": int(f.size),
              "modified_at": _fingerprint(f.size, f.mtime)[1], "status": status, "reason": reason,
              "columns": load.columns if status == "ingested" else None, "run_id": load.run_id, "recorded_at": now,
-             "etag": f.etag, "load_state": load.load_state}
+             "etag": f.etag, "load_state": load.load_state, "checksum": f.checksum}
             for load in loads
             for f, status, reason in [(f, "ingested", None) for f in load.files]
             + [(r.file, "rejected", r.reason) for r in load.rejected]]
@@ -212,6 +228,7 @@ def record_deleted(engine: TableEngine, rows: list[dict[str, Any]], run_id: str)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     out = [{**{k: r[k] for k in ("dataset", "partition_date", "path", "size", "modified_at")},
             "status": "deleted", "reason": None, "columns": r.get("columns"), "run_id": run_id,
-            "recorded_at": now, "etag": r.get("etag"), "load_state": None} for r in rows]
+            "recorded_at": now, "etag": r.get("etag"), "load_state": None, "checksum": r.get("checksum")}
+           for r in rows]
     if out:
         engine.append_rows(out, SCHEMA, engine.layout.meta("ingested_files"))

@@ -138,7 +138,9 @@ class DailyJob:
 
     def run(self, dates: list[dt.date], reload: frozenset[str] | None = None) -> list[DayResult]:
         """`dates` in batches; with `reload` (dataset names, empty: every dataset) those datasets' raw files are
-        read again as if never ingested: what changed lands, what did not changes no silver or gold table."""
+        taken again, a file judged the same by its content alone (digest or ETag, not times) and a rejected one
+        read again: what changed lands; a day whose files and tables are as its last load left them is not
+        loaded again, one whose tables changed since is rebuilt from bronze (no new bronze version)."""
         self._reload = reload
         try:
             return self._days(dates)
@@ -247,7 +249,7 @@ class DailyJob:
                 continue
             reloaded = self._reload is not None and (not self._reload or spec.name in self._reload)
             outcomes, gold_dates = self.load_dataset(spec, {d: results[d].run_id for d in spec_days}, runs, started,
-                                                     from_bronze, {} if reloaded else state)
+                                                     from_bronze, state, reloaded)
             for day, outcome in sorted(outcomes.items()):
                 results[day].datasets.append(outcome)
             for agg, dates in gold_dates.items():
@@ -260,8 +262,8 @@ class DailyJob:
         return list(results.values())
 
     def load_dataset(self, spec: m.DatasetSpec, run_ids: dict[dt.date, str], runs: dict[dt.date, RunInfo],
-                     started: dt.datetime, from_bronze: bool, state: dict[tuple[str, str], dict[str, Any]]
-                     ) -> tuple[dict[dt.date, DatasetOutcome], dict[str, list[Any]]]:
+                     started: dt.datetime, from_bronze: bool, state: dict[tuple[str, str], dict[str, Any]],
+                     reload: bool = False) -> tuple[dict[dt.date, DatasetOutcome], dict[str, list[Any]]]:
         """One dataset over its run dates of the batch: its outcome per date, and aggregation -> the gold dates
         it touched."""
         lake = self.engine.layout
@@ -270,7 +272,7 @@ class DailyJob:
 
         def load() -> dict[dt.date, DatasetOutcome]:
             attempts.append(DatasetLoad(self.engine, spec, run_ids, started, date_columns, from_bronze=from_bronze,
-                                        ingested_state=state))
+                                        ingested_state=state, reload=reload))
             return attempts[-1].run()
 
         error: BaseException | None = None

@@ -13,7 +13,6 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.tables.engine import TableEngine
@@ -50,11 +49,18 @@ def owed(engine: TableEngine) -> dict[str, tuple[set[str], set[str]]]:
     table = engine.read_or_none(_path(engine))
     if table is None:
         return {}
-    done = table.where(F.col("status") == "done").select("run_id", "aggregation")
-    open_rows = (table.where(F.col("status") == "pending").join(done, ["run_id", "aggregation"], "left_anti")
-                 .select("run_id", "aggregation", "dates").collect())
+    return owed_from([r.asDict() for r in table.select("run_id", "aggregation", "dates", "status").collect()])
+
+
+def owed_from(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[set[str], set[str]]]:
+    """`owed` from the rows of `_meta/gold_pending` (read with Spark, or without it by `plan`): the dates of every
+    `pending` row whose run has no `done` row for the same gold table."""
+    rows = list(rows)
+    done = {(r["run_id"], r["aggregation"]) for r in rows if r["status"] == "done"}
     out: dict[str, tuple[set[str], set[str]]] = {}
-    for r in open_rows:
+    for r in rows:
+        if r["status"] != "pending" or (r["run_id"], r["aggregation"]) in done:
+            continue
         dates, runs = out.setdefault(r["aggregation"], (set(), set()))
         dates.update(r["dates"] or [])
         runs.add(r["run_id"])

@@ -22,6 +22,7 @@ from lakehouse.sources.files import RawDay, discover
 from lakehouse.sources.reader import DayReader
 from lakehouse.specs import Catalog
 from lakehouse.specs.models import DatasetSpec
+from lakehouse.tables.engine import TableEngine
 from lakehouse.tables.paths import LakeLayout, sweep
 
 
@@ -57,6 +58,16 @@ class DatasetPlan:
 
 
 @dataclass(frozen=True)
+class GoldRecompute:
+    """Dates a gold table will recompute whatever the raw zone holds, and why."""
+
+    table: str  # the gold table's path
+    why: str
+    dates: list[Any] | None  # None: every date
+    known: bool = True  # False: the dates need Spark (--gold-dates lists them)
+
+
+@dataclass(frozen=True)
 class Plan:
     """What a run would read and write; `run_date` None for --pending (then `days` may hold several)."""
 
@@ -66,8 +77,8 @@ class Plan:
     days: list[tuple[dt.date, list[DatasetPlan]]]
     deleted: list[dict[str, Any]] = field(default_factory=list)  # files gone upstream (--pending)
     invalid: dict[str, dict[str, str]] = field(default_factory=dict)  # dataset -> folders not a date -> why
-    # gold tables whose silver inputs changed outside a run since they were built, one line each (--pending)
-    gold_drift: list[str] = field(default_factory=list)
+    # gold dates to recompute besides those of the raw days: inputs changed outside a run, dates owed (--pending)
+    gold: list[GoldRecompute] = field(default_factory=list)
 
 
 class Planner:
@@ -75,8 +86,9 @@ class Planner:
     Spark session (`spark`), also the gold dates each day's rows hold (one read-only Spark job per dataset)."""
 
     def __init__(self, catalog: Catalog, layout: LakeLayout, engine_name: str,
-                 spark: SparkSession | None = None) -> None:
-        self.catalog, self.layout, self.engine_name, self.spark = catalog, layout, engine_name, spark
+                 engine: TableEngine | None = None) -> None:
+        self.catalog, self.layout, self.engine_name, self.engine = catalog, layout, engine_name, engine
+        self.spark: SparkSession | None = engine.spark if engine is not None else None
 
     def _dataset(self, spec: DatasetSpec, day: RawDay, changed: set[str] | None) -> DatasetPlan:
         lake = self.layout
@@ -109,14 +121,21 @@ class Planner:
         finally:
             sweep(self.layout.staging("plan"))
         return Plan(self.engine_name, self.layout.root, None, days, list(work.deleted), work.invalid,
-                    self._gold_drift())
+                    self._gold_recomputes())
 
-    def _gold_drift(self) -> list[str]:
+    def _gold_recomputes(self) -> list[GoldRecompute]:
+        """The gold dates owed by runs that stopped before their gold stage, and those that silver tables changed
+        outside a run ask for: named from the tables' logs without Spark, dated with it (--gold-dates)."""
         from lakehouse.errors import TableNotFound
-        from lakehouse.pipeline import gold_inputs
+        from lakehouse.pipeline import gold_inputs, pending_gold
         from lakehouse.tables.view import LakeView
 
         view = LakeView(self.layout.root)
+        lake = self.layout
+        out = [GoldRecompute(lake.gold(name), f"owed by run(s) {', '.join(sorted(runs))}, stopped before gold",
+                             sorted(dates))
+               for name, (dates, runs) in sorted(pending_gold.owed_from(view.meta_rows("gold_pending")).items())
+               if dates and name in self.catalog.aggregations]
 
         def version_of(name: str) -> int | None:
             try:
@@ -124,5 +143,12 @@ class Planner:
             except TableNotFound:
                 return None
 
-        return gold_inputs.stale_lines(self.catalog, gold_inputs.recorded_from(view.meta_rows("gold_inputs")),
-                                       version_of, lambda name, n: view.history(f"silver/{name}", n))
+        before = gold_inputs.recorded_from(view.meta_rows("gold_inputs"))
+        changes = gold_inputs.stale_inputs(self.catalog, before, version_of,
+                                           lambda name, n: view.history(f"silver/{name}", n))
+        if self.engine is not None and changes:
+            changes = [c for name in sorted({c.aggregation for c in changes})
+                       for c in gold_inputs.drift(self.engine, self.catalog, self.catalog.aggregations[name],
+                                                  before).changes]
+        return out + [GoldRecompute(lake.gold(c.aggregation), c.why, None if c.dates is None else sorted(c.dates),
+                                    known=self.engine is not None or c.dates is None) for c in changes]

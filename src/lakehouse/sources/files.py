@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
+import hashlib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow.fs as pafs
 
@@ -50,6 +52,9 @@ class RawFile:
     # the object's ETag on object storage (a content fingerprint); on a local disk the inode and change time
     # (local_fingerprint); None elsewhere
     etag: str | None = None
+    # a local file's content digest (content_checksum), taken before its rows are read; None on object storage,
+    # where the ETag names the content
+    checksum: str | None = None
 
 
 @dataclass
@@ -176,10 +181,41 @@ def local_fingerprint(st: os.stat_result) -> str:
     return f"ino{st.st_ino}-ctime{st.st_ctime_ns}"
 
 
+def is_local(path: str) -> bool:
+    return "://" not in path
+
+
+@functools.lru_cache(maxsize=65536)
+def _digest(path: str, size: int, fingerprint: str | None) -> str:
+    """The digest of the file at `path` as it is with `size` and `fingerprint` (one read per state of a file in a
+    process: the cache key moves with every write)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+
+
+def content_checksum(f: RawFile) -> str | None:
+    """A local file's content digest (BLAKE2b, 128 bits), or None where the store names content by ETag or the file
+    cannot be read now (then nothing is confirmed unchanged by it)."""
+    if f.checksum is not None:
+        return f.checksum
+    if not is_local(f.path):
+        return None
+    try:
+        return _digest(f.path, f.size, f.etag)
+    except OSError:
+        return None
+
+
+def with_checksum(f: RawFile) -> RawFile:
+    """`f` with its content digest, taken before its rows are read: a write after this moment makes the recorded
+    digest differ from the file, so the next run reads it again (never the other way round)."""
+    return f if f.checksum is not None or not is_local(f.path) else replace(f, checksum=content_checksum(f))
+
+
 def _walk(root: str) -> list[Found]:
     """(path relative to root, size, modification time, ETag) of every non-hidden file below `root`. On S3 the
     listing is paged through boto3, which also gives each object's ETag."""
-    if "://" not in root:
+    if is_local(root):
         base = os.path.abspath(root)
         if not os.path.isdir(base):
             return []
