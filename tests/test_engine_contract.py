@@ -88,6 +88,25 @@ def test_merge_replacing_sorts_new_changed_unchanged_and_stale_rows(spark, engin
     assert engine.version(path) == result.version
 
 
+def test_null_keys_match_null_keys_when_the_plan_says_so(spark, engine, tmp_path):
+    """A gold table groups a left join's unmatched facts under a null key: recomputing its dates replaces that row,
+    it does not add a second one, and the same source again writes no new version."""
+    path = str(tmp_path / "t")
+    nullable = plan(partition_values={"day": [D1]}, replace_scope={"day": [D1]}, content_hash="v",
+                    null_safe_keys=True)
+    first = spark.createDataFrame([("a", D1, 1, "x"), (None, D1, 1, "unknown")], SCHEMA)
+    engine.merge_replacing(first, path, nullable)
+    changed = spark.createDataFrame([("a", D1, 2, "x"), (None, D1, 2, "unknown, more")], SCHEMA)
+    result = engine.merge_replacing(changed, path, nullable)
+    assert (result.inserted, result.updated, result.deleted, result.unchanged) == (0, 1, 0, 1)
+    held = sorted(tuple(r) for r in engine.read(path).select("v", "id", "day", "seq").collect())
+    assert held == [("unknown, more", None, D1, 2), ("x", "a", D1, 1)]
+    again = engine.merge_replacing(changed, path, nullable)
+    assert engine.version(path) == result.version and again.unchanged == 2
+    gone = engine.merge_replacing(spark.createDataFrame([("a", D1, 3, "x")], SCHEMA), path, nullable)
+    assert gone.deleted == 1 and [r.id for r in engine.read(path).collect()] == ["a"]
+
+
 def test_writers_deciding_on_the_same_snapshot_cannot_both_insert(spark, engine, tmp_path):
     path = str(tmp_path / "t")
     engine.merge(spark.createDataFrame([("a", D1, 1, "x")], SCHEMA), path, plan())

@@ -124,6 +124,7 @@ def _merge_aggregate(engine: TableEngine, spec: AggregationSpec, dates: list[dt.
         replace_scope={spec.date_column: dates},
         content_hash=ROW_HASH,
         evolve_schema=rebuild,
+        null_safe_keys=True,  # a left join's unmatched facts group under a null (an unknown product's category)
     )
     try:
         outcome.merge = engine.merge_replacing(result, lake.gold(spec.name), plan)

@@ -1,14 +1,16 @@
-"""Gold follows its inputs: the silver versions each gold table was last built from, and the dates a change made
-outside the pipeline's runs asks to recompute.
+"""Gold follows its inputs: the silver versions each gold table was last built from, and the dates a change since
+then asks to recompute.
 
-The pipeline's own silver commits (tagged with their run id) reach gold through the dates each load touches, and
-through `_meta/gold_pending` when a run dies between silver and gold. Anything else that changes a silver table (a
-`restore`, a `DELETE` or `UPDATE` by hand with delta-rs or Spark SQL, a table written by another tool) leaves no
-such trace. So after each gold build the versions of its inputs are recorded (`_meta/gold_inputs`); the next run
-finds every commit made since, and when one of them changed data and is not a run's, compares the rows of the
-recorded version with the current ones (by key and row hash) and recomputes the gold dates they touch: for the
-fact table, the dates of the rows that changed; for a joined table, the dates of the facts that reference a
-changed key. When the recorded version can no longer be read (vacuumed), every date is recomputed.
+A run's load of a gold table's fact table reaches gold through the dates the load touches, and through
+`_meta/gold_pending` when the run dies between silver and gold. Anything else leaves no such trace: a change to a
+joined table (a dimension's new or changed row, loaded by a run on a day without facts), and any change made
+outside a run (a `restore`, a `DELETE` or `UPDATE` by hand with delta-rs or Spark SQL, another tool). So after
+each gold build the versions of its inputs are recorded (`_meta/gold_inputs`); the next run finds the commits made
+since that changed data (every one for a joined table, those not tagged with a run id for the fact table),
+compares the rows of the recorded version with the current ones (by business columns and row hash) and recomputes
+the gold dates they touch: for the fact table, the dates of the rows that changed; for a joined table, the dates
+of the facts that reference a changed key. When the recorded version can no longer be read (vacuumed), every date
+is recomputed.
 """
 
 from __future__ import annotations
@@ -48,11 +50,13 @@ class InputChange:
     commits: list[str]  # 'version N: OPERATION'
     dates: set[dt.date] | None = field(default_factory=set)
     vacuumed: int | None = None  # the recorded version, when it can no longer be read
+    joined: bool = False  # a joined table: every commit that changed data counts, a run's too
 
     @property
     def why(self) -> str:
         gone = f"; version {self.vacuumed} can no longer be read" if self.vacuumed is not None else ""
-        return f"silver/{self.dataset} changed outside a run ({', '.join(self.commits)}{gone})"
+        how = "joined table, changed since gold was built" if self.joined else "changed outside a run"
+        return f"silver/{self.dataset} {how} ({', '.join(self.commits)}{gone})"
 
     @property
     def reason(self) -> str:
@@ -121,9 +125,10 @@ def stale_inputs(catalog: Catalog, before: dict[tuple[str, str], int], version_o
         for name in inputs(spec):
             since, now = before.get((spec.name, name)), version_of(name)
             if since is not None and now is not None and since != now:
-                foreign = _foreign(history_of(name, now - since), since, now)
-                if foreign:
-                    out.append(InputChange(spec.name, name, foreign))
+                joined = name != spec.source_dataset
+                commits = _changes(history_of(name, now - since), since, now, joined)
+                if commits:
+                    out.append(InputChange(spec.name, name, commits, joined=joined))
     return out
 
 
@@ -143,21 +148,20 @@ def every_date(engine: TableEngine, spec: AggregationSpec) -> set[dt.date]:
     return dates
 
 
-def foreign_commits(engine: TableEngine, path: str, since: int, now: int) -> list[str]:
-    """The commits after version `since` up to `now` that changed data and are not a pipeline run's, as
-    'version N: OPERATION'."""
-    return _foreign(engine.history(path, now - since), since, now)
-
-
-def _foreign(entries: list[HistoryEntry], since: int, now: int) -> list[str]:
+def _changes(entries: list[HistoryEntry], since: int, now: int, runs_too: bool) -> list[str]:
+    """The commits after version `since` up to `now` that changed data, as 'version N: OPERATION': all of them for
+    a joined table (a run's dimension load reaches gold only this way), else only those not a pipeline run's (a
+    run's fact load owes its dates through `_meta/gold_pending`)."""
     return [f"version {h.version}: {h.operation}" for h in sorted(entries, key=lambda h: h.version)
-            if since < h.version <= now and not (h.tag and RUN_TAG.match(h.tag))
+            if since < h.version <= now and (runs_too or not (h.tag and RUN_TAG.match(h.tag)))
             and h.operation.upper() not in NO_DATA_CHANGE]
 
 
 def drift(engine: TableEngine, catalog: Catalog, spec: AggregationSpec, before: dict[tuple[str, str], int]
           ) -> Drift:
-    """The gold dates of `spec` that changes to its inputs outside the pipeline's runs ask to recompute."""
+    """The gold dates of `spec` that changes to its inputs since it was built ask to recompute, besides those a
+    run's fact load owes: for the fact table, the dates of rows changed outside a run; for a joined table, the
+    dates of the facts that reference a key whose row changed in any way (a dimension's late or changed row)."""
     out = Drift()
     lake = engine.layout
     for name, now in current(engine, spec).items():
@@ -165,14 +169,15 @@ def drift(engine: TableEngine, catalog: Catalog, spec: AggregationSpec, before: 
         if since is None or since == now:
             continue
         path = lake.silver(name)
-        foreign = foreign_commits(engine, path, since, now)
-        if not foreign:
+        joined = name != spec.source_dataset
+        commits = _changes(engine.history(path, now - since), since, now, joined)
+        if not commits:
             continue
         changed = _changed_rows(engine, path, since)
         if changed is None:
-            out.changes.append(InputChange(spec.name, name, foreign, None, since))
+            out.changes.append(InputChange(spec.name, name, commits, None, since, joined))
             continue
-        if name == spec.source_dataset:
+        if not joined:
             dates = {r[0] for r in changed.select(spec.date_column).distinct().collect() if r[0] is not None}
         else:
             on = next(j.on for j in spec.joins if j.dataset == name)
@@ -180,7 +185,7 @@ def drift(engine: TableEngine, catalog: Catalog, spec: AggregationSpec, before: 
             dates = set() if fact is None else {
                 r[0] for r in fact.join(changed.select(*on).distinct(), on, "left_semi")
                 .select(spec.date_column).distinct().collect() if r[0] is not None}
-        out.changes.append(InputChange(spec.name, name, foreign, dates))
+        out.changes.append(InputChange(spec.name, name, commits, dates, joined=joined))
     return out
 
 

@@ -80,12 +80,16 @@ class MergePlan:
     # a content-hash column: source rows whose (keys, hash) the target already holds are left out of the
     # MERGE (they could not change anything), so a rerun's MERGE has nothing to do
     content_hash: str | None = None
+    # keys may be null (a gold table's group of a left join's unmatched rows): a null key matches a null key
+    null_safe_keys: bool = False
 
     def scope_condition(self, alias: str = "", dialect: Dialect = "spark") -> str:
         return " AND ".join(in_list(qualified(alias, c), v, dialect) for c, v in (self.replace_scope or {}).items())
 
     def condition(self, dialect: Dialect = "spark") -> str:
-        on = [f"{qualified('t', k)} = {qualified('s', k)}" for k in self.keys]
+        equal = ("<=>" if dialect == "spark" else "IS NOT DISTINCT FROM") if self.null_safe_keys else "="
+        # each comparison in parentheses: delta-rs's parser binds `IS NOT DISTINCT FROM` looser than AND
+        on = [f"({qualified('t', k)} {equal} {qualified('s', k)})" for k in self.keys]
         for col, values in self.partition_values.items():
             on.append(in_list(qualified("t", col), values, dialect))
         return " AND ".join(on)
@@ -327,15 +331,15 @@ class TableEngine(ABC):
         same = (new & in_target & F.col("_new_hash").eqNullSafe(F.col("_held_hash"))) if digest else F.lit(False)
         kinds = {"inserts": new & ~in_target, "changed": new & in_target & ~same, "same": same,
                  "stale": ~new & F.coalesce(F.col("_in_scope"), F.lit(False))}
-        narrow = df.select(*keys, (column(digest) if digest else F.lit(None)).alias("_new_hash"),
-                           F.lit(True).alias("_new")).join(target, on=plan.keys, how="full_outer")
+        narrow = _join_on_keys(df.select(*keys, (column(digest) if digest else F.lit(None)).alias("_new_hash"),
+                                         F.lit(True).alias("_new")), target, plan, "full_outer")
         counts = one_row(narrow.agg(*[F.count(F.when(c, 1)).alias(k) for k, c in kinds.items()]))
         if counts["stale"] or counts["inserts"] or counts["changed"]:
             before_write()
         deleted = 0
         if counts["stale"]:
             delete_plan = MergePlan(keys=plan.keys, partition_by=plan.partition_by,
-                                    partition_values=plan.partition_values,
+                                    partition_values=plan.partition_values, null_safe_keys=plan.null_safe_keys,
                                     delete_matched_when=plan.scope_condition("t", self.dialect))
             stale = narrow.where(kinds["stale"]).select(
                 *keys, *[F.col(alias).alias(c) for c, alias in held_partitions.items()])
@@ -350,13 +354,29 @@ class TableEngine(ABC):
             rows = {"changed": None, "inserts": df.select(*columns)}
         else:
             # the rows to write, with all their columns: the source left-joined to the same target snapshot
-            full = df.withColumn("_new", F.lit(True)).join(target, on=plan.keys, how="left").withColumn(
+            full = _join_on_keys(df.withColumn("_new", F.lit(True)), target, plan, "left").withColumn(
                 "_new_hash", column(digest) if digest else F.lit(None))
             rows = {k: full.where(kinds[k]).select(*columns) if counts[k] else None for k in ("changed", "inserts")}
         result = self.upsert(rows["changed"], rows["inserts"], path, plan, snapshot)
         result.source_rows += counts["same"]
         result.deleted += deleted
         return result
+
+
+def _join_on_keys(left: DataFrame, right: DataFrame, plan: MergePlan, how: str) -> DataFrame:
+    """`left` joined to `right` on the plan's keys, each key once in the result (for an outer join, the value of
+    the side that has the row). With `null_safe_keys`, a null key matches a null key."""
+    if not plan.null_safe_keys:
+        return left.join(right, on=plan.keys, how=how)
+    held = {k: f"_held_key_{i}" for i, k in enumerate(plan.keys)}
+    right = right.select(*[column(k).alias(held[k]) for k in plan.keys],
+                         *[column(c) for c in right.columns if c not in held])
+    on = functools.reduce(lambda a, b: a & b, [column(k).eqNullSafe(F.col(held[k])) for k in plan.keys])
+    joined = left.join(right, on, how)
+    merged = [F.coalesce(column(k), F.col(held[k])).alias(k) if how == "full_outer" else column(k)
+              for k in plan.keys]
+    return joined.select(*merged, *[column(c) for c in joined.columns if c not in plan.keys and c not in
+                                    held.values()])
 
 
 for _op in ("upsert", "merge_replacing"):
