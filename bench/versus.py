@@ -7,6 +7,10 @@ processes from the outside (JVM start included), on the same generated days, in 
             the floor the tables the product keeps set
   rerun     the same day again, nothing changed: at most 0.3x of its first load, and no new table version
   week      7 days x 2,000 rows through `--pending`: at most 30 s
+  digest    the content digest of every raw file of the 1M-row day (how a changed file is known when its size and
+            times are not): at most 5% of the product's day
+  dimension one product's row changed in silver by hand, then `--pending`: the gold dates recomputed are at most
+            the dates whose sales reference it (and the run's time is reported)
   big day   as `day`, with VERSUS_BIG_ROWS (default 5,000,000; 0 skips it)
   jvm       where Delta's jars are present (LAKEHOUSE_SPARK_JARS, or jars/lib after `make jars`): day 2 of
             VERSUS_ROWS through the product on its jvm engine (delta-spark), beside the Spark peer that keeps
@@ -133,6 +137,69 @@ def quote_scan_share(lake: Path, day: str, day_seconds: float) -> dict:
             "share_of_day": verdict("the CSV quote scan, share of the day", 100 * seconds / day_seconds, 5.0, "%")}
 
 
+def digest_share(lake: Path, day: str, day_seconds: float) -> dict:
+    """What the content digests of a day's raw files cost (every dataset's files of `day`, read cold from the page
+    cache's point of view as the product reads them: once each), timed in this process, as a share of the
+    product's whole day (target: at most 5%)."""
+    from lakehouse.sources import files as raw_files
+
+    y, m, d = day.split("-")
+    marks = (f"date={day}/", f"year={y}/month={m}/day={d}/")
+    found = [f for f in (lake / "raw").rglob("*") if f.is_file() and any(k in str(f) for k in marks)]
+    raw_files._digest.cache_clear()
+    start = time.perf_counter()
+    for f in found:
+        st = f.stat()
+        raw_files.content_checksum(raw_files.RawFile(str(f), st.st_size, None, etag=raw_files.local_fingerprint(st)))
+    seconds = time.perf_counter() - start
+    size = sum(f.stat().st_size for f in found)
+    print(f"info  content digests of {len(found)} raw file(s) of {day}, {size / 2**20:.0f} MiB: {seconds:.3f} s",
+          flush=True)
+    return {"seconds": round(seconds, 3), "mib": round(size / 2**20, 1), "files": len(found),
+            "share_of_day": verdict("content digests of the day's raw files, share of the day",
+                                    100 * seconds / day_seconds, 5.0, "%")}
+
+
+def one_dimension_row(work: Path) -> dict:
+    """A week of 2,000 sales rows a day over 5,000 products (most products sold on a few dates), loaded; then the
+    product sold on the fewest dates gets a new category in silver (by hand, an UPDATE with delta-rs) and the next
+    `--pending` recomputes gold. Target: the gold dates it recomputes are exactly the dates whose sales reference
+    that product (not every date); its time is reported beside the week's load."""
+    import deltalake
+
+    from lakehouse.sample.retail import RetailGenerator
+    from lakehouse.tables.view import LakeView
+
+    lake = work / "dimension"
+    RetailGenerator(lake, days=7, rows_per_day=2000, seed=42, end_date=END, products=5000).write()
+    loaded = product(lake, "--pending")
+    sales = deltalake.DeltaTable(str(lake / "silver" / "sales")).to_pyarrow_table(
+        columns=["product_id", "transaction_date"]).to_pylist()
+    dates: dict[str, set] = {}
+    for r in sales:
+        dates.setdefault(r["product_id"], set()).add(r["transaction_date"])
+    product_id = min(sorted(dates), key=lambda p: len(dates[p]))
+    affected = sorted(dates[product_id])
+    deltalake.DeltaTable(str(lake / "silver" / "products")).update(
+        predicate=f"product_id = '{product_id}'", updates={"category": "'bench-relabelled'"})
+    run = product(lake, "--pending")
+    rows = LakeView(str(lake)).meta_rows("runs")
+    last = max(r["run_id"] for r in rows)
+    recomputed = sorted({d for r in rows if r["run_id"] == last and r["layer"] == "gold"
+                         and r["name"] == "daily_sales_summary" for d in r["gold_dates"] or []})
+    total = len({r["transaction_date"] for r in sales})
+    print(f"info  one product row changed: --pending recomputed {len(recomputed)} of {total} gold date(s) "
+          f"({len(affected)} reference it) in {run['seconds']:.1f} s (the week's first load: "
+          f"{loaded['seconds']:.1f} s)", flush=True)
+    ok = recomputed == affected and len(affected) < total
+    print(f"{'PASS' if ok else 'FAIL'}  gold after one changed dimension row recomputes the dates it affects: "
+          f"{len(recomputed)} recomputed, {len(affected)} affected of {total}", flush=True)
+    shutil.rmtree(lake, ignore_errors=True)
+    return {"seconds": run["seconds"], "week_load_seconds": loaded["seconds"],
+            "recomputed": [str(d) for d in recomputed], "affected": [str(d) for d in affected],
+            "dates_in_gold": total, "pass": ok}
+
+
 def day_vs_peers(rows: int, work: Path, label: str) -> tuple[dict, Path, str, dict]:
     """Day 2 of `rows` sales rows (after day 1) through the product, then the Spark and pandas peers on the same
     day: timings, peak memory and the ratio against the Spark peer."""
@@ -144,6 +211,7 @@ def day_vs_peers(rows: int, work: Path, label: str) -> tuple[dict, Path, str, di
     load = product(lake, "--date", day2)
     out["product_day2"] = {k: v for k, v in load.items() if k != "output"}
     out["csv_quote_scan"] = quote_scan_share(lake, day2, load["seconds"])
+    out["content_digests"] = digest_share(lake, day2, load["seconds"])
     peer_args = ["--raw", str(lake / "raw"), "--date", day2]
     spark_job = [str(BIN / "spark-submit"), "--master", "local[2]", "bench/peers/sales_spark.py"]
     spark_peer = run_process([*spark_job, *peer_args, "--out", str(work / f"{label}-peer-spark")], env_for(lake))
@@ -219,6 +287,7 @@ def bench_versus(rows: int, big_rows: int, work: Path) -> dict:
     pending = product(week, "--pending")
     out["week_pending"] = {k: v for k, v in pending.items() if k != "output"}
     out["week_seconds"] = verdict("7 days x 2,000 rows via --pending", pending["seconds"], 30.0, " s")
+    out["one_dimension_row"] = one_dimension_row(work)
     if big_rows:
         out["big_day"], *_ = day_vs_peers(big_rows, work, "versus-big")
     return out

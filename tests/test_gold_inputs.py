@@ -96,11 +96,11 @@ def test_a_dimension_updated_by_hand_recomputes_the_dates_that_reference_it(spar
     expected = sorted({r["transaction_date"] for r in sales if r["product_id"] == product})
     lake_api = Lakehouse(Settings(lake_root=str(root), engine="rust", conf_dir=str(conf)), engine=job.engine)
     plan = report.plan_text(lake_api.plan(pending=True, gold_dates=True))
-    assert f"for {len(expected)} date(s): {', '.join(map(str, expected))}: silver/products changed outside a run " \
-           f"(version {products.version()}: UPDATE)" in plan, plan
+    assert f"for {len(expected)} date(s): {', '.join(map(str, expected))}: silver/products joined table, changed " \
+           f"since gold was built (version {products.version()}: UPDATE)" in plan, plan
     results = job.run_pending()
     assert [g.dates for r in results for g in r.golds if g.table == "daily_sales_summary"] == [expected]
-    assert "silver/products changed outside a run" in notes(results)
+    assert "silver/products joined table, changed since gold was built (version" in notes(results)
     assert any('"category": "Relabelled"' in row for row in gold_of(root)["gold/daily_sales_summary"])
     assert gold_of(root) == gold_from_scratch(spark, root, conf, tmp_path / "scratch")
 
