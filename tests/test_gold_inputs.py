@@ -105,6 +105,20 @@ def test_a_dimension_updated_by_hand_recomputes_the_dates_that_reference_it(spar
     assert gold_of(root) == gold_from_scratch(spark, root, conf, tmp_path / "scratch")
 
 
+def test_a_dimension_column_gold_does_not_use_recomputes_nothing(lake):
+    """A product's brand changed by hand: daily_sales_summary reads category and cost_price of products, not brand,
+    so no gold date is recomputed and gold keeps its version."""
+    root, conf, job = lake
+    gold = deltalake.DeltaTable(str(root / "gold/daily_sales_summary")).version()
+    products = deltalake.DeltaTable(str(root / "silver/products"))
+    product = products.to_pyarrow_table().to_pylist()[0]["product_id"]
+    products.update(predicate=f"product_id = '{product}'", updates={"brand": "'Rebranded'"})
+    results = job.run_pending()
+    assert [g.dates for r in results for g in r.golds if g.table == "daily_sales_summary"] == [[]]
+    assert "silver/products joined table, changed since gold was built" in notes(results)
+    assert deltalake.DeltaTable(str(root / "gold/daily_sales_summary")).version() == gold
+
+
 def test_restore_of_silver_then_pending_leaves_gold_consistent(spark, lake, tmp_path):
     """A changed raw file reloads day 3 (silver and gold move on); silver is then restored to the version before:
     the next `--pending` brings gold back in line with it."""

@@ -173,14 +173,15 @@ def drift(engine: TableEngine, catalog: Catalog, spec: AggregationSpec, before: 
         commits = _changes(engine.history(path, now - since), since, now, joined)
         if not commits:
             continue
-        changed = _changed_rows(engine, path, since)
+        join = next((j for j in spec.joins if j.dataset == name), None) if joined else None
+        changed = _changed_rows(engine, path, since, None if join is None else (join.on, used_columns(spec)))
         if changed is None:
             out.changes.append(InputChange(spec.name, name, commits, None, since, joined))
             continue
         if not joined:
             dates = {r[0] for r in changed.select(spec.date_column).distinct().collect() if r[0] is not None}
         else:
-            on = next(j.on for j in spec.joins if j.dataset == name)
+            on = join.on if join is not None else []
             fact = engine.read_or_none(lake.silver(spec.source_dataset))
             dates = set() if fact is None else {
                 r[0] for r in fact.join(changed.select(*on).distinct(), on, "left_semi")
@@ -189,16 +190,29 @@ def drift(engine: TableEngine, catalog: Catalog, spec: AggregationSpec, before: 
     return out
 
 
-def _changed_rows(engine: TableEngine, path: str, since: int) -> DataFrame | None:
-    """Rows that differ between version `since` of a silver table and its current version (either side), by
-    the columns the row hash covers; None when version `since` cannot be read."""
+def used_columns(spec: AggregationSpec) -> Callable[[str], bool]:
+    """Whether a column name appears in any of the spec's expressions (group_by, measures, derived, filter): a
+    joined table's other columns cannot change the gold table (a textual test, so it errs towards 'used')."""
+    text = "\n".join([*spec.group_by, *spec.measures.values(), *spec.derived.values(), spec.filter or ""])
+    return lambda name: re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", text, re.IGNORECASE) is not None
+
+
+def _changed_rows(engine: TableEngine, path: str, since: int,
+                  joined: tuple[list[str], Callable[[str], bool]] | None = None) -> DataFrame | None:
+    """Rows that differ between version `since` of a silver table and its current version (either side): by the
+    columns the row hash covers, or for a joined table (`joined`: its join keys and which columns the gold spec
+    uses) by the keys and the used columns only. None when version `since` cannot be read."""
     try:
         old = engine.read(path, version=since)
         old.limit(1).collect()  # a vacuumed version fails here, not later inside a join
     except Exception:  # a version gone (vacuumed) is answered by recomputing every date
         return None
     new = engine.read(path)
-    columns = [c for c in old.columns if c in new.columns and (not c.startswith("_") or c == "_row_hash")]
+    if joined is None:
+        columns = [c for c in old.columns if c in new.columns and (not c.startswith("_") or c == "_row_hash")]
+    else:
+        on, used = joined
+        columns = [c for c in old.columns if c in new.columns and (c in on or (not c.startswith("_") and used(c)))]
     keep: list[Any] = [F.col(c) for c in columns]
     old, new = old.select(*keep), new.select(*keep)
     return old.exceptAll(new).unionByName(new.exceptAll(old))
