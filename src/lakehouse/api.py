@@ -173,6 +173,24 @@ class Lakehouse:
         with self.writing():
             return self._job().full_refresh(None if dates is None else list(dates))
 
+    def empty_raw_folders(self) -> dict[str, str]:
+        """dataset -> its raw folder, for the datasets whose raw folder is missing or holds no file (no Spark)."""
+        import itertools
+
+        from lakehouse.storage import list_objects
+
+        out = {}
+        for spec in self.catalog.dataset_order():
+            folder = self.layout.raw(spec.source.path)
+            if "://" in folder:
+                found = next(itertools.islice(list_objects(folder), 1), None) is not None
+            else:
+                found = os.path.isdir(folder) and any(
+                    not name.startswith((".", "_")) for name in os.listdir(folder))
+            if not found:
+                out[spec.name] = folder
+        return out
+
     def plan(self, run_date: dt.date | None = None, pending: bool = False, gold_dates: bool = False,
              look_back_days: int | None = None) -> Plan:
         """What a run would read and write (`report.plan_text` prints it); nothing is written. The listing needs

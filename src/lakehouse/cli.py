@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
     when = run.add_mutually_exclusive_group()
     when.add_argument("--date", type=_date, help="one run date")
-    when.add_argument("--start", type=_date, help="first date of a backfill (with --end)")
+    when.add_argument("--start", type=_date, help="first date of a backfill: through --end, or without it through "
+                                                   "yesterday (UTC)")
     when.add_argument("--pending", action="store_true",
                       help="every raw partition with a file not ingested yet or changed since")
     run.add_argument("--end", type=_date, help="last date of a backfill (inclusive)")
@@ -185,8 +186,11 @@ def _run_dates(args: argparse.Namespace) -> list[dt.date]:
     if args.end and not args.start:
         raise UsageError("--end needs --start")
     if args.start:
-        try:
-            return date_range(args.start, args.end or args.start)
+        if not args.end and args.start > default_run_date():
+            raise UsageError(f"--start {args.start} without --end runs through yesterday ({default_run_date()}); "
+                             "give --end for later dates")
+        try:  # --start alone runs through yesterday (UTC), the default run date
+            return date_range(args.start, args.end or default_run_date())
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
     return [args.date or default_run_date()]
@@ -203,6 +207,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     dates = None if args.pending or (args.full_refresh and not explicit) else _run_dates(args)
     lake.validate(resolve=False)  # before Spark starts: a bad spec costs no JVM
     check_secrets(lake.catalog)
+    if not args.full_refresh:
+        _check_raw(lake)
     mode = "pending" if args.pending else ("full refresh " if args.full_refresh else "") + (
         f"{dates[0]}..{dates[-1]}" if dates else "everything")
     started = time.perf_counter()
@@ -227,6 +233,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_raw(lake: Lakehouse) -> None:
+    """No dataset with a raw file under the lake root: an error naming the root (a wrong LAKEHOUSE_ROOT or
+    --lake-root would otherwise read as 'nothing pending'); some datasets without any: a note naming them."""
+    empty = lake.empty_raw_folders()
+    if empty and len(empty) == len(lake.catalog.datasets):
+        exists = [f for f in empty.values() if "://" not in f and os.path.isdir(f)]
+        if not exists:
+            raise UsageError(f"no raw data under the lake root {lake.settings.lake_root}: no raw folder of any "
+                             f"dataset exists ({', '.join(empty.values())}); check LAKEHOUSE_ROOT or --lake-root "
+                             "(`lakehouse generate` writes a sample)")
+    for name, folder in empty.items():
+        _say(f"note: no raw file for dataset {name} in {folder}")
+
+
 def _check_look_back(args: argparse.Namespace) -> None:
     if args.look_back_days is not None and (not args.pending or args.look_back_days < 0):
         raise UsageError("--look-back-days takes a number of days >= 0, with --pending")
@@ -236,6 +256,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     _check_look_back(args)
     lake = _lake(args, "lakehouse-plan")
     lake.validate(resolve=False)
+    _check_raw(lake)
     print(report.plan_text(lake.plan(args.date, pending=args.pending, gold_dates=args.gold_dates,
                                      look_back_days=args.look_back_days)))
     return EXIT_OK
@@ -254,6 +275,8 @@ def cmd_land(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from lakehouse.sample.retail import RetailGenerator, raw_zone_empty
 
+    if args.days < 1 or args.rows_per_day < 1:
+        raise UsageError("generate needs --days and --rows-per-day of at least 1")
     root = args.lake_root or Settings.from_env().lake_root
     if "://" in root:
         raise UsageError("generate writes to a local lake root only")
@@ -284,7 +307,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    print(report.quality_report(*_lake(args, "lakehouse-quality").quality(args.date)))
+    lake = _lake(args, "lakehouse-quality")
+    run_id, run_date, rows = lake.quality(args.date)
+    if run_id is None and args.date is not None:
+        dates = sorted({r["run_date"] for r in lake.view.meta_rows("quality")})
+        listed = ", ".join(str(d) for d in dates[-10:]) if dates else "none yet"
+        raise UsageError(f"no quality metrics for run date {args.date} in {lake.path('_meta/quality')}; run dates "
+                         f"with metrics: {listed}{' (the last 10)' if len(dates) > 10 else ''}")
+    print(report.quality_report(run_id, run_date, rows))
     return EXIT_OK
 
 

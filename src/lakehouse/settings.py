@@ -25,17 +25,24 @@ __all__ = ["Engine", "Settings", "SettingsError"]
 Engine = Literal["auto", "jvm", "rust"]
 
 
-def env_number(name: str, default: float, minimum: float = 0) -> float:
+# numeric settings (name -> the least value allowed); whole numbers where the least is 1
+NUMERIC = {"LAKEHOUSE_BATCH_DAYS": 1, "LAKEHOUSE_RETRIES": 1, "LAKEHOUSE_LEASE_WAIT": 0,
+           "LAKEHOUSE_SMALL_INPUT_BYTES": 0}
+
+
+def env_number(name: str, default: float, minimum: float = 0, env: Mapping[str, str] | None = None) -> float:
     """A numeric setting from the environment (default when unset); a SettingsError names a bad value."""
-    text = os.environ.get(name, "").strip()
+    text = (os.environ if env is None else env).get(name, "").strip()
     if not text:
         return default
     try:
         value = float(text)
     except ValueError:
         value = minimum - 1
-    if value < minimum:
-        raise SettingsError(f"{name}={text!r}: expected a number >= {minimum:g}")
+    whole = minimum >= 1 and value != int(value)
+    if value < minimum or whole:
+        kind = "a whole number" if minimum >= 1 else "a number"
+        raise SettingsError(f"{name}={text!r}: expected {kind} >= {minimum:g}")
     return value
 
 
@@ -71,6 +78,9 @@ class Settings:
             if not isinstance(parsed, dict):
                 raise SettingsError("LAKEHOUSE_SPARK_CONF must be a JSON object of Spark settings")
             spark_conf = {str(k): str(v) for k, v in parsed.items()}
+        # the numeric settings read later, checked now: a bad value is one line before any work starts
+        for name, minimum in NUMERIC.items():
+            env_number(name, minimum, minimum, env)
         jars = tuple(j.strip() for j in env.get("LAKEHOUSE_SPARK_JARS", "").split(",") if j.strip())
         missing = [j for j in jars if "://" not in j and not os.path.exists(j)]
         if missing:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from lakehouse.pipeline.dataset import DatasetLoad
 from lakehouse.pipeline.gold import GoldOutcome, dates_to_build, recompute
 from lakehouse.pipeline.outcome import DatasetOutcome
 from lakehouse.session import small_input_bytes
+from lakehouse.settings import env_number
 from lakehouse.sources.files import partition_folder
 from lakehouse.specs import Catalog
 from lakehouse.specs import models as m
@@ -110,7 +110,7 @@ class DailyJob:
         self.engine = engine
         self.catalog = catalog
         # run dates loaded together (one pass per dataset, one gold build, one commit of records per batch)
-        self.batch_days = max(1, batch_days or int(os.environ.get("LAKEHOUSE_BATCH_DAYS") or BATCH_DAYS))
+        self.batch_days = max(1, batch_days or int(env_number("LAKEHOUSE_BATCH_DAYS", BATCH_DAYS, 1)))
         small_input_bytes()  # a bad LAKEHOUSE_SMALL_INPUT_BYTES fails here, before any data moves
         # stage events, metrics and lineage (telemetry/): what the environment configures
         self.telemetry = telemetry or Telemetry.from_env()
