@@ -300,3 +300,22 @@ def test_dimension_changes_arriving_on_a_later_day_equal_a_rebuild_from_raw(spar
     tiers = {json.loads(r)["customer_tier"] for r in ours["gold/sales_by_tier"]}
     assert rows[0]["customer_tier"] in tiers
     assert any('"category": "garden"' in r for r in ours["gold/daily_sales_summary"])
+
+
+def test_a_join_brings_the_columns_it_selects_under_its_prefix(spark):
+    """`select:` and `prefix:` of a join: only the chosen columns of the joined table arrive, under their prefixed
+    names, so a name the fact has too is no longer lost."""
+    from lakehouse.pipeline.gold import aggregate
+    from lakehouse.specs.aggregation import AggregationSpec
+
+    facts = spark.createDataFrame([("s1", "p1", "fact's own", 2, dt.date(2024, 6, 1))],
+                                  "sale string, product_id string, name string, qty int, day date")
+    products = spark.createDataFrame([("p1", "Widget", "tools", 3.5)],
+                                     "product_id string, name string, category string, cost double")
+    spec = AggregationSpec.model_validate({
+        "name": "by_product", "from": "sales", "date_column": "day",
+        "joins": [{"table": "products", "on": ["product_id"], "prefix": "p_", "select": ["name", "category"]}],
+        "group_by": ["day", "name", "p_name", "p_category"], "measures": {"units": "sum(qty)"}})
+    (row,) = aggregate(spec, facts, {"products": products}).collect()
+    assert row.asDict() == {"day": dt.date(2024, 6, 1), "name": "fact's own", "p_name": "Widget",
+                            "p_category": "tools", "units": 2}

@@ -123,3 +123,24 @@ def test_run_with_broken_spec_exits_2_before_spark_starts(conf_copy, tmp_path):
     assert f"{path}:" in proc.stderr and "schema" in proc.stderr and "integer32" in proc.stderr
     assert "SparkContext" not in proc.stderr  # no JVM was started
     assert time.monotonic() - started < 20
+
+
+def test_a_joined_column_that_clashes_is_a_spec_error_with_its_fix(conf_copy):
+    """products' `name` beside a fact that has a `name` too would be lost: the join's line, the column, the fix;
+    `prefix:` or `select:` settles it, and a `select:` of a column the joined table lacks is named."""
+    sales = conf_copy / "datasets" / "sales.yaml"
+    sales.write_text(sales.read_text().replace("  store_id: string\n", "  store_id: string\n  name: string\n"))
+    agg = conf_copy / "aggregations" / "daily_sales_summary.yaml"
+    text = agg.read_text()
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "{table: products" in ln)
+    problems = _problems(conf_copy)
+    assert problems == [f"{agg}:{line}: joins.0: joined column(s) name of products clash with those of sales; add "
+                        "`prefix: prod_` to the join, or list the columns you need in `select:`"], problems
+    agg.write_text(text.replace("how: left}", "how: left, prefix: p_}"))
+    catalog = load_catalog(conf_copy)
+    assert catalog.aggregations["daily_sales_summary"].joins[0].brought(["name", "product_id"]) == {"name": "p_name"}
+    agg.write_text(text.replace("how: left}", "how: left, select: [category, cost_price, colour]}"))
+    (problem,) = _problems(conf_copy)
+    assert problem.startswith(f"{agg}:{line}: joins.0.select: products has no column colour"), problem
+    agg.write_text(text.replace("how: left}", "how: left, select: [category, cost_price]}"))
+    assert load_catalog(conf_copy).aggregations["daily_sales_summary"].joins[0].select == ["category", "cost_price"]

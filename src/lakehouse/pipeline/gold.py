@@ -39,13 +39,11 @@ def _business(df: DataFrame) -> DataFrame:
 
 
 def aggregate(spec: AggregationSpec, source: DataFrame, dims: dict[str, DataFrame]) -> DataFrame:
-    """The aggregation over already-filtered silver rows. Joined tables contribute only the columns the
-    source does not already have."""
+    """The aggregation over already-filtered silver rows; each joined table brings the columns its join names
+    (`Join.apply`)."""
     df = _business(source)
     for join in spec.joins:
-        dim = _business(dims[join.dataset])
-        keep = [c for c in dim.columns if c in join.on or c not in df.columns]
-        df = df.join(dim.select(*[column(c) for c in keep]), on=join.on, how=join.how)
+        df = join.apply(df, _business(dims[join.dataset]))
     if spec.filter:
         df = df.where(F.expr(spec.filter))
     out = df.groupBy(*[column(c) for c in spec.group_by]).agg(
@@ -56,12 +54,18 @@ def aggregate(spec: AggregationSpec, source: DataFrame, dims: dict[str, DataFram
 
 
 SPEC_COLUMN = "_spec"
+LATER_JOIN_KEYS = ("select", "prefix")
 
 
 def spec_fingerprint(spec: AggregationSpec) -> str:
     """A digest of what the aggregation computes (its YAML as parsed): a gold row built under another one is
     stale."""
-    text = json.dumps(spec.model_dump(mode="json", by_alias=True, exclude={"description"}), sort_keys=True)
+    dump = spec.model_dump(mode="json", by_alias=True, exclude={"description"})
+    for join in dump["joins"]:  # keys added to joins later count only when set: an upgrade rebuilds no gold table
+        for key in LATER_JOIN_KEYS:
+            if join.get(key) is None:
+                join.pop(key, None)
+    text = json.dumps(dump, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.specs import Catalog
-from lakehouse.specs.aggregation import AggregationSpec
+from lakehouse.specs.aggregation import AggregationSpec, Join
 from lakehouse.tables.engine import HistoryEntry, TableEngine
 
 SCHEMA = T.StructType([
@@ -174,7 +174,7 @@ def drift(engine: TableEngine, catalog: Catalog, spec: AggregationSpec, before: 
         if not commits:
             continue
         join = next((j for j in spec.joins if j.dataset == name), None) if joined else None
-        changed = _changed_rows(engine, path, since, None if join is None else (join.on, used_columns(spec)))
+        changed = _changed_rows(engine, path, since, None if join is None else (join.on, _used_of(spec, join)))
         if changed is None:
             out.changes.append(InputChange(spec.name, name, commits, None, since, joined))
             continue
@@ -195,6 +195,18 @@ def used_columns(spec: AggregationSpec) -> Callable[[str], bool]:
     joined table's other columns cannot change the gold table (a textual test, so it errs towards 'used')."""
     text = "\n".join([*spec.group_by, *spec.measures.values(), *spec.derived.values(), spec.filter or ""])
     return lambda name: re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", text, re.IGNORECASE) is not None
+
+
+def _used_of(spec: AggregationSpec, join: Join) -> Callable[[str], bool]:
+    """Whether a column of the joined table can change the gold table: the join brings it (its `select:`) and an
+    expression of the spec uses it (by the name it has after the join's `prefix:`)."""
+    used = used_columns(spec)
+
+    def of(name: str) -> bool:
+        brought = join.brought([name])
+        return name in brought and used(brought[name])
+
+    return of
 
 
 def _changed_rows(engine: TableEngine, path: str, since: int,

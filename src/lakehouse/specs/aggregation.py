@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import (
     Field,
@@ -12,11 +12,35 @@ from pydantic import (
 
 from lakehouse.specs.base import IDENT, Located, Spec
 
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
 
 class Join(Spec):
     dataset: str = Field(alias="table")
     on: list[str] = Field(min_length=1)
     how: Literal["left", "inner"] = "left"
+    # the joined table's columns to bring besides the join keys (default: all of them)
+    select: list[str] | None = Field(default=None, min_length=1)
+    # put before the name of each column brought (a clash with the fact's own columns is a spec error)
+    prefix: str | None = Field(default=None, pattern=IDENT)
+
+    def brought(self, columns: list[str]) -> dict[str, str]:
+        """Of the joined table's `columns`, the ones this join brings besides its keys: name -> name in the joined
+        rows."""
+        chosen = [c for c in columns if c not in self.on and (self.select is None or c in self.select)]
+        return {c: f"{self.prefix or ''}{c}" for c in chosen}
+
+    def apply(self, df: DataFrame, dim: DataFrame) -> DataFrame:
+        """`df` joined to the joined table `dim` (business columns), bringing the columns this join brings under
+        their names. validate-config rejects a clash the specs show; a column that appears later (a new raw
+        column kept by `on_new_columns: add`) and clashes stays `df`'s."""
+        from lakehouse.sql import column
+
+        taken = {c.lower() for c in df.columns}
+        brought = {c: name for c, name in self.brought(dim.columns).items() if name.lower() not in taken}
+        return df.join(dim.select(*[column(c) for c in self.on], *[column(c).alias(n) for c, n in brought.items()]),
+                       on=self.on, how=self.how)
 
     @field_validator("dataset")
     @classmethod

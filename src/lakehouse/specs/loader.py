@@ -181,6 +181,29 @@ def _cross_check(catalog: Catalog, problems: list[str]) -> None:
             if name not in catalog.datasets:
                 problems.append(f"{agg.location(where)}: unknown dataset {name!r} (known: "
                                 f"{', '.join(sorted(catalog.datasets))})")
+        if all(name in catalog.datasets for _, name in tables):
+            _check_joined_columns(catalog, agg, problems)
+
+
+def _check_joined_columns(catalog: Catalog, agg: AggregationSpec, problems: list[str]) -> None:
+    """A joined column whose name the fact (or an earlier join) already has would be lost or shadowed: a spec
+    error naming the columns and the fix; so is a `select:` of a column the joined table does not have."""
+    taken = {c.lower(): agg.source_dataset for c in catalog.datasets[agg.source_dataset].output_columns()}
+    for i, join in enumerate(agg.joins):
+        columns = catalog.datasets[join.dataset].output_columns()
+        unknown = [c for c in join.select or [] if c not in columns]
+        if unknown:
+            problems.append(f"{agg.location(('joins', i, 'select'))}: joins.{i}.select: {join.dataset} has no column "
+                            f"{', '.join(unknown)} (its columns: {', '.join(columns)})")
+        brought = join.brought(columns)
+        clash = [name for name in brought.values() if name.lower() in taken]
+        if clash:
+            owners = sorted({taken[c.lower()] for c in clash})
+            problems.append(
+                f"{agg.location(('joins', i))}: joins.{i}: joined column(s) {', '.join(clash)} of {join.dataset} clash with "
+                f"those of {', '.join(owners)}; add `prefix: {join.dataset[:4]}_` to the join, or list the columns "
+                "you need in `select:`")
+        taken.update({name.lower(): join.dataset for name in brought.values()})
 
 
 def load_catalog(conf_dir: str | Path) -> Catalog:

@@ -268,8 +268,7 @@ class _Resolver:
                 side = "from" if missing[0] not in df.columns else join.dataset
                 self.problem(spec, ("joins", i, "on"), f"{side}: unknown column {missing[0]!r}")
                 return
-            keep = [c for c in dim.columns if c in join.on or c not in df.columns]
-            df = df.join(dim.select(*keep), on=join.on, how=join.how)
+            df = join.apply(df, dim)
         if spec.filter:
             filtered = self.analysed(spec, ("filter",), lambda: df.where(F.expr(spec.filter or "true")))
             if filtered is None:
