@@ -52,3 +52,29 @@ def test_notebook_runs_and_plots(path, sample_lake, monkeypatch):
         assert any("image/png" in o.get("data", {}) for o in cell.outputs), cell.source[:80]
     if path.stem != "explore_lakehouse":
         assert plots, f"{path.name} has no plotting cell"
+
+
+def test_jupyter_execute_from_the_project_root_needs_no_variable(sample_lake, tmp_path):
+    """`jupyter execute notebooks/<name>.ipynb` in a project folder (its conf/ and lake/ beside notebooks/), with no
+    LAKEHOUSE_* variable set: each notebook finds the project's conf and lake by itself, also when the kernel
+    starts in notebooks/."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    project = tmp_path / "project"
+    for folder in ("conf", "notebooks"):
+        shutil.copytree(REPO / folder, project / folder)
+    shutil.copytree(sample_lake, project / "lake")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "PYSPARK_", "SPARK_"))}
+    env["MPLBACKEND"] = "Agg"
+    jupyter = os.path.join(os.path.dirname(sys.executable), "jupyter")
+    for path in NOTEBOOKS:
+        done = subprocess.run([jupyter, "execute", f"notebooks/{path.name}"], cwd=project, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{path.name}\n{done.stderr[-3000:]}"
+    done = subprocess.run([sys.executable, "-c", "from lakehouse.settings import Settings; s = Settings.from_env(); "
+                           "print(s.lake_root, s.conf_dir)"], cwd=project / "notebooks", env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == [str(project / "lake"), str(project / "conf")], done.stdout + done.stderr

@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal, cast
 
 from lakehouse.errors import SettingsError
@@ -44,6 +45,18 @@ def env_number(name: str, default: float, minimum: float = 0, env: Mapping[str, 
         kind = "a whole number" if minimum >= 1 else "a number"
         raise SettingsError(f"{name}={text!r}: expected {kind} >= {minimum:g}")
     return value
+
+
+def project_home() -> Path | None:
+    """The folder whose `conf/` and `lake/` the defaults name: the working directory or the nearest folder above it
+    with a `conf/datasets` folder, else the project the package is installed from (an editable install: a notebook
+    kernel started in notebooks/ or anywhere else); None when there is none."""
+    cwd = Path.cwd()
+    for folder in [cwd, *cwd.parents]:
+        if (folder / "conf" / "datasets").is_dir():
+            return folder
+    installed = Path(__file__).resolve().parents[2]
+    return installed if (installed / "conf" / "datasets").is_dir() else None
 
 
 @dataclass(frozen=True)
@@ -85,10 +98,12 @@ class Settings:
         missing = [j for j in jars if "://" not in j and not os.path.exists(j)]
         if missing:
             raise SettingsError(f"LAKEHOUSE_SPARK_JARS names missing files: {missing}")
+        home = project_home()
+        base = "" if home is None or home == Path.cwd() else f"{home}/"
         return cls(
-            lake_root=env.get("LAKEHOUSE_ROOT", "lake").rstrip("/") or "lake",
+            lake_root=env.get("LAKEHOUSE_ROOT", "").rstrip("/") or f"{base}lake",
             engine=cast(Engine, engine),
-            conf_dir=env.get("LAKEHOUSE_CONF_DIR", "conf"),
+            conf_dir=env.get("LAKEHOUSE_CONF_DIR") or f"{base}conf",
             spark_jars=jars,
             spark_conf=spark_conf,
             staging=env.get("LAKEHOUSE_STAGING") or None,
