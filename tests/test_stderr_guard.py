@@ -26,10 +26,38 @@ def test_stacks_and_panics_go_to_the_detail_file(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
-    assert lines[:4] == ["12:00:00 WARN Spark: a warning", "ERROR Executor: task failed",
+    assert lines[:3] == ["ERROR Executor: task failed",
                          "java.io.IOException: File too large",
                          "error: no space left on device writing silver/sales"], lines
-    assert lines[4].startswith("detail: 8 line(s)") and str(detail) in lines[4]
-    assert len(lines) == 5
+    assert lines[3].startswith("detail: 8 line(s)") and str(detail) in lines[3]
+    assert len(lines) == 4
     kept = detail.read_text()
+    assert "12:00:00 WARN Spark: a warning" in kept  # a library's warning: in the file, not counted
     assert "\tat java.io.FileOutputStream" in kept and "Already shut down" in kept and "rust_begin_unwind" in kept
+
+
+def test_library_warnings_leave_the_console_unless_verbose(tmp_path):
+    """Spark's, the JVM's and delta-rs's warning lines go to the detail file (no `detail:` line for them alone);
+    the product's own WARNING log lines and everything else pass; with verbose, the warnings pass too."""
+    lines = [b"WARNING: Using incubator modules: jdk.incubator.vector",
+             b"12:03:31 WARN Utils: Your hostname, vm, resolves to a loopback address",
+             b"12:03:31 WARN NativeCodeLoader: Unable to load native-hadoop library",
+             b"[2026-12-05T10:00:00Z WARN  object_store::aws] retrying",
+             b"12:03:32 WARNING lakehouse.pipeline.bronze: dataset sales: rejected x.csv",
+             b"  sales: ok, 10 read, 0 quarantined (warn: 1)"]
+    written = b"".join(line + b"\n" for line in lines)
+    for verbose in (False, True):
+        detail = tmp_path / f"detail-{verbose}.log"
+        script = textwrap.dedent(f"""
+            import os
+            from lakehouse.telemetry.console import StderrGuard
+            with StderrGuard({str(detail)!r}, verbose={verbose}):
+                os.write(2, {written!r})
+        """)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        shown = done.stderr.splitlines()
+        if verbose:
+            assert shown == [line.decode() for line in lines] and not detail.exists()
+        else:
+            assert shown == [line.decode() for line in lines[4:]], shown
+            assert detail.read_text().splitlines() == [line.decode() for line in lines[:4]]

@@ -444,7 +444,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     detail file, telemetry/console.py)."""
     from lakehouse.telemetry.console import StderrGuard
 
-    with StderrGuard():
+    given = list(sys.argv[1:] if argv is None else argv)
+    with StderrGuard(verbose="-v" in given or "--verbose" in given or None):
         return main(argv)
 
 

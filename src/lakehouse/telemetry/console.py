@@ -4,8 +4,9 @@ detail file.
 A Spark JVM started by the command writes to the process's stderr (file descriptor 2), and so does a Rust panic
 in delta-rs, before any Python code can catch it. The guard puts a pipe in place of descriptor 2 for the time of
 the command (the JVM inherits it), and a thread passes each line on, except the lines of a Java stack trace
-(`\tat ...`, `Caused by: ...`, `\t... 12 more`) and the report of a Rust panic (from `... panicked at ...` to its
-closing `note:` line), which are kept in the detail file (`LAKEHOUSE_LOG_FILE`, else a file under the temporary
+(`\tat ...`, `Caused by: ...`, `\t... 12 more`), the report of a Rust panic (from `... panicked at ...` to its
+closing `note:` line) and, unless `--verbose`, the warning lines of Spark, the JVM and delta-rs, which are kept in
+the detail file (`LAKEHOUSE_LOG_FILE`, else a file under the temporary
 folder). The command's own one-line error says what happened; the last stderr line names the detail file when
 something was kept there.
 """
@@ -27,10 +28,16 @@ JAVA_STACK = re.compile(rb"^(\tat |\s+at [\w$.<>/]+\(.*\)\s*$|\t\.\.\. \d+ more|
 PANIC_START = re.compile(rb"panicked at ")
 PANIC_END = re.compile(rb"^note: ")
 PANIC_LIMIT = 400  # lines: a panic report without its closing note ends here
+# warnings of the libraries underneath (Spark's log4j `HH:mm:ss WARN Logger:`, the JVM's `WARNING: ...`, delta-rs's
+# `[time WARN  target]`): kept in the detail file, shown with --verbose. The product's own log lines say WARNING
+# after their time and pass.
+NOISE = re.compile(rb"^(\x1b\[[0-9;]*m)*\[?\S*\s*(\x1b\[[0-9;]*m)*WARN\b|^WARNING: ")
 
 
 class StderrGuard:
-    def __init__(self, detail: str | None = None) -> None:
+    def __init__(self, detail: str | None = None, verbose: bool | None = None) -> None:
+        self.verbose = os.environ.get("LAKEHOUSE_VERBOSE") == "1" if verbose is None else verbose
+        self.quiet = 0  # library warnings kept in the detail file
         self.detail_path = Path(detail or os.environ.get("LAKEHOUSE_LOG_FILE") or Path(
             tempfile.gettempdir(), "lakehouse-logs", f"{dt.datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}.log"))
         self.kept = 0
@@ -68,7 +75,7 @@ class StderrGuard:
             os.close(self._saved)  # else the JVM still writes: the thread passes it on until the process ends
             self._saved = None
 
-    def _keep(self, line: bytes) -> None:
+    def _keep(self, line: bytes, warning: bool = False) -> None:
         try:
             if self._detail is None:
                 self.detail_path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +84,10 @@ class StderrGuard:
             self._detail.flush()
         except OSError:  # a full disk must not stop the command: the line is dropped
             pass
-        self.kept += 1
+        if warning:
+            self.quiet += 1
+        else:
+            self.kept += 1
 
     def _pump(self, read: int) -> None:
         panic = 0
@@ -93,6 +103,8 @@ class StderrGuard:
                         self._keep(line)
                     elif JAVA_STACK.match(line):
                         self._keep(line)
+                    elif not self.verbose and NOISE.match(line):
+                        self._keep(line, warning=True)
                     else:
                         self._out(line)
             if pending:
