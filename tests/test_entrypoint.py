@@ -81,10 +81,16 @@ def test_broken_input_ends_the_application_with_exit_code_1(tmp_path):
     assert "sales" in proc.stdout and (lake / "silver/sales/_delta_log").is_dir()
 
 
+def _some_raw(lake: Path) -> Path:
+    """A lake with a raw zone (a lake root without one is an error of its own)."""
+    RetailGenerator(lake, days=1, rows_per_day=5, seed=3, end_date=DAY, products=5, customers=5).write()
+    return lake
+
+
 def test_the_jvm_engine_without_delta_jars_is_a_configuration_error(tmp_path):
     script, args = manifest_arguments()
     args = _with(args, "--conf-dir", str(mounted_conf(tmp_path)))
-    proc = spark_submit(script, args, tmp_path / "lake")
+    proc = spark_submit(script, args, _some_raw(tmp_path / "lake"))
     assert proc.returncode == 2, proc.stdout + proc.stderr[-3000:]
     # spark-submit's PythonRunner merges the driver's stderr into stdout
     assert "LAKEHOUSE_SPARK_JARS" in proc.stdout + proc.stderr
@@ -98,7 +104,7 @@ def test_spark_submit_with_only_lakehouse_spark_jars_says_what_to_add(tmp_path):
     jar.write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip archive
     args = _with(args, "--conf-dir", str(mounted_conf(tmp_path)))
     env_jars = {"LAKEHOUSE_SPARK_JARS": str(jar)}
-    proc = spark_submit(script, args, tmp_path / "lake", extra_env=env_jars)
+    proc = spark_submit(script, args, _some_raw(tmp_path / "lake"), extra_env=env_jars)
     assert proc.returncode == 2, proc.stdout + proc.stderr[-3000:]
     assert f"spark-submit --jars {jar}" in proc.stdout + proc.stderr
 
@@ -110,8 +116,8 @@ def test_an_unexpected_exception_is_exit_code_1(monkeypatch, tmp_path, spark):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(job.DailyJob, "run", explode)
-    code = cli.main(["run", "--date", "2024-01-01", "--engine", "rust", "--lake-root", str(tmp_path / "lake"),
-                     "--conf-dir", str(CONF)])
+    code = cli.main(["run", "--date", "2024-01-01", "--engine", "rust", "--lake-root",
+                     str(_some_raw(tmp_path / "lake")), "--conf-dir", str(CONF)])
     assert code == 1
 
 
