@@ -178,12 +178,15 @@ class Lakehouse:
         import itertools
 
         from lakehouse.storage import list_objects
+        from lakehouse.tables.paths import arrow_uri
 
         out = {}
         for spec in self.catalog.dataset_order():
             folder = self.layout.raw(spec.source.path)
-            if "://" in folder:
+            if arrow_uri(folder).startswith("s3://"):
                 found = next(itertools.islice(list_objects(folder), 1), None) is not None
+            elif "://" in folder:
+                continue  # another store (file://): its listing is the run's
             else:
                 found = os.path.isdir(folder) and any(
                     not name.startswith((".", "_")) for name in os.listdir(folder))
