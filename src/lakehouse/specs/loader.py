@@ -191,6 +191,8 @@ def _check_joined_columns(catalog: Catalog, agg: AggregationSpec, problems: list
     taken = {c.lower(): agg.source_dataset for c in catalog.datasets[agg.source_dataset].output_columns()}
     for i, join in enumerate(agg.joins):
         columns = catalog.datasets[join.dataset].output_columns()
+        if any(k.lower() not in taken or k not in columns for k in join.on):
+            continue  # a join key one side lacks: the resolver names it (validate-config)
         unknown = [c for c in join.select or [] if c not in columns]
         if unknown:
             problems.append(f"{agg.location(('joins', i, 'select'))}: joins.{i}.select: {join.dataset} has no column "
