@@ -37,9 +37,10 @@ TABLES = [f"{layer}/{name}" for name in ("campaigns", "customers", "products", "
           for layer in ("bronze", "silver", "quarantine")] + [
     "gold/daily_sales_summary", "gold/daily_inventory_movement", "_meta/ingested_files", "_meta/rejected_files"]
 # columns that name a run or a moment, or a file's store-specific fingerprint: they differ between any two runs;
-# and the load state, a digest of table versions, which follow each lake's own commits (two concurrent runs on S3)
+# the load state, a digest of table versions, which follow each lake's own commits (two concurrent runs on S3);
+# and the content digest, which a local file has and an S3 object (named by its ETag) does not
 VOLATILE = {"_run_id", "run_id", "_ingested_at", "recorded_at", "rejected_at", "quarantined_at", "modified_at",
-            "etag", "_spec", "load_state"}
+            "etag", "_spec", "load_state", "checksum"}
 
 READER = textwrap.dedent("""
     import json, sys
