@@ -203,8 +203,8 @@ def _used_of(spec: AggregationSpec, join: Join) -> Callable[[str], bool]:
     used = used_columns(spec)
 
     def of(name: str) -> bool:
-        brought = join.brought([name])
-        return name in brought and used(brought[name])
+        as_joined = join.brought([name]).get(name)
+        return as_joined is not None and used(as_joined)
 
     return of
 

@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.tables.engine import TableEngine
@@ -49,7 +50,11 @@ def owed(engine: TableEngine) -> dict[str, tuple[set[str], set[str]]]:
     table = engine.read_or_none(_path(engine))
     if table is None:
         return {}
-    return owed_from([r.asDict() for r in table.select("run_id", "aggregation", "dates", "status").collect()])
+    # only the open rows reach the driver, however long the log has grown
+    done = table.where(F.col("status") == "done").select("run_id", "aggregation")
+    open_rows = (table.where(F.col("status") == "pending").join(done, ["run_id", "aggregation"], "left_anti")
+                 .select("run_id", "aggregation", "dates", "status").collect())
+    return owed_from([r.asDict() for r in open_rows])
 
 
 def owed_from(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[set[str], set[str]]]:
