@@ -61,3 +61,34 @@ def test_library_warnings_leave_the_console_unless_verbose(tmp_path):
         else:
             assert shown == [line.decode() for line in lines[4:]], shown
             assert detail.read_text().splitlines() == [line.decode() for line in lines[:4]]
+
+
+def test_python_tracebacks_of_libraries_go_to_the_detail_file(tmp_path):
+    """A chained Python traceback written to descriptor 2 (as py4j's logging does when the JVM dies under a
+    collect), and a record py4j logs, leave the console; the lines around them pass, in order."""
+    detail = tmp_path / "detail.log"
+    script = textwrap.dedent(f"""
+        import logging, os, sys
+        from lakehouse.telemetry import logs
+        from lakehouse.telemetry.console import StderrGuard
+        with StderrGuard({str(detail)!r}):
+            logs.configure()
+            os.write(2, b"12:00:00 INFO lakehouse: before\\n")
+            os.write(2, b"Traceback (most recent call last):\\n  File \\"ipc.py\\", line 52, in __init__\\n"
+                        b"    self._open(source)\\n    ^^^^^^^^^^\\n"
+                        b"pyarrow.lib.ArrowInvalid: Tried reading schema message, was null or length 0\\n\\n"
+                        b"During handling of the above exception, another exception occurred:\\n\\n"
+                        b"Traceback (most recent call last):\\n  File \\"clientserver.py\\", line 566\\n"
+                        b"py4j.protocol.Py4JNetworkError: Error while sending or receiving\\n")
+            record = logging.LogRecord("root", logging.ERROR, "/x/site-packages/py4j/java_gateway.py", 1060,
+                                       "Exception while sending command.", None, None)
+            logging.getLogger().handle(record)
+            print("error: sales failed: the Spark JVM died (exit 137)", file=sys.stderr)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[:2] == ["12:00:00 INFO lakehouse: before", "error: sales failed: the Spark JVM died (exit 137)"]
+    assert lines[2].startswith("detail: 12 line(s)") and len(lines) == 3, lines
+    kept = detail.read_text()
+    assert "ArrowInvalid" in kept and "Py4JNetworkError" in kept and "Exception while sending command." in kept

@@ -49,11 +49,19 @@ def json_formatter() -> logging.Formatter:
 
 
 class _QuietPy4J(logging.Filter):
-    """Py4J logs a lost JVM connection on the root logger, with a traceback; the command says it in one line
-    (the JVM's death), and -v shows these."""
+    """Py4J logs a lost JVM connection on the root logger, with a traceback (at ERROR when it gives up); the
+    command says it in one line (the JVM's death). The record goes to the console's detail file; -v shows it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR or f"{os.sep}py4j{os.sep}" not in record.pathname
+        if f"{os.sep}py4j{os.sep}" not in record.pathname:
+            return True
+        from lakehouse.telemetry.console import keep_detail
+
+        keep_detail(_DETAIL_FORMAT.format(record))
+        return False
+
+
+_DETAIL_FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def configure(verbose: bool = False) -> None:

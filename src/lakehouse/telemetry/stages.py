@@ -81,7 +81,8 @@ def dataset_stages(outcome: DatasetOutcome, error: BaseException | None = None) 
 def _emit(run: RunInfo, event: dict[str, Any]) -> None:
     event = {**event, "run_id": run.run_id, "run_date": run.run_date.isoformat()}
     level = logging.ERROR if event.get("status") == "failed" else logging.INFO
-    what = " ".join(str(event[k]) for k in ("stage", "dataset") if event.get(k))
+    # a dataset's stages are logged once per run date: the text line names the date
+    what = " ".join(str(event[k]) for k in ("stage", "dataset", "run_date") if event.get(k))
     stage_log.log(level, "%s: %s", what or event["event"], event.get("status"), extra=event)
 
 
