@@ -114,3 +114,74 @@ def test_the_bucket_commands_run_as_written(tmp_path):
         assert any(k.startswith("lake/raw/sales/") for k in keys)
         assert any(k.startswith("lake/silver/sales/_delta_log/") for k in keys)
         assert any(k.startswith("lake/gold/daily_sales_summary/_delta_log/") for k in keys)
+
+
+def walkthrough_commands(heading: str = "### The first hour") -> list[str]:
+    """The command lines of the first bash block after `heading`, a heredoc kept with the line that opens it,
+    comments left out."""
+    text = (REPO / "README.md").read_text()
+    block = text.split(heading + "\n", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands: list[str] = []
+    closing = None
+    for line in block.splitlines():
+        if closing is not None:
+            commands[-1] += "\n" + line
+            closing = None if line == closing else closing
+            continue
+        command = re.split(r"\s{2,}# ", line)[0].rstrip()
+        if not command or command.startswith("#"):
+            continue
+        commands.append(command)
+        opened = re.search(r"<<'?(\w+)'?", command)
+        closing = opened.group(1) if opened else None
+    return commands
+
+
+def test_the_first_hour_runs_command_by_command(tmp_path):
+    """The README's first-hour walkthrough, in one shell (its variables carry over), on a copy of the repository
+    (the walkthrough adds a spec to conf/): each command exits 0, and each says what the README says it does."""
+    if not ACTIVATE.exists():
+        pytest.skip("no .venv: run `make setup` first")
+    commands = walkthrough_commands()
+    assert commands[0] == "source .venv/bin/activate" and len(commands) >= 15
+    clone = tmp_path / "clone"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
+    for name in filter(None, tracked.stdout.split("\0")):
+        if (REPO / name).is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, clone / name)
+    (clone / ".venv").symlink_to(REPO / ".venv")
+    mark = "@@first-hour@@"
+    script = ["set -u"]
+    for i, command in enumerate(commands):
+        script += [f"echo '{mark} {i}'", command, f"code=$?; echo '{mark} exit' $code; [ $code -eq 0 ] || exit $code"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "PYSPARK_", "SPARK_"))}
+    env["LAKEHOUSE_ENGINE"] = "rust"
+    done = subprocess.run(["bash", "-c", "\n".join(script)], cwd=clone, env=env, capture_output=True, text=True,
+                          timeout=1800, stdin=subprocess.DEVNULL)
+    out = done.stdout + done.stderr
+    parts = {int(chunk.split("\n", 1)[0]): chunk.split("\n", 1)[1] for chunk in done.stdout.split(mark + " ")[1:]
+             if chunk.split("\n", 1)[0].isdigit()}
+    assert done.returncode == 0, f"{out[-4000:]}"
+    assert len(parts) == len(commands)
+
+    def output(prefix: str, nth: int = 0) -> str:
+        return [parts[i] for i in sorted(parts) if commands[i].startswith(prefix)][nth]
+
+    assert "Traceback" not in out and "\tat " not in out
+    assert "2 run date(s), 0 failed" in output("lakehouse run --pending", 0)
+    assert "nothing pending" in output("lakehouse run --pending", 1)
+    assert "TXN-BY-HAND" not in output("lakehouse run --pending", 1)
+    assert "/gold/daily_sales_summary: 5 row(s)" in output("lakehouse read gold/")
+    assert "by-hand.csv" in output("lakehouse plan --pending")
+    quarantined = output("lakehouse read quarantine/sales")
+    assert ": 1 row(s)" in quarantined and "quantity=-3 must be between" in quarantined
+    quality = [ln.split() for ln in output("lakehouse quality").splitlines()]
+    assert ["sales", "range", "quantity", "error"] == next(r[:4] for r in quality if r[1:3] == ["range", "quantity"])
+    assert int(next(r for r in quality if r[1:3] == ["range", "quantity"])[5]) >= 1  # the generator's and ours
+    loaded = output("lakehouse run --pending", 3)
+    assert "stores: ok, 3 read, 1 quarantined, 2 to silver" in loaded, loaded
+    assert not re.search(r"\b(sales|products|customers|inventory|campaigns): ok", loaded), loaded
+    assert ": 2 row(s)" in output("lakehouse read silver/stores") and "Bergen" in output("lakehouse read silver/stores")
+    assert "- datasets/stores.yaml" in (clone / "conf" / "kustomization.yaml").read_text()
+    assert "passed" in output("make k8s-check")

@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("table", help="e.g. gold/daily_sales_summary")
     read.add_argument("--as-of-version", type=int, help="Delta version to read (time travel)")
     read.add_argument("--limit", type=int, default=20)
+    read.add_argument("--where", action="append", default=[], metavar="CONDITION",
+                      help="keep rows where COLUMN=VALUE, COLUMN!=VALUE or COLUMN~TEXT (contains); repeatable")
+    read.add_argument("--columns", help="comma-separated columns to show (default: all)")
 
     runs = sub.add_parser("runs", help="the latest runs (no JVM); `runs show RUN_ID` for one run in full")
     _common(runs)

@@ -209,7 +209,9 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_read(args: argparse.Namespace) -> int:
     lake = _lake(args, "lakehouse-read")
-    rows = lake.view.read(args.table, args.as_of_version, limit=args.limit)
+    columns = tuple(c.strip() for c in (args.columns or "").split(",") if c.strip())
+    rows = lake.view.read(args.table, args.as_of_version, limit=args.limit, conditions=tuple(args.where),
+                          columns=columns)
     print(report.rows_report(lake.path(args.table), rows, args.as_of_version))
     return EXIT_OK
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from lakehouse.errors import TableNotFound
+from lakehouse.errors import TableNotFound, UsageError
 from lakehouse.storage import filesystem, from_delta_uri
 from lakehouse.tables.engine import HistoryEntry
 from lakehouse.tables.paths import arrow_uri, join
@@ -50,6 +50,45 @@ class RunDetail:
     quality: list[dict[str, Any]]  # its `_meta/quality` rows
 
 
+_OPERATORS = ("!=", "=", "~")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A row condition in the command line's words: `column=value` and `column!=value` compare with the value
+    read as the column's type (a date, a number, text); `column~text` keeps the rows whose value, as text,
+    contains `text` (a list of check results too: `errors~range`)."""
+
+    column: str
+    op: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str, schema: pa.Schema) -> Condition:
+        found = [(text.find(op), op) for op in _OPERATORS if op in text]
+        at, op = min(found) if found else (-1, "")
+        name = text[:at] if at > 0 else ""
+        if name not in schema.names:
+            raise UsageError(f"--where {text!r}: expected COLUMN=VALUE, COLUMN!=VALUE or COLUMN~TEXT with a column "
+                             f"of the table ({', '.join(schema.names)})")
+        return cls(name, op, text[at + len(op):])
+
+    def expression(self, schema: pa.Schema) -> pc.Expression | None:
+        """The condition as an Arrow filter (read with the files), or None when it is matched on text."""
+        kind = schema.field(self.column).type
+        if self.op == "~":
+            return pc.match_substring(pc.field(self.column), self.value) if pa.types.is_string(kind) else None
+        try:
+            typed = pa.scalar(self.value).cast(kind)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise UsageError(f"--where {self.column}{self.op}{self.value}: {self.value!r} is not a {kind} "
+                             f"value") from exc
+        return pc.field(self.column) == typed if self.op == "=" else pc.field(self.column) != typed
+
+    def holds(self, row: dict[str, Any]) -> bool:
+        return self.value in str(row[self.column])
+
+
 class LakeView:
     """Read-only access to the lake at `root`, no Spark session."""
 
@@ -66,12 +105,29 @@ class LakeView:
         return history_entries(self._open(table), limit)
 
     def read(self, table: str, version: int | None = None, limit: int | None = None,
-             where: pa.compute.Expression | None = None) -> pa.Table:
-        """The table's rows (at `version`), at most `limit`, filtered by `where`."""
+             where: pa.compute.Expression | None = None, conditions: tuple[str, ...] = (),
+             columns: tuple[str, ...] = ()) -> pa.Table:
+        """The table's rows (at `version`), at most `limit`, filtered by `where` and by `conditions` in the
+        command line's words (see `Condition`), with `columns` only (all when empty)."""
         dataset = self._dataset(self._open(table, version))
-        if limit is not None and where is None:
-            return dataset.head(limit)
+        schema = dataset.schema
+        unknown = [c for c in columns if c not in schema.names]
+        if unknown:
+            raise UsageError(f"no column {', '.join(unknown)} in {table} (its columns: {', '.join(schema.names)})")
+        parsed = [Condition.parse(text, schema) for text in conditions]
+        textual = [c for c in parsed if c.expression(schema) is None]
+        for c in parsed:
+            expression = c.expression(schema)
+            if expression is not None:
+                where = expression if where is None else where & expression
+        if limit is not None and where is None and not textual:
+            return dataset.head(limit, columns=list(columns) or None)
         rows = dataset.to_table(filter=where)
+        if textual:
+            keep = [all(c.holds(row) for c in textual) for row in rows.select([c.column for c in textual]).to_pylist()]
+            rows = rows.filter(pa.array(keep, pa.bool_()))
+        if columns:
+            rows = rows.select(list(columns))
         return rows if limit is None else rows.slice(0, limit)
 
     @staticmethod
