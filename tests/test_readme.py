@@ -177,7 +177,7 @@ def test_the_first_hour_runs_command_by_command(tmp_path):
     quarantined = output("lakehouse read quarantine/sales")
     assert ": 1 row(s)" in quarantined and "quantity=-3 must be between" in quarantined
     quality = [ln.split() for ln in output("lakehouse quality").splitlines()]
-    assert ["sales", "range", "quantity", "error"] == next(r[:4] for r in quality if r[1:3] == ["range", "quantity"])
+    assert next(r[:4] for r in quality if r[1:3] == ["range", "quantity"]) == ["sales", "range", "quantity", "error"]
     assert int(next(r for r in quality if r[1:3] == ["range", "quantity"])[5]) >= 1  # the generator's and ours
     loaded = output("lakehouse run --pending", 3)
     assert "stores: ok, 3 read, 1 quarantined, 2 to silver" in loaded, loaded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pyspark.sql import DataFrame, Row, SparkSession
@@ -29,7 +30,8 @@ def empty_frame(spark: SparkSession, schema: T.StructType) -> DataFrame:
 # delta-rs as Arrow in memory, and resolving one row per key ranks all its rows at once. The estimate of a raw
 # scan is the files' size on disk, so a compressed file can hold ten times more: kept low, a small frame stays
 # small in the driver's memory whatever the estimate missed.
-SMALL_FRAME_BYTES = 4 * 2**20
+# LAKEHOUSE_SMALL_FRAME_BYTES sets it (-1: every frame is large, as the tests of the large-frame paths do)
+SMALL_FRAME_BYTES = int(os.environ.get("LAKEHOUSE_SMALL_FRAME_BYTES") or 4 * 2**20)
 
 
 def estimated_bytes(df: DataFrame) -> int | None:

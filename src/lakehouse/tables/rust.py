@@ -31,6 +31,7 @@ from lakehouse.errors import CommitConflict, LakehouseError, SettingsError, Tabl
 from lakehouse.frames import empty_frame
 from lakehouse.sql import column, ident, in_list, qualified
 from lakehouse.storage import delta_options, filesystem, from_delta_uri, localize, spark_literal, spark_reads
+from lakehouse.tables import direct
 from lakehouse.tables.engine import (
     HistoryEntry,
     MergePlan,
@@ -221,10 +222,32 @@ class RustEngine(TableEngine):
 
     # ------------------------------------------------------------ writes
 
+    def _direct(self, df: DataFrame, path: str, partition_by: list[str], table: DeltaTable | None,
+                properties: CommitProperties, replace: dict[str, list[Any]] | None = None) -> int | None:
+        """`df` written by Spark into the table's folder and committed by delta-rs (`tables.direct`): the new
+        version, or None when the frame goes through the staging hand-off instead."""
+        filters = None
+        if replace is not None:
+            if table is None:
+                replace = None
+            else:
+                filters = partition_filters(table, replace)
+                if len(filters) != len(replace) or any(None in v or not v for v in replace.values()):
+                    return None  # rows outside the partition columns are replaced by delta-rs's own writer
+        if not direct.direct_writes(df, path, partition_by, table):
+            return None
+        written = direct.write_files(df, path, partition_by)
+        faults.point("direct:before_commit")
+        direct.commit(path, table, written, direct.arrow_schema(df.schema), partition_by, properties, filters)
+        return delta_table(path).version()
+
     def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str],
                            partitions: dict[str, list[Any]]) -> int:
         where = self.partition_predicate(partitions)
         path = arrow_uri(path)
+        done = self._direct(df, path, partition_by, self._table(path), self._commit(), replace=partitions)
+        if done is not None:
+            return done
         with self._staged(df) as data:
             reader = data.reader()
             if self._table(path) is None:
@@ -243,6 +266,9 @@ class RustEngine(TableEngine):
         if txn and table is not None and (table.transaction_version(txn[0]) or -1) >= txn[1]:
             return table.version()
         properties = self._commit([Transaction(*txn)] if txn else None)
+        done = self._direct(df, path, partition_by or [], table, properties)
+        if done is not None:
+            return done
         with self._staged(df) as data:
             _write(path, data.reader(), partition_by=partition_by or None, mode="append",
                             schema_mode="merge", commit_properties=properties,
@@ -265,6 +291,10 @@ class RustEngine(TableEngine):
 
     def merge(self, df: DataFrame, path: str, plan: MergePlan, base_version: int | None = None) -> MergeResult:
         path = arrow_uri(path)
+        if not plan.delete_matched_when and self._table(path, base_version) is None:
+            created = self._create(df, path, plan.partition_by, self._commit(_marker(None)))
+            if created is not None:
+                return created
         with self._staged(df) as data:
             table = self._table(path, base_version)
             if table is None and plan.delete_matched_when:
@@ -309,6 +339,14 @@ class RustEngine(TableEngine):
                 *[column(f.name) if f.name in inserts.columns else F.lit(None).cast(f.dataType).alias(f.name)
                   for f in target.fields],
                 *[column(c) for c in inserts.columns if plan.evolve_schema and c not in target.names])
+            appended = None if plan.evolve_schema and set(inserts.columns) - set(target.names) else \
+                self._appended(inserts, path, plan.partition_by, table, self._commit(_marker(result.version)))
+            if appended is not None:
+                result.source_rows += appended.rows
+                result.inserted += appended.rows
+                result.files_added += len(appended.adds)
+                result.version = delta_table(path).version()
+                return result
             with self._staged(inserts) as data:
                 write_deltalake(table, data.reader(), mode="append",
                                 schema_mode="merge" if plan.evolve_schema else None,
@@ -321,6 +359,27 @@ class RustEngine(TableEngine):
             result.files_added += int(added or 0)
             result.version = after.version()
         return result
+
+    def _create(self, df: DataFrame, path: str, partition_by: list[str], properties: CommitProperties
+                ) -> MergeResult | None:
+        """A MERGE into a table that does not exist yet: the table created with Spark's files of every row."""
+        if not direct.direct_writes(df, path, partition_by, None):
+            return None
+        written = direct.write_files(df, path, partition_by)
+        faults.point("direct:before_commit")
+        direct.commit(path, None, written, direct.arrow_schema(df.schema), partition_by, properties)
+        return MergeResult(source_rows=written.rows, inserted=written.rows, files_added=len(written.adds),
+                           version=delta_table(path).version())
+
+    def _appended(self, df: DataFrame, path: str, partition_by: list[str], table: DeltaTable,
+                  properties: CommitProperties) -> direct.Written | None:
+        """New rows appended as Spark's files, in one commit based on `table`'s version."""
+        if not direct.direct_writes(df, path, partition_by, table):
+            return None
+        written = direct.write_files(df, path, partition_by)
+        faults.point("direct:before_commit")
+        direct.commit(path, table, written, direct.arrow_schema(df.schema), partition_by, properties)
+        return written
 
     # ------------------------------------------------------------ maintenance
 
@@ -339,7 +398,8 @@ class RustEngine(TableEngine):
         files present are reported."""
         table = self._existing(path)
         uri = arrow_uri(path)
-        candidates = table.vacuum(retention_hours=retention_hours, dry_run=True, enforce_retention_duration=False)
+        candidates = table.vacuum(retention_hours=retention_hours, dry_run=True, enforce_retention_duration=False,
+                                   full=True)  # also files no commit names (a writer that died before its commit)
         fs, base = filesystem(uri)
         present = []
         for f in candidates:  # paths relative to the table root
@@ -347,7 +407,7 @@ class RustEngine(TableEngine):
             if fs.get_file_info(full).type == pafs.FileType.File:
                 present.append(relative_to_table(uri, f))
         if not dry_run and present:
-            table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
+            table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False, full=True)
         return VacuumResult(sorted(present), dry_run)
 
     def restore(self, path: str, version: int) -> int:

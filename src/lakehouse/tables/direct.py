@@ -1,0 +1,177 @@
+"""The rust engine's large writes: Spark's executors write the Parquet data files straight into the Delta table's
+folder, and delta-rs commits them (`create_write_transaction`, or `create_table_with_add_actions` for a new
+table) with the statistics read from the files' footers. Each row is written once, by the executors; the driver
+reads footers and writes the commit.
+
+Spark writes into a folder of its own inside the table (`w-<uuid>/<partition>=<value>/part-<job id>*.parquet`), so
+two writers never share Spark's `_temporary` folder; the files then move into the table's partition folders, where
+both Delta engines read them, and the commit names them. A write that dies before its commit leaves only files the
+log does not name (VACUUM removes them, as it removes any writer's leftovers). A frame is written this way when
+the lake is on a local disk (on S3 a move is a copy: the staging hand-off writes there), it is not small (a small frame is
+collected as Arrow, see `handoff`), its partition columns are of a type whose folder names are exact (dates,
+integers, booleans, text) and, for an existing table, its schema is the table's (schema evolution goes through
+delta-rs's own writer, which merges schemas). Otherwise the caller uses the staging hand-off.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable, Schema
+from deltalake.transaction import AddAction, create_table_with_add_actions
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_schema
+
+from lakehouse.frames import is_small
+from lakehouse.storage import delta_options, filesystem, is_remote
+from lakehouse.tables.handoff import nullable
+from lakehouse.tables.paths import join, spark_uri
+
+# partition column types whose value Spark's folder name holds exactly (what the Delta log records as text)
+EXACT_PARTITION_TYPES = (T.DateType, T.StringType, T.IntegerType, T.LongType, T.ShortType, T.ByteType,
+                         T.BooleanType)
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+# column types whose Parquet min/max become the Delta statistics: the values delta-rs and delta-spark compare
+# exactly (timestamps are kept to milliseconds in Delta statistics, decimals need their exact text, floats NaN
+# handling: their files are skipped by null counts only)
+_STAT_TYPES = (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string, pa.types.is_date32,
+               pa.types.is_boolean)
+
+
+@dataclass(frozen=True)
+class Written:
+    """The data files a write left in the table's folder, as the commit's add actions."""
+
+    adds: list[AddAction]
+
+    @property
+    def rows(self) -> int:
+        return sum(json.loads(a.stats)["numRecords"] for a in self.adds)
+
+
+def direct_writes(df: DataFrame, root: str, partition_by: list[str], table: DeltaTable | None) -> bool:
+    """Whether `df` goes to the table at `root` as files Spark writes in place."""
+    if is_small(df) or is_remote(root):
+        return False
+    fields = {f.name: f for f in df.schema.fields}
+    if any(c not in fields or not isinstance(fields[c].dataType, EXACT_PARTITION_TYPES) for c in partition_by):
+        return False
+    if table is None:
+        # a new table: delta-rs's writer creates it (a commit made of add actions records a CREATE TABLE, where
+        # both engines' first write records WRITE)
+        return False
+    held = pa.schema(table.schema().to_arrow())
+    given = arrow_schema(df.schema)
+    if list(table.metadata().partition_columns) != list(partition_by):
+        return False
+    return [(f.name, f.type) for f in held] == [(f.name, f.type) for f in given]
+
+
+def arrow_schema(schema: T.StructType) -> pa.Schema:
+    """The Delta schema of a frame, as delta-rs receives it (nullable top-level fields, UTC timestamps)."""
+    return nullable(to_arrow_schema(schema, timestamp_utc=True))
+
+
+def write_files(df: DataFrame, root: str, partition_by: list[str]) -> Written:
+    """Spark writes `df` into a fresh folder of the table at `root`; its data files are then moved into the
+    table's partition folders (a rename on a local disk; their names, made by Spark, hold the write's id);
+    returns their add actions."""
+    folder = f"w-{uuid.uuid4().hex}"
+    df.write.mode("errorifexists").partitionBy(*partition_by).parquet(spark_uri(join(root, folder)))
+    fs, base = filesystem(root)
+    base = base.rstrip("/")
+    adds = []
+    names = {f.name: f for f in arrow_schema(df.schema)}
+    found = fs.get_file_info(pafs.FileSelector(f"{base}/{folder}", recursive=True))
+    for info in sorted((i for i in found if i.type == pafs.FileType.File), key=lambda i: i.path):
+        relative = info.path[len(base) + len(folder) + 2:]  # <partition folders>/<file>
+        if relative.rsplit("/", 1)[-1].startswith((".", "_")):  # Spark's checksums and success marker
+            continue
+        with fs.open_input_file(info.path) as handle:
+            metadata = pq.ParquetFile(handle).metadata
+        if metadata.num_rows == 0:  # Spark writes an empty file for an empty frame: nothing to commit
+            continue
+        if "/" in relative:
+            fs.create_dir(f"{base}/{relative.rsplit('/', 1)[0]}", recursive=True)
+        fs.move(info.path, f"{base}/{relative}")
+        adds.append(AddAction(
+            path=relative, size=info.size, partition_values=_partition_values(relative),
+            modification_time=int(info.mtime_ns // 1_000_000) if info.mtime_ns else 0, data_change=True,
+            stats=json.dumps(_statistics(metadata, names), separators=(",", ":"))))
+    fs.delete_dir(f"{base}/{folder}")
+    return Written(adds)
+
+
+def _partition_values(relative: str) -> dict[str, str | None]:
+    values: dict[str, str | None] = {}
+    for part in relative.split("/")[:-1]:
+        name, _, value = part.partition("=")
+        text = unquote(value)
+        values[unquote(name)] = None if text == HIVE_NULL else text
+    return values
+
+
+def _statistics(metadata: pq.FileMetaData, fields: dict[str, pa.Field]) -> dict[str, Any]:
+    """numRecords, and per top-level column of the file the null count and, for the types in _STAT_TYPES, min
+    and max over its row groups."""
+    low: dict[str, Any] = {}
+    high: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    exact: set[str] = set()
+    for g in range(metadata.num_row_groups):
+        group = metadata.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            name = chunk.path_in_schema
+            if "." in name or name not in fields:  # a nested leaf: no statistics of its own here
+                continue
+            stats = chunk.statistics
+            if stats is None or not stats.has_null_count:
+                nulls[name] = -1
+                continue
+            nulls[name] = -1 if nulls.get(name, 0) < 0 else nulls.get(name, 0) + stats.null_count
+            if not any(test(fields[name].type) for test in _STAT_TYPES):
+                continue
+            if g == 0:
+                exact.add(name)
+            if not stats.has_min_max:
+                if stats.null_count != group.num_rows:  # values without bounds: no bounds for the file
+                    exact.discard(name)
+                continue
+            low[name] = stats.min if name not in low else min(low[name], stats.min)
+            high[name] = stats.max if name not in high else max(high[name], stats.max)
+    bounded = [n for n in exact if n in low]
+    return {"numRecords": metadata.num_rows,
+            "minValues": {n: _json_value(low[n]) for n in bounded},
+            "maxValues": {n: _json_value(high[n]) for n in bounded},
+            "nullCount": {n: v for n, v in nulls.items() if v >= 0}}
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def commit(root: str, table: DeltaTable | None, written: Written, schema: pa.Schema, partition_by: list[str],
+           properties: CommitProperties, replace: Iterable[tuple[str, str, list[str]]] | None = None) -> None:
+    """One commit adding the written files: to a new table (created with them), appended, or replacing the
+    partitions `replace` names (delta-rs removes their files in the same commit)."""
+    if table is None:
+        create_table_with_add_actions(root, Schema.from_arrow(schema), written.adds, mode="append", partition_by=partition_by or None,
+                                      storage_options=delta_options(root), commit_properties=properties)
+        return
+    if replace is not None:
+        table.create_write_transaction(written.adds, mode="overwrite", schema=schema,
+                                       partition_by=partition_by or None, partition_filters=list(replace),
+                                       commit_properties=properties)
+    else:
+        table.create_write_transaction(written.adds, mode="append", schema=schema, partition_by=partition_by or None,
+                                       commit_properties=properties)
