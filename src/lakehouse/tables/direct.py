@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema
-from deltalake.transaction import AddAction, create_table_with_add_actions
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
@@ -51,11 +51,11 @@ _STAT_TYPES = (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string
 class Written:
     """The data files a write left in the table's folder, as the commit's add actions."""
 
-    adds: list[AddAction]
+    adds: list[AddAction | RemoveAction]
 
     @property
     def rows(self) -> int:
-        return sum(json.loads(a.stats)["numRecords"] for a in self.adds)
+        return sum(json.loads(a.stats)["numRecords"] for a in self.adds if isinstance(a, AddAction))
 
 
 def direct_writes(df: DataFrame, root: str, partition_by: list[str], table: DeltaTable | None) -> bool:
@@ -89,7 +89,7 @@ def write_files(df: DataFrame, root: str, partition_by: list[str]) -> Written:
     df.write.mode("errorifexists").partitionBy(*partition_by).parquet(spark_uri(join(root, folder)))
     fs, base = filesystem(root)
     base = base.rstrip("/")
-    adds = []
+    adds: list[AddAction | RemoveAction] = []
     names = {f.name: f for f in arrow_schema(df.schema)}
     found = fs.get_file_info(pafs.FileSelector(f"{base}/{folder}", recursive=True))
     for info in sorted((i for i in found if i.type == pafs.FileType.File), key=lambda i: i.path):
@@ -165,8 +165,10 @@ def commit(root: str, table: DeltaTable | None, written: Written, schema: pa.Sch
     """One commit adding the written files: to a new table (created with them), appended, or replacing the
     partitions `replace` names (delta-rs removes their files in the same commit)."""
     if table is None:
-        create_table_with_add_actions(root, Schema.from_arrow(schema), written.adds, mode="append", partition_by=partition_by or None,
-                                      storage_options=delta_options(root), commit_properties=properties)
+        adds = [a for a in written.adds if isinstance(a, AddAction)]
+        create_table_with_add_actions(root, Schema.from_arrow(schema), adds, mode="append",
+                                      partition_by=partition_by or None, storage_options=delta_options(root),
+                                      commit_properties=properties)
         return
     if replace is not None:
         table.create_write_transaction(written.adds, mode="overwrite", schema=schema,

@@ -292,9 +292,9 @@ class RustEngine(TableEngine):
     def merge(self, df: DataFrame, path: str, plan: MergePlan, base_version: int | None = None) -> MergeResult:
         path = arrow_uri(path)
         if not plan.delete_matched_when and self._table(path, base_version) is None:
-            created = self._create(df, path, plan.partition_by, self._commit(_marker(None)))
-            if created is not None:
-                return created
+            made = self._create(df, path, plan.partition_by, self._commit(_marker(None)))
+            if made is not None:
+                return made
         with self._staged(df) as data:
             table = self._table(path, base_version)
             if table is None and plan.delete_matched_when:
