@@ -73,7 +73,20 @@ def direct_writes(df: DataFrame, root: str, partition_by: list[str], table: Delt
     given = arrow_schema(df.schema)
     if list(table.metadata().partition_columns) != list(partition_by):
         return False
-    return [(f.name, f.type) for f in held] == [(f.name, f.type) for f in given]
+    # the same columns and types; a nested field Spark declares non-null is the table's nullable one (the commit
+    # keeps the table's schema)
+    return [(f.name, _loose(f.type)) for f in held] == [(f.name, _loose(f.type)) for f in given]
+
+
+def _loose(kind: pa.DataType) -> pa.DataType:
+    """The type with every nested field nullable."""
+    if pa.types.is_struct(kind):
+        return pa.struct([pa.field(f.name, _loose(f.type)) for f in kind])
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return pa.list_(_loose(kind.value_type))
+    if pa.types.is_map(kind):
+        return pa.map_(_loose(kind.key_type), _loose(kind.item_type))
+    return kind
 
 
 def arrow_schema(schema: T.StructType) -> pa.Schema:
@@ -170,6 +183,7 @@ def commit(root: str, table: DeltaTable | None, written: Written, schema: pa.Sch
                                       partition_by=partition_by or None, storage_options=delta_options(root),
                                       commit_properties=properties)
         return
+    schema = pa.schema(table.schema().to_arrow())  # the table's: the files add rows, not columns
     if replace is not None:
         table.create_write_transaction(written.adds, mode="overwrite", schema=schema,
                                        partition_by=partition_by or None, partition_filters=list(replace),
