@@ -1,23 +1,22 @@
 """The rust engine's large writes: Spark's executors write the Parquet data files straight into the Delta table's
-folder, and delta-rs commits them (`create_write_transaction`, or `create_table_with_add_actions` for a new
-table) with the statistics read from the files' footers. Each row is written once, by the executors; the driver
-reads footers and writes the commit.
+folder, and delta-rs commits them (`create_write_transaction`) with the statistics read from the files' footers.
+Each row is written once, by the executors; the driver reads footers and writes the commit.
 
 Spark writes into a folder of its own inside the table (`w-<uuid>/<partition>=<value>/part-<job id>*.parquet`), so
 two writers never share Spark's `_temporary` folder; the files then move into the table's partition folders, where
 both Delta engines read them, and the commit names them. A write that dies before its commit leaves only files the
 log does not name (VACUUM removes them, as it removes any writer's leftovers). A frame is written this way when
-the lake is on a local disk (on S3 a move is a copy: the staging hand-off writes there), it is not small (a small frame is
-collected as Arrow, see `handoff`), its partition columns are of a type whose folder names are exact (dates,
-integers, booleans, text) and, for an existing table, its schema is the table's (schema evolution goes through
-delta-rs's own writer, which merges schemas). Otherwise the caller uses the staging hand-off.
+the lake is on a local disk (on S3 a move is a copy: the staging hand-off writes there), it is not small (a small
+frame is collected as Arrow, see `handoff`), its partition columns are of a type whose folder names are exact
+(dates, integers, booleans, text), the table exists (delta-rs's writer creates a table: its first commit is a
+WRITE, as on the jvm engine) and its schema is the frame's (schema evolution goes through delta-rs's own writer,
+which merges schemas). Otherwise the caller uses the staging hand-off.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -25,14 +24,14 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, Schema
-from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
+from deltalake import CommitProperties, DeltaTable
+from deltalake.transaction import AddAction, RemoveAction
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from lakehouse.frames import is_small
-from lakehouse.storage import delta_options, filesystem, is_remote
+from lakehouse.storage import filesystem, is_remote
 from lakehouse.tables.handoff import nullable
 from lakehouse.tables.paths import join, spark_uri
 
@@ -51,23 +50,19 @@ _STAT_TYPES = (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string
 class Written:
     """The data files a write left in the table's folder, as the commit's add actions."""
 
-    adds: list[AddAction | RemoveAction]
+    adds: list[AddAction]
 
     @property
     def rows(self) -> int:
-        return sum(json.loads(a.stats)["numRecords"] for a in self.adds if isinstance(a, AddAction))
+        return sum(json.loads(a.stats)["numRecords"] for a in self.adds)
 
 
 def direct_writes(df: DataFrame, root: str, partition_by: list[str], table: DeltaTable | None) -> bool:
     """Whether `df` goes to the table at `root` as files Spark writes in place."""
-    if is_small(df) or is_remote(root):
+    if table is None or is_small(df) or is_remote(root):
         return False
     fields = {f.name: f for f in df.schema.fields}
     if any(c not in fields or not isinstance(fields[c].dataType, EXACT_PARTITION_TYPES) for c in partition_by):
-        return False
-    if table is None:
-        # a new table: delta-rs's writer creates it (a commit made of add actions records a CREATE TABLE, where
-        # both engines' first write records WRITE)
         return False
     held = pa.schema(table.schema().to_arrow())
     given = arrow_schema(df.schema)
@@ -102,7 +97,7 @@ def write_files(df: DataFrame, root: str, partition_by: list[str]) -> Written:
     df.write.mode("errorifexists").partitionBy(*partition_by).parquet(spark_uri(join(root, folder)))
     fs, base = filesystem(root)
     base = base.rstrip("/")
-    adds: list[AddAction | RemoveAction] = []
+    adds: list[AddAction] = []
     names = {f.name: f for f in arrow_schema(df.schema)}
     found = fs.get_file_info(pafs.FileSelector(f"{base}/{folder}", recursive=True))
     for info in sorted((i for i in found if i.type == pafs.FileType.File), key=lambda i: i.path):
@@ -173,21 +168,12 @@ def _json_value(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
-def commit(root: str, table: DeltaTable | None, written: Written, schema: pa.Schema, partition_by: list[str],
-           properties: CommitProperties, replace: Iterable[tuple[str, str, list[str]]] | None = None) -> None:
-    """One commit adding the written files: to a new table (created with them), appended, or replacing the
-    partitions `replace` names (delta-rs removes their files in the same commit)."""
-    if table is None:
-        adds = [a for a in written.adds if isinstance(a, AddAction)]
-        create_table_with_add_actions(root, Schema.from_arrow(schema), adds, mode="append",
-                                      partition_by=partition_by or None, storage_options=delta_options(root),
-                                      commit_properties=properties)
-        return
-    schema = pa.schema(table.schema().to_arrow())  # the table's: the files add rows, not columns
-    if replace is not None:
-        table.create_write_transaction(written.adds, mode="overwrite", schema=schema,
-                                       partition_by=partition_by or None, partition_filters=list(replace),
-                                       commit_properties=properties)
-    else:
-        table.create_write_transaction(written.adds, mode="append", schema=schema, partition_by=partition_by or None,
-                                       commit_properties=properties)
+def commit(table: DeltaTable, written: Written, partition_by: list[str], properties: CommitProperties,
+           replace: list[tuple[str, str, list[str]]] | None = None) -> None:
+    """One commit adding the written files, based on `table`'s version: appended, or replacing the partitions
+    `replace` names (delta-rs removes their files in the same commit). The table's schema stays: the files add
+    rows, not columns."""
+    actions: list[AddAction | RemoveAction] = [*written.adds]
+    table.create_write_transaction(actions, mode="append" if replace is None else "overwrite",
+                                   schema=pa.schema(table.schema().to_arrow()), partition_by=partition_by or None,
+                                   partition_filters=replace, commit_properties=properties)

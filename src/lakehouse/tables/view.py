@@ -17,9 +17,10 @@ import pyarrow.dataset as pads
 
 from lakehouse.errors import TableNotFound, UsageError
 from lakehouse.storage import filesystem, from_delta_uri
+from lakehouse.tables.deltalog import existing_table
 from lakehouse.tables.engine import HistoryEntry
 from lakehouse.tables.paths import arrow_uri, join
-from lakehouse.tables.rust import existing_table, history_entries
+from lakehouse.tables.rust import history_entries
 
 
 @dataclass(frozen=True)
@@ -114,11 +115,12 @@ class LakeView:
         unknown = [c for c in columns if c not in schema.names]
         if unknown:
             raise UsageError(f"no column {', '.join(unknown)} in {table} (its columns: {', '.join(schema.names)})")
-        parsed = [Condition.parse(text, schema) for text in conditions]
-        textual = [c for c in parsed if c.expression(schema) is None]
-        for c in parsed:
+        textual = []
+        for c in (Condition.parse(text, schema) for text in conditions):
             expression = c.expression(schema)
-            if expression is not None:
+            if expression is None:
+                textual.append(c)
+            else:
                 where = expression if where is None else where & expression
         if limit is not None and where is None and not textual:
             return dataset.head(limit, columns=list(columns) or None)
