@@ -93,6 +93,7 @@ test-s3: $(STAMP) ## the lake on a real S3 API (moto on 127.0.0.1): land, run, r
 lint: $(STAMP)
 	$(BIN)/ruff check src tests spark_jobs
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf lake spark-warehouse metastore_db derby.log .pytest_cache

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lakehouse.settings import Settings
-from lakehouse.tables.engine import jvm_delta_available, select_engine
+from lakehouse.tables import jvm_delta_available, select_engine
 from lakehouse.tables.paths import LakeLayout
 
 REPO = Path(__file__).resolve().parents[1]

@@ -220,6 +220,21 @@ def test_append_with_an_app_transaction_applies_once(spark, engine, tmp_path):
     assert len(rows(engine, path)) == 2
 
 
+@pytest.mark.parametrize("how", ["frame", "records"])
+def test_an_app_transaction_of_version_zero_applies_once(spark, engine, tmp_path, how):
+    """Version 0 is a version: a retry of a write recorded as version 0 adds nothing."""
+    path = str(tmp_path / "t")
+    records = [{"id": "a", "day": D1, "seq": 1, "payload": "x"}]
+    for txn in [("run-0", 0), ("run-0", 0), ("run-1", 0)]:
+        if how == "frame":
+            engine.append(spark.createDataFrame([tuple(r.values()) for r in records], SCHEMA), path, ["day"],
+                          txn=txn)
+        else:
+            engine.append_rows(records, SCHEMA, path, ["day"], txn=txn)
+    assert len(rows(engine, path)) == 2
+    assert engine.history(path)[0].version == 1  # the retry made no commit
+
+
 def test_delete_by_condition(spark, engine, tmp_path):
     path = str(tmp_path / "t")
     engine.merge(spark.createDataFrame([("a", D1, 1, "x"), ("b", D2, 1, "y"), ("c", D2, 2, "z")], SCHEMA), path,
@@ -339,7 +354,7 @@ def test_vacuum_reports_the_files_it_deletes(spark, engine, tmp_path):
 
 def test_jvm_engine_selection_is_explicit(spark, tmp_path):
     from lakehouse.settings import SettingsError
-    from lakehouse.tables.engine import jvm_delta_available, select_engine
+    from lakehouse.tables import jvm_delta_available, select_engine
     from lakehouse.tables.paths import LakeLayout
 
     if jvm_delta_available(spark):  # with Delta's classes, jvm is chosen when asked for, and by auto

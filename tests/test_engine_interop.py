@@ -8,7 +8,8 @@ import datetime as dt
 import deltalake
 import pytest
 
-from lakehouse.tables.engine import MergePlan, select_engine
+from lakehouse.tables import select_engine
+from lakehouse.tables.engine import MergePlan
 from lakehouse.tables.paths import LakeLayout
 from tests.conftest import require_jvm
 

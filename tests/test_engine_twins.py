@@ -13,7 +13,7 @@ import pytest
 from lakehouse.pipeline.job import DailyJob
 from lakehouse.sample.retail import RetailGenerator
 from lakehouse.specs import load_catalog
-from lakehouse.tables.engine import select_engine
+from lakehouse.tables import select_engine
 from lakehouse.tables.paths import LakeLayout
 from tests.conftest import ENGINES, require_jvm
 from tests.test_incremental import mini_conf

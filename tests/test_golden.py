@@ -20,7 +20,7 @@ from lakehouse.rules.checks import ERRORS, evaluate
 from lakehouse.sample.retail import RetailGenerator
 from lakehouse.specs import load_catalog
 from lakehouse.specs import models as m
-from lakehouse.tables.engine import select_engine
+from lakehouse.tables import select_engine
 from lakehouse.tables.paths import LakeLayout
 from tests.conftest import CONF
 from tests.golden_text import GOLDEN, assert_golden, normalized
@@ -186,10 +186,10 @@ def test_plan_pending_after_the_run(small_lake):
     assert not (root / "_staging" / "plan").exists()  # the plan's scratch files are swept
 
 
-def _cli_without_java(args: list[str], root, conf) -> subprocess.CompletedProcess[str]:
+def _cli_without_java(args: list[str], root, conf, engine: str = "rust") -> subprocess.CompletedProcess[str]:
     """The command in a fresh interpreter that cannot start a JVM (no java on PATH, no JAVA_HOME)."""
     env = {"PATH": os.path.dirname(sys.executable), "HOME": os.environ.get("HOME", "/tmp"),
-           "LAKEHOUSE_ROOT": str(root), "LAKEHOUSE_CONF_DIR": str(conf), "LAKEHOUSE_ENGINE": "rust",
+           "LAKEHOUSE_ROOT": str(root), "LAKEHOUSE_CONF_DIR": str(conf), "LAKEHOUSE_ENGINE": engine,
            "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     return subprocess.run([sys.executable, "-m", "lakehouse.cli", *args], env=env, capture_output=True, text=True,
                           timeout=120)
@@ -229,3 +229,8 @@ def test_plan_listing_needs_no_jvm(small_lake):
     assert [line for line in lines if " recompute " not in line] == with_dates
     pending = _cli_without_java(["plan", "--pending"], root, lake.settings.conf_dir)
     assert pending.returncode == 0 and "nothing pending" in pending.stdout, pending.stderr
+    # a run with nothing pending finds out from the raw listing and the Delta logs, whichever engine is set
+    for engine in ("rust", "auto", "jvm"):
+        again = _cli_without_java(["run", "--pending"], root, lake.settings.conf_dir, engine)
+        assert (again.returncode, again.stdout) == (0, "nothing pending: every raw file is ingested and "
+                                                       "unchanged\n"), (engine, again.stdout, again.stderr)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from lakehouse.cli import main
@@ -89,8 +87,10 @@ def test_bad_spec_fails_validate_config_with_file_line_field(case, conf_copy, ca
     assert words in rest, problems[0]
 
 
-def test_the_shipped_conf_resolves_quickly(spark, capsys):
-    started = time.monotonic()
+def test_the_shipped_conf_resolves_without_a_spark_job(spark, capsys):
+    """Resolution is analysis only: Spark plans every fragment against empty frames and runs no job."""
+    tracker = spark.sparkContext.statusTracker()
+    before = set(tracker.getJobIdsForGroup())
     assert main(["validate-config", "--conf-dir", str(CONF)]) == 0
-    assert time.monotonic() - started < 15
+    assert set(tracker.getJobIdsForGroup()) == before
     assert "ok" in capsys.readouterr().out

@@ -14,10 +14,11 @@ import pytest
 from lakehouse import landing
 from lakehouse.errors import SettingsError
 from lakehouse.pipeline.ingested import pending_work
+from lakehouse.redaction import redact
 from lakehouse.settings import Settings
 from lakehouse.sources.files import list_raw
 from lakehouse.specs import load_catalog
-from lakehouse.storage import list_objects, redact, refuse_credentials, s3_client
+from lakehouse.storage import list_objects, refuse_credentials, s3_client
 from lakehouse.tables.paths import LakeLayout
 from tests.conftest import CONF
 

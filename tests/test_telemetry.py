@@ -22,7 +22,7 @@ import pytest
 from lakehouse.pipeline.job import DailyJob
 from lakehouse.sample.retail import RetailGenerator
 from lakehouse.specs import load_catalog
-from lakehouse.tables.engine import select_engine
+from lakehouse.tables import select_engine
 from lakehouse.tables.paths import LakeLayout
 from lakehouse.tables.view import LakeView
 from lakehouse.telemetry import Telemetry

@@ -37,8 +37,9 @@ from lakehouse.errors import (
     VersionNotFound,
 )
 from lakehouse.lease import command_line, writer_lease
-from lakehouse.pipeline.job import DailyJob, DayResult, date_range, default_run_date
+from lakehouse.pipeline.job import DailyJob, date_range, default_run_date
 from lakehouse.pipeline.plan import Plan
+from lakehouse.results import DayResult
 from lakehouse.settings import Settings
 from lakehouse.specs import Catalog, load_catalog
 from lakehouse.tables.engine import HistoryEntry, MergeResult, OptimizeResult, TableEngine, VacuumResult
@@ -60,7 +61,7 @@ def build_engine(settings: Settings, app_name: str = "lakehouse", spark: SparkSe
                  extra: dict[str, str] | None = None) -> TableEngine:
     """The table engine `settings` choose, on `spark` or on a session built from `settings`."""
     from lakehouse.session import build_session
-    from lakehouse.tables.engine import select_engine
+    from lakehouse.tables import select_engine
 
     spark = spark or build_session(settings, app_name, extra=extra)
     return select_engine(spark, LakeLayout(settings.lake_root, settings.staging), settings.engine)
@@ -133,7 +134,7 @@ class Lakehouse:
         """Load every spec; with `resolve`, resolve every column reference and SQL fragment against Spark."""
         catalog = self.catalog
         if resolve:
-            from lakehouse.specs.resolve import resolve_catalog
+            from lakehouse.rules.resolve import resolve_catalog
 
             resolve_catalog(catalog, self.spark)
         return catalog
@@ -166,7 +167,15 @@ class Lakehouse:
         from lakehouse.pipeline.ingested import look_back
 
         with self.writing():
+            if self._engine is None and self.nothing_pending(look_back_days):
+                return []  # answered from the raw listing and the Delta logs: no JVM starts
             return self._job().run_pending(look_back(look_back_days))
+
+    def nothing_pending(self, look_back_days: int | None = None) -> bool:
+        """Whether `run_pending` has nothing to do: no raw file new, changed or gone, no invalid partition folder,
+        no gold date owed or asked for by a silver table changed outside a run. Read without Spark."""
+        plan = self.plan(pending=True, look_back_days=look_back_days)
+        return not (plan.days or plan.deleted or plan.invalid or plan.gold)
 
     def full_refresh(self, dates: Sequence[dt.date] | None = None) -> list[DayResult]:
         """Rebuild silver and gold from bronze for `dates` (None: everything); raw files are not read."""

@@ -32,8 +32,9 @@ from lakehouse.errors import (
     environment_cause,
     exit_code,
 )
+from lakehouse.redaction import redact
 from lakehouse.settings import Settings
-from lakehouse.storage import check_bucket, is_remote, redact
+from lakehouse.storage import check_bucket, is_remote
 from lakehouse.telemetry import logs
 
 log = logging.getLogger("lakehouse")
@@ -95,6 +96,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     mode = "pending" if args.pending else ("full refresh " if args.full_refresh else "") + (
         f"{dates[0]}..{dates[-1]}" if dates else "everything")
     started = time.perf_counter()
+    if args.pending and lake.nothing_pending(args.look_back_days):
+        _say("nothing pending: every raw file is ingested and unchanged")  # no JVM started to find out
+        return EXIT_OK
     _say(f"engine={lake.engine.name} lake={lake.settings.lake_root} run={mode}")
     if args.pending:
         results = lake.run_pending(args.look_back_days)

@@ -13,8 +13,9 @@
     ├── DatasetFailed          a dataset must not reach silver this run; `reasons` say why (exit code 1)
     ├── EnvironmentFailure     a cause outside the data (permissions, space, limits, network, a dead JVM): the
     │                          dataset or run fails (exit code 1), nothing is recorded as a bad file, a rerun heals
-    ├── LeaseUnavailable       (lakehouse.lease) another process writes the lake; waited, gave up (exit code 1)
-    ├── LeaseLost              (lakehouse.lease) this run's lease expired and was taken over (exit code 1)
+    ├── LeaseUnavailable       another process writes the lake (lakehouse.lease); waited, gave up (exit code 1)
+    ├── LeaseLost              this run's lease expired and was taken over (exit code 1)
+    ├── LandingFailed          `land` could not upload a file, or its upload did not verify (exit code 1)
     └── StorageUnavailable     the S3 endpoint refuses connections or keeps failing (exit code 1); a missing
                                bucket or missing credentials are StorageMisconfigured, a ConfigError (exit code 2)
 
@@ -29,6 +30,8 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
+
+from lakehouse.redaction import redact
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -115,6 +118,18 @@ class EnvironmentFailure(LakehouseError):
     def __init__(self, what: str, cause: str) -> None:
         self.what, self.cause = what, cause
         super().__init__(f"{cause} {what}")
+
+
+class LeaseUnavailable(LakehouseError):
+    """Another process held the lake's writer lease (lakehouse.lease) for longer than this one would wait."""
+
+
+class LeaseLost(LakehouseError):
+    """This process's lease expired and another writer took the lake (a stall longer than the lease's TTL)."""
+
+
+class LandingFailed(LakehouseError):
+    """A file that `lakehouse land` could not upload, or whose upload did not verify."""
 
 
 class StorageUnavailable(LakehouseError):
@@ -254,8 +269,6 @@ def java_class_names(exc: BaseException) -> list[str]:
 def describe(exc: BaseException) -> str:
     """The cause of `exc` in one line: the root Java cause for Spark errors, else the first line of the message;
     no AWS secret of this process in it (it is printed and kept in the run records)."""
-    from lakehouse.storage import redact
-
     return redact(_describe(exc))
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lakehouse.errors import EnvironmentFailure, LakehouseError, UsageError
+from lakehouse.errors import EnvironmentFailure, LandingFailed, UsageError
 from lakehouse.retry import with_retries
 from lakehouse.storage import list_objects, s3_client, split_s3
 
@@ -26,10 +26,6 @@ MULTIPART_THRESHOLD = 64 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
 PROGRESS_EVERY_SECONDS = 5.0
 SHA_KEY = "sha256"  # the object metadata entry holding the file's SHA-256 (hex)
-
-
-class LandingFailed(LakehouseError):
-    """A file that could not be uploaded, or whose upload did not verify."""
 
 
 @dataclass

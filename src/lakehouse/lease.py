@@ -34,22 +34,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from lakehouse.errors import LakehouseError
-from lakehouse.settings import env_number
+from lakehouse.env import env_number
+from lakehouse.errors import LeaseLost, LeaseUnavailable
 from lakehouse.storage import arrow_uri, is_remote, local_path, split_s3
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WAIT_SECONDS = 600.0
 DEFAULT_TTL_SECONDS = 120.0
-
-
-class LeaseUnavailable(LakehouseError):
-    """Another process held the lake's writer lease for longer than this one would wait."""
-
-
-class LeaseLost(LakehouseError):
-    """This process's lease expired and another writer took the lake (a stall longer than the lease's TTL)."""
 
 
 def wait_seconds() -> float:

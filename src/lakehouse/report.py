@@ -13,8 +13,8 @@ import pyarrow as pa
 
 from lakehouse.api import MaintenanceResult, RunDetail, RunSummary
 from lakehouse.landing import LandResult
-from lakehouse.pipeline.job import DayResult
 from lakehouse.pipeline.plan import DatasetPlan, GoldRecompute, Plan
+from lakehouse.results import DayResult
 from lakehouse.specs import Catalog
 from lakehouse.tables.engine import HistoryEntry
 

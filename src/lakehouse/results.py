@@ -1,4 +1,8 @@
-"""What loading one dataset for one run date did: counts, merge result, quality metrics, files, timings.
+"""What a run did, as plain data: per dataset and run date (counts, merge result, quality metrics, files,
+timings), per gold table, per run date. The pipeline fills them in; the report, the run records and telemetry
+read them. Below both: nothing here imports the pipeline.
+
+What loading one dataset for one run date did:
 
 Row accounting holds for every outcome:
     rows_read = rows_to_silver + rows_quarantined + rows_duplicate + rows_held_back
@@ -72,3 +76,30 @@ class DatasetOutcome:
     def accounted(self) -> bool:
         return self.rows_read == (self.rows_to_silver + self.rows_quarantined + self.rows_duplicate
                                   + self.rows_held_back)
+
+
+@dataclass
+class GoldOutcome:
+    table: str
+    run_date: dt.date
+    status: str = "ok"
+    message: str = ""
+    dates: list[dt.date] = field(default_factory=list)
+    rows: int = 0
+    merge: MergeResult | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class DayResult:
+    run_id: str
+    run_date: dt.date
+    datasets: list[DatasetOutcome] = field(default_factory=list)
+    golds: list[GoldOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    # dataset -> raw partition folders whose parts are not a date -> why (a pending run's whole listing finds them)
+    invalid_folders: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return any(o.status == "failed" for o in self.datasets) or any(g.status == "failed" for g in self.golds)

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from lakehouse.env import env_number
 from lakehouse.errors import EnvironmentFailure, environment_cause
-from lakehouse.settings import env_number
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

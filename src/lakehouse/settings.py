@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from lakehouse.env import env_number
 from lakehouse.errors import SettingsError
 
 __all__ = ["Engine", "Settings", "SettingsError"]
@@ -29,22 +30,6 @@ Engine = Literal["auto", "jvm", "rust"]
 # numeric settings (name -> the least value allowed); whole numbers where the least is 1
 NUMERIC = {"LAKEHOUSE_BATCH_DAYS": 1, "LAKEHOUSE_RETRIES": 1, "LAKEHOUSE_LEASE_WAIT": 0,
            "LAKEHOUSE_SMALL_INPUT_BYTES": 0}
-
-
-def env_number(name: str, default: float, minimum: float = 0, env: Mapping[str, str] | None = None) -> float:
-    """A numeric setting from the environment (default when unset); a SettingsError names a bad value."""
-    text = (os.environ if env is None else env).get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = minimum - 1
-    whole = minimum >= 1 and value != int(value)
-    if value < minimum or whole:
-        kind = "a whole number" if minimum >= 1 else "a number"
-        raise SettingsError(f"{name}={text!r}: expected {kind} >= {minimum:g}")
-    return value
 
 
 def project_home() -> Path | None:

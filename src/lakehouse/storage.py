@@ -30,8 +30,6 @@ import pyarrow.fs as pafs
 
 from lakehouse.errors import SettingsError
 
-# environment variables that hold a secret: their values are masked wherever the product prints or stores text
-SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
 _SECRET_QUERY = re.compile(r"(access|secret|token|key|password|credential)", re.IGNORECASE)
 
 
@@ -84,15 +82,6 @@ def refuse_credentials(uri: str, what: str) -> None:
         raise SettingsError(
             f"{what} holds credentials in the URI; give it as {scheme}://bucket/prefix and set the credentials "
             "through the AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or a role)")
-
-
-def redact(text: str) -> str:
-    """`text` with the values of the AWS secret variables of this process masked."""
-    for name in SECRET_ENV:
-        value = os.environ.get(name, "")
-        if len(value) >= 4 and value in text:
-            text = text.replace(value, "***")
-    return text
 
 
 def endpoint() -> str | None:

@@ -28,9 +28,9 @@ from lakehouse.lease import check_lease
 from lakehouse.pipeline import ingested, pending_gold, reuse
 from lakehouse.pipeline.bronze import load_bronze_days
 from lakehouse.pipeline.measure import DAY, DayStats, gate, measure
-from lakehouse.pipeline.outcome import DatasetOutcome
 from lakehouse.pipeline.quarantine import write_quarantine
 from lakehouse.pipeline.silver import ROW_HASH, SILVER_LINEAGE, one_per_key, row_hash, silver_plan
+from lakehouse.results import DatasetOutcome
 from lakehouse.rules.checks import evaluate, has_error
 from lakehouse.rules.cleaning import clean, superseded
 from lakehouse.rules.conform import conform

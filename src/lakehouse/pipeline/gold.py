@@ -9,29 +9,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass, field
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.pipeline.silver import ROW_HASH, row_hash
+from lakehouse.results import GoldOutcome
 from lakehouse.session import evaluation_for
 from lakehouse.specs.models import AggregationSpec
 from lakehouse.sql import column
-from lakehouse.tables.engine import MergePlan, MergeResult, TableEngine
-
-
-@dataclass
-class GoldOutcome:
-    table: str
-    run_date: dt.date
-    status: str = "ok"
-    message: str = ""
-    dates: list[dt.date] = field(default_factory=list)
-    rows: int = 0
-    merge: MergeResult | None = None
-    seconds: float = 0.0
+from lakehouse.tables.engine import MergePlan, TableEngine
 
 
 def _business(df: DataFrame) -> DataFrame:

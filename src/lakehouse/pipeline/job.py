@@ -8,20 +8,19 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pyspark.sql import functions as F
 
 from lakehouse import faults, retry
+from lakehouse.env import env_number
 from lakehouse.errors import CommitConflict, describe
 from lakehouse.lease import check_lease
 from lakehouse.pipeline import gold_inputs, ingested, meta, pending_gold
 from lakehouse.pipeline.dataset import DatasetLoad
-from lakehouse.pipeline.gold import GoldOutcome, dates_to_build, recompute
-from lakehouse.pipeline.outcome import DatasetOutcome
+from lakehouse.pipeline.gold import dates_to_build, recompute
+from lakehouse.results import DatasetOutcome, DayResult, GoldOutcome
 from lakehouse.session import small_input_bytes
-from lakehouse.settings import env_number
 from lakehouse.sources.files import partition_folder
 from lakehouse.specs import Catalog
 from lakehouse.specs import models as m
@@ -82,21 +81,6 @@ def with_conflict_retries(action: Callable[..., T], what: str) -> T:
             log.warning("%s: %s (try %d of %d); trying again in %.1f s", what, cause, transient, retry.tries(),
                         wait)
             time.sleep(wait)
-
-
-@dataclass
-class DayResult:
-    run_id: str
-    run_date: dt.date
-    datasets: list[DatasetOutcome] = field(default_factory=list)
-    golds: list[GoldOutcome] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    # dataset -> raw partition folders whose parts are not a date -> why (a pending run's whole listing finds them)
-    invalid_folders: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> bool:
-        return any(o.status == "failed" for o in self.datasets) or any(g.status == "failed" for g in self.golds)
 
 
 def new_run_id(run_date: dt.date, now: dt.datetime) -> str:

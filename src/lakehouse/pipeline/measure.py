@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.errors import DatasetFailed
-from lakehouse.pipeline.outcome import DatasetOutcome, QualityMetric
+from lakehouse.results import DatasetOutcome, QualityMetric
 from lakehouse.rules import dataset_checks
 from lakehouse.rules.checks import ERRORS, check_names, has_error
 from lakehouse.rules.cleaning import superseded

@@ -8,8 +8,7 @@ from typing import Any
 
 from pyspark.sql import types as T
 
-from lakehouse.pipeline.gold import GoldOutcome
-from lakehouse.pipeline.outcome import DatasetOutcome
+from lakehouse.results import DatasetOutcome, GoldOutcome
 from lakehouse.tables.engine import MergeResult, TableEngine
 
 RUNS_SCHEMA = T.StructType([

@@ -20,7 +20,7 @@ from typing import Any
 from pyspark.sql import functions as F
 
 from lakehouse import __version__
-from lakehouse.pipeline.outcome import DatasetOutcome, QualityMetric
+from lakehouse.results import DatasetOutcome, QualityMetric
 from lakehouse.specs import models as m
 from lakehouse.tables.engine import MergeResult, TableEngine
 

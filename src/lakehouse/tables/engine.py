@@ -18,7 +18,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -27,16 +27,15 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse import faults, retry
-from lakehouse.errors import LakehouseError, SettingsError
+from lakehouse.errors import LakehouseError
 from lakehouse.frames import one_row
 from lakehouse.sql import Dialect, column, in_list, qualified
-from lakehouse.storage import is_remote, spark_reads
-from lakehouse.tables.paths import LakeLayout, local_staging
+from lakehouse.tables.paths import LakeLayout
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class MergeResult:
     """What one MERGE did. `unchanged` = source rows that matched a target row that needed no update."""
 
@@ -59,6 +58,14 @@ class MergeResult:
     @property
     def unchanged(self) -> int:
         return max(self.source_rows - self.inserted - self.updated, 0)
+
+    def plus(self, inserted: int = 0, unchanged: int = 0, deleted: int = 0, files_added: int = 0,
+             version: int | None = None) -> MergeResult:
+        """This result and a further commit's (or rows left out before the MERGE: `unchanged`) added up; the
+        version is the later one's when given. Source rows grow by the rows inserted and unchanged."""
+        return replace(self, source_rows=self.source_rows + inserted + unchanged, inserted=self.inserted + inserted,
+                       deleted=self.deleted + deleted, files_added=self.files_added + files_added,
+                       version=self.version if version is None else version)
 
 
 @dataclass(frozen=True)
@@ -233,7 +240,7 @@ class TableEngine(ABC):
         """Bytes of the data files a read of the table (of `partitions`) scans; 0 when there is no table. From the
         Delta log, read by delta-rs without a Spark job, on every engine: the tables keep the protocol both engines
         read."""
-        from lakehouse.tables.rust import table_size
+        from lakehouse.tables.deltalog import table_size
 
         return table_size(path, partitions)
 
@@ -358,9 +365,7 @@ class TableEngine(ABC):
                 "_new_hash", column(digest) if digest else F.lit(None))
             rows = {k: full.where(kinds[k]).select(*columns) if counts[k] else None for k in ("changed", "inserts")}
         result = self.upsert(rows["changed"], rows["inserts"], path, plan, snapshot)
-        result.source_rows += counts["same"]
-        result.deleted += deleted
-        return result
+        return result.plus(unchanged=counts["same"], deleted=deleted)
 
 
 def _join_on_keys(left: DataFrame, right: DataFrame, plan: MergePlan, how: str) -> DataFrame:
@@ -381,46 +386,3 @@ def _join_on_keys(left: DataFrame, right: DataFrame, plan: MergePlan, how: str) 
 
 for _op in ("upsert", "merge_replacing"):
     setattr(TableEngine, _op, _translating(getattr(TableEngine, _op)))
-
-
-def jvm_delta_available(spark: SparkSession) -> bool:
-    """True when Delta's JVM classes load in this session and its SQL extension is configured."""
-    try:
-        jvm: Any = spark.sparkContext._jvm
-        loader = jvm.Thread.currentThread().getContextClassLoader()
-        jvm.java.lang.Class.forName("io.delta.tables.DeltaTable", False, loader)
-    except Exception:  # py4j raises a Py4JJavaError wrapping ClassNotFoundException
-        return False
-    extensions = spark.conf.get("spark.sql.extensions", "") or ""
-    return "DeltaSparkSessionExtension" in extensions
-
-
-def select_engine(spark: SparkSession, layout: LakeLayout, choice: str = "auto") -> TableEngine:
-    """`auto` takes jvm when Delta's classes load in the session, else rust."""
-    if choice not in ("auto", "jvm", "rust"):
-        raise SettingsError(f"unknown engine {choice!r}: expected auto, jvm or rust")
-    if is_remote(layout.root) and not spark_reads(spark, layout.root):
-        # Spark has no connector for the lake's store (the embedded default has no S3A): delta-rs writes the
-        # tables, and Spark's scratch Parquet stays on local disk
-        if choice == "jvm":
-            raise SettingsError(
-                f"LAKEHOUSE_ENGINE=jvm needs Spark's S3 connector (hadoop-aws) for the lake root {layout.root}; "
-                "add its jars with LAKEHOUSE_SPARK_JARS, or use the rust engine")
-        if layout.staging_root is None:
-            layout = LakeLayout(layout.root, local_staging(layout.root))
-        elif is_remote(layout.staging_root):
-            raise SettingsError(f"LAKEHOUSE_STAGING={layout.staging_root}: Spark has no connector for that store "
-                                "here and writes its intermediate Parquet there; leave it unset (local) or give "
-                                "a local folder")
-        choice = "rust"
-    if choice in ("auto", "jvm") and jvm_delta_available(spark):
-        from lakehouse.tables.jvm import JvmEngine
-
-        return JvmEngine(spark, layout)
-    if choice == "jvm":
-        raise SettingsError(
-            "LAKEHOUSE_ENGINE=jvm but Delta's JVM classes are not on Spark's classpath; point "
-            "LAKEHOUSE_SPARK_JARS at delta-spark_2.13-4.0.x.jar and delta-storage-4.0.x.jar, or use rust")
-    from lakehouse.tables.rust import RustEngine
-
-    return RustEngine(spark, layout)

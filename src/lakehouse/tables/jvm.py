@@ -8,6 +8,7 @@ deletion vectors, no column mapping).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -179,8 +180,8 @@ class JvmEngine(TableEngine):
         if after == before:
             return MergeResult(source_rows=total if total is not None else df.count(), version=after)
         result = MergeResult.from_metrics(self._last_metrics(path), MERGE_METRICS, after)
-        if total is not None:
-            result.source_rows = total  # rows left out before the MERGE count as unchanged
+        if total is not None:  # rows left out before the MERGE count as unchanged
+            result = dataclasses.replace(result, source_rows=total)
         return result
 
     def _aligned(self, df: DataFrame, path: str) -> DataFrame:

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
@@ -27,11 +26,12 @@ from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from lakehouse import faults
-from lakehouse.errors import CommitConflict, LakehouseError, SettingsError, TableNotFound, VersionNotFound
+from lakehouse.errors import CommitConflict, LakehouseError, SettingsError, TableNotFound
 from lakehouse.frames import empty_frame
 from lakehouse.sql import column, ident, in_list, qualified
 from lakehouse.storage import delta_options, filesystem, from_delta_uri, localize, spark_literal, spark_reads
 from lakehouse.tables import direct
+from lakehouse.tables.deltalog import delta_table, existing_table, open_table, partition_filters
 from lakehouse.tables.engine import (
     HistoryEntry,
     MergePlan,
@@ -55,61 +55,8 @@ WRITER = WriterProperties(max_row_group_size=128 * 1024)
 WRITER_APP_ID = "lakehouse.writer"
 
 
-def delta_table(path: str, version: int | None = None) -> DeltaTable:
-    """delta-rs's table at `path` (local or s3://, with the store's options); TableNotFoundError when none."""
-    uri = arrow_uri(path)
-    return DeltaTable(uri, version=version, storage_options=delta_options(uri))
-
-
 def _write(path: str, data: pa.RecordBatchReader | pa.Table, **options: Any) -> None:
     write_deltalake(path, data, storage_options=delta_options(path), **options)
-
-
-def open_table(path: str, version: int | None = None) -> DeltaTable | None:
-    """The delta-rs table at `path` (at `version`), None when there is none; VersionNotFound for a version it does
-    not have. Needs no Spark: the engine and the JVM-free lake view (`tables.view`) open tables through it."""
-    try:
-        table = delta_table(path)
-    except TableNotFoundError:
-        return None
-    if version is None or version == table.version():
-        return table
-    if not 0 <= version <= table.version():
-        raise VersionNotFound(path, version, table.version())
-    try:
-        table.load_as_version(version)
-    except DeltaError as exc:  # an expired (checkpointed and cleaned up) version
-        raise VersionNotFound(path, version, table.version()) from exc
-    return table
-
-
-def partition_filters(table: DeltaTable, partitions: dict[str, list[Any]] | None
-                      ) -> list[tuple[str, str, list[str]]]:
-    """`partitions` (column -> values) narrowed to the table's partition columns, as delta-rs file filters (the
-    non-null values as text); the other columns, and null values, narrow nothing here."""
-    known = table.metadata().partition_columns
-    return [(c, "in", sorted({str(x) for x in v if x is not None}))
-            for c, v in (partitions or {}).items() if c in known]
-
-
-def table_size(path: str, partitions: dict[str, list[Any]] | None = None) -> int:
-    """Bytes of the data files of the table at `path` (of `partitions`, as `partition_filters` narrows them), from
-    its Delta log alone: 0 when there is no table."""
-    table = open_table(path)
-    if table is None:
-        return 0
-    files = pa.table(table.get_add_actions(flatten=True))
-    for name, _, wanted in partition_filters(table, partitions):
-        files = files.filter(pc.is_in(files[f"partition.{name}"].cast(pa.string()), pa.array(wanted, pa.string())))
-    return int(pc.sum(files["size_bytes"]).as_py() or 0)
-
-
-def existing_table(path: str, version: int | None = None) -> DeltaTable:
-    """As `open_table`, but TableNotFound when there is no table."""
-    table = open_table(path, version)
-    if table is None:
-        raise TableNotFound(path)
-    return table
 
 
 def history_entries(table: DeltaTable, limit: int | None = None) -> list[HistoryEntry]:
@@ -123,6 +70,15 @@ def history_entries(table: DeltaTable, limit: int | None = None) -> list[History
             parameters={str(k): str(v) for k, v in (h.get("operationParameters") or {}).items()},
             metrics={str(k): str(v) for k, v in (h.get("operationMetrics") or {}).items()}))
     return entries
+
+
+def _applied(table: DeltaTable, txn: tuple[str, int] | None) -> bool:
+    """Whether `table` already holds the write of application transaction `txn` (app id, version); version 0 is
+    a version like any other."""
+    if not txn:
+        return False
+    done = table.transaction_version(txn[0])
+    return done is not None and done >= txn[1]
 
 
 def _marker(base_version: int | None) -> list[Transaction]:
@@ -223,31 +179,27 @@ class RustEngine(TableEngine):
     # ------------------------------------------------------------ writes
 
     def _direct(self, df: DataFrame, path: str, partition_by: list[str], table: DeltaTable | None,
-                properties: CommitProperties, replace: dict[str, list[Any]] | None = None) -> int | None:
-        """`df` written by Spark into the table's folder and committed by delta-rs (`tables.direct`): the new
-        version, or None when the frame goes through the staging hand-off instead."""
+                properties: CommitProperties, replace: dict[str, list[Any]] | None = None) -> direct.Written | None:
+        """`df` written by Spark into the table's folder and committed by delta-rs in one commit based on
+        `table`'s version (`tables.direct`): the files written, or None when the frame goes through the staging
+        hand-off instead."""
+        if table is None or not direct.direct_writes(df, path, partition_by, table):
+            return None
         filters = None
         if replace is not None:
-            if table is None:
-                replace = None
-            else:
-                filters = partition_filters(table, replace)
-                if len(filters) != len(replace) or any(None in v or not v for v in replace.values()):
-                    return None  # rows outside the partition columns are replaced by delta-rs's own writer
-        if not direct.direct_writes(df, path, partition_by, table):
-            return None
+            filters = partition_filters(table, replace)
+            if len(filters) != len(replace) or any(None in v or not v for v in replace.values()):
+                return None  # rows outside the partition columns are replaced by delta-rs's own writer
         written = direct.write_files(df, path, partition_by)
-        faults.point("direct:before_commit")
-        direct.commit(path, table, written, direct.arrow_schema(df.schema), partition_by, properties, filters)
-        return delta_table(path).version()
+        direct.commit(table, written, partition_by, properties, filters)
+        return written
 
     def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str],
                            partitions: dict[str, list[Any]]) -> int:
         where = self.partition_predicate(partitions)
         path = arrow_uri(path)
-        done = self._direct(df, path, partition_by, self._table(path), self._commit(), replace=partitions)
-        if done is not None:
-            return done
+        if self._direct(df, path, partition_by, self._table(path), self._commit(), replace=partitions):
+            return delta_table(path).version()
         with self._staged(df) as data:
             reader = data.reader()
             if self._table(path) is None:
@@ -263,12 +215,11 @@ class RustEngine(TableEngine):
                txn: tuple[str, int] | None = None) -> int:
         path = arrow_uri(path)
         table = self._table(path)
-        if txn and table is not None and (table.transaction_version(txn[0]) or -1) >= txn[1]:
+        if table is not None and _applied(table, txn):
             return table.version()
         properties = self._commit([Transaction(*txn)] if txn else None)
-        done = self._direct(df, path, partition_by or [], table, properties)
-        if done is not None:
-            return done
+        if self._direct(df, path, partition_by or [], table, properties):
+            return delta_table(path).version()
         with self._staged(df) as data:
             _write(path, data.reader(), partition_by=partition_by or None, mode="append",
                             schema_mode="merge", commit_properties=properties,
@@ -280,7 +231,7 @@ class RustEngine(TableEngine):
         """Records held in memory go to delta-rs as Arrow directly: no Spark job, no staging files."""
         path = arrow_uri(path)
         table = self._table(path)
-        if txn and table is not None and (table.transaction_version(txn[0]) or -1) >= txn[1]:
+        if table is not None and _applied(table, txn):
             return table.version()
         arrow_schema = nullable(to_arrow_schema(schema, timestamp_utc=True))
         # naive datetimes are UTC throughout the pipeline, which is how Arrow reads them for a UTC column
@@ -291,10 +242,6 @@ class RustEngine(TableEngine):
 
     def merge(self, df: DataFrame, path: str, plan: MergePlan, base_version: int | None = None) -> MergeResult:
         path = arrow_uri(path)
-        if not plan.delete_matched_when and self._table(path, base_version) is None:
-            made = self._create(df, path, plan.partition_by, self._commit(_marker(None)))
-            if made is not None:
-                return made
         with self._staged(df) as data:
             table = self._table(path, base_version)
             if table is None and plan.delete_matched_when:
@@ -320,8 +267,9 @@ class RustEngine(TableEngine):
 
     def upsert(self, changed: DataFrame | None, inserts: DataFrame | None, path: str, plan: MergePlan,
                base_version: int | None) -> MergeResult:
-        """Changed rows go through MERGE; new rows are appended (a delta-rs MERGE holds its whole source in
-        memory, an append streams it). Up to two commits, each based on the version the previous one made and
+        """Changed rows go through MERGE (its source streamed); new rows, already known to match no target row,
+        are appended: no join against the target, and on a local lake Spark's executors write their files. Up to
+        two commits, each based on the version the previous one made and
         marked with WRITER_APP_ID, so a concurrent pipeline commit in between fails this one instead of
         letting the same key be inserted twice."""
         result = MergeResult(version=base_version)
@@ -340,13 +288,10 @@ class RustEngine(TableEngine):
                   for f in target.fields],
                 *[column(c) for c in inserts.columns if plan.evolve_schema and c not in target.names])
             appended = None if plan.evolve_schema and set(inserts.columns) - set(target.names) else \
-                self._appended(inserts, path, plan.partition_by, table, self._commit(_marker(result.version)))
+                self._direct(inserts, path, plan.partition_by, table, self._commit(_marker(result.version)))
             if appended is not None:
-                result.source_rows += appended.rows
-                result.inserted += appended.rows
-                result.files_added += len(appended.adds)
-                result.version = delta_table(path).version()
-                return result
+                return result.plus(inserted=appended.rows, files_added=len(appended.adds),
+                                   version=delta_table(path).version())
             with self._staged(inserts) as data:
                 write_deltalake(table, data.reader(), mode="append",
                                 schema_mode="merge" if plan.evolve_schema else None,
@@ -354,32 +299,8 @@ class RustEngine(TableEngine):
                 rows = data.count_rows()
             after = delta_table(path)
             added = (after.history(1)[0].get("operationMetrics") or {}).get("num_added_files", 0)
-            result.source_rows += rows
-            result.inserted += rows
-            result.files_added += int(added or 0)
-            result.version = after.version()
+            result = result.plus(inserted=rows, files_added=int(added or 0), version=after.version())
         return result
-
-    def _create(self, df: DataFrame, path: str, partition_by: list[str], properties: CommitProperties
-                ) -> MergeResult | None:
-        """A MERGE into a table that does not exist yet: the table created with Spark's files of every row."""
-        if not direct.direct_writes(df, path, partition_by, None):
-            return None
-        written = direct.write_files(df, path, partition_by)
-        faults.point("direct:before_commit")
-        direct.commit(path, None, written, direct.arrow_schema(df.schema), partition_by, properties)
-        return MergeResult(source_rows=written.rows, inserted=written.rows, files_added=len(written.adds),
-                           version=delta_table(path).version())
-
-    def _appended(self, df: DataFrame, path: str, partition_by: list[str], table: DeltaTable,
-                  properties: CommitProperties) -> direct.Written | None:
-        """New rows appended as Spark's files, in one commit based on `table`'s version."""
-        if not direct.direct_writes(df, path, partition_by, table):
-            return None
-        written = direct.write_files(df, path, partition_by)
-        faults.point("direct:before_commit")
-        direct.commit(path, table, written, direct.arrow_schema(df.schema), partition_by, properties)
-        return written
 
     # ------------------------------------------------------------ maintenance
 

@@ -24,9 +24,7 @@ from typing import TYPE_CHECKING, Any
 from lakehouse.errors import describe
 
 if TYPE_CHECKING:
-    from lakehouse.pipeline.gold import GoldOutcome
-    from lakehouse.pipeline.job import DayResult
-    from lakehouse.pipeline.outcome import DatasetOutcome
+    from lakehouse.results import DatasetOutcome, DayResult, GoldOutcome
     from lakehouse.specs.models import AggregationSpec, DatasetSpec
 
 log = logging.getLogger(__name__)

@@ -37,9 +37,7 @@ from lakehouse.telemetry import RunInfo, Sink
 from lakehouse.telemetry.stages import stack_of
 
 if TYPE_CHECKING:
-    from lakehouse.pipeline.gold import GoldOutcome
-    from lakehouse.pipeline.job import DayResult
-    from lakehouse.pipeline.outcome import DatasetOutcome
+    from lakehouse.results import DatasetOutcome, DayResult, GoldOutcome
     from lakehouse.specs.models import AggregationSpec, DatasetSpec
 
 PRODUCER = "urn:lakehouse:daily-aggregation"
@@ -63,7 +61,7 @@ def run_uuid(*parts: str) -> str:
 
 def _schema(path: str) -> schema_dataset.SchemaDatasetFacet | None:
     """The Delta table's schema at `path` (None when there is no table yet)."""
-    from lakehouse.tables.rust import open_table
+    from lakehouse.tables.deltalog import open_table
 
     table = open_table(path)
     if table is None:

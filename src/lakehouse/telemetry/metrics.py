@@ -17,7 +17,7 @@ from lakehouse.telemetry import RunInfo, Sink
 from lakehouse.telemetry.stages import STAGES, dataset_stages
 
 if TYPE_CHECKING:
-    from lakehouse.pipeline.job import DayResult
+    from lakehouse.results import DayResult
 
 PUSH_TIMEOUT_SECONDS = 5.0
 

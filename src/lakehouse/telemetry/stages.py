@@ -24,9 +24,7 @@ from typing import TYPE_CHECKING, Any
 from lakehouse.telemetry import RunInfo, Sink
 
 if TYPE_CHECKING:
-    from lakehouse.pipeline.gold import GoldOutcome
-    from lakehouse.pipeline.job import DayResult
-    from lakehouse.pipeline.outcome import DatasetOutcome
+    from lakehouse.results import DatasetOutcome, DayResult, GoldOutcome
     from lakehouse.specs.models import AggregationSpec, DatasetSpec
 
 STAGES = ("read", "bronze", "check", "quarantine", "silver")
