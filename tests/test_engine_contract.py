@@ -224,13 +224,14 @@ def test_append_with_an_app_transaction_applies_once(spark, engine, tmp_path):
 def test_an_app_transaction_of_version_zero_applies_once(spark, engine, tmp_path, how):
     """Version 0 is a version: a retry of a write recorded as version 0 adds nothing."""
     path = str(tmp_path / "t")
-    records = [{"id": "a", "day": D1, "seq": 1, "payload": "x"}]
+    records = [{"id": "a", "day": D1, "seq": 1, "v": "x"}]
+    schema = spark.createDataFrame([], SCHEMA).schema
     for txn in [("run-0", 0), ("run-0", 0), ("run-1", 0)]:
         if how == "frame":
-            engine.append(spark.createDataFrame([tuple(r.values()) for r in records], SCHEMA), path, ["day"],
+            engine.append(spark.createDataFrame([tuple(r.values()) for r in records], schema), path, ["day"],
                           txn=txn)
         else:
-            engine.append_rows(records, SCHEMA, path, ["day"], txn=txn)
+            engine.append_rows(records, schema, path, ["day"], txn=txn)
     assert len(rows(engine, path)) == 2
     assert engine.history(path)[0].version == 1  # the retry made no commit
 

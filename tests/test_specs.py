@@ -23,7 +23,7 @@ def test_shipped_conf_loads_with_dependencies_first():
     assert order.index("products") < order.index("sales")
     assert order.index("products") < order.index("inventory")
     sales = catalog.datasets["sales"]
-    assert isinstance(sales.checks[2], m.ExistsIn) and sales.checks[2].ref_dataset == "products"
+    assert isinstance(sales.checks[2], m.Reference) and sales.checks[2].ref_dataset == "products"
     assert sales.source_schema()["unit_price"].dataType.simpleString() == "decimal(10,2)"
     assert sales.required_columns() == ["transaction_id", "product_id", "transaction_timestamp"]
     assert "net_amount" in sales.output_columns() and "transaction_date" in sales.output_columns()

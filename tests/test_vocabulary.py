@@ -1,10 +1,13 @@
-"""Every kind of row check, dataset check and cleaning step in the spec unions has a row in docs/rules.md whose
-example parses into that kind, and an implementation that handles the example."""
+"""Every kind of row check, dataset check and cleaning step has a row in docs/rules.md whose example parses into
+that kind, and an implementation that handles the example. The row checks' table is written from the check
+registry (tools/rules_table.py); each registered check's example is run on rows that pass and rows that fail."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import subprocess
+import sys
 import typing
 
 import pytest
@@ -15,6 +18,7 @@ from lakehouse.rules import dataset_checks
 from lakehouse.rules.checks import compile_check
 from lakehouse.rules.cleaning import step_transform
 from lakehouse.specs import models as m
+from lakehouse.specs import vocabulary
 from lakehouse.specs.steps import _tag_step
 from tests.conftest import REPO
 
@@ -47,7 +51,7 @@ def documented(section: str) -> dict[str, list[str]]:
     return rows
 
 
-ROW_CHECKS = kinds(m.RowCheck)
+ROW_CHECKS = {name: kind.model for name, kind in vocabulary.REGISTRY.kinds.items()}
 DATASET_CHECKS = kinds(m.DatasetCheck)
 STEPS = kinds(m.CleaningStep)
 NOW = dt.datetime(2024, 7, 1)
@@ -59,14 +63,51 @@ def test_every_kind_is_documented_and_every_documented_kind_exists():
     assert set(documented("Cleaning steps")) == set(STEPS)
 
 
-@pytest.mark.parametrize("name", sorted(ROW_CHECKS))
-def test_row_check_example_compiles(name):
-    examples = documented("Row checks")[name] or [f"{{check: {name}, column: x}}"]
-    for text in examples:
-        check = TypeAdapter(m.RowCheck).validate_python(yaml.safe_load(text))
-        assert isinstance(check, ROW_CHECKS[name])
-        compiled = compile_check(check, 0, NOW)
-        assert compiled and all(c.fails and c.message for c in compiled)
+def test_the_row_check_table_is_the_registrys():
+    """docs/rules.md's row-check table is what tools/rules_table.py writes from the registry."""
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "rules_table.py"), "--check"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+# per check: its documented example (the first), values of the checked column that pass and values that fail; a
+# null passes every check but not_null and not_empty
+VALUES = {
+    "not_null": ({"a": "x", "b": "y"}, [{"a": None, "b": "y"}]),
+    "not_empty": ({"name": "x"}, [{"name": "  "}, {"name": None}]),
+    "range": ({"quantity": 1}, [{"quantity": 0}, {"quantity": 1001}]),
+    "in_set": ({"tier": "gold"}, [{"tier": "bronze"}]),
+    "not_in_set": ({"store_id": "S1"}, [{"store_id": "TEST"}]),
+    "regex": ({"id": "C12"}, [{"id": "X12"}, {"id": "C"}]),
+    "email": ({"email": "a.b@example.org"}, [{"email": "a@b"}, {"email": "a@example.org\n"}]),
+    "phone": ({"phone": "+1 (555) 010-9999"}, [{"phone": "12345"}]),
+    "length": ({"code": "ab"}, [{"code": "a"}, {"code": "abcdefghi"}]),
+    "not_in_future": ({"registration_date": "2024-06-30 23:00:00"}, [{"registration_date": "2024-07-01 01:00:00"}]),
+    "not_older_than": ({"event_time": "2024-06-15 00:00:00"}, [{"event_time": "2024-05-01 00:00:00"}]),
+    "parseable": ({"born": "31/12/1990"}, [{"born": "1990-12-31"}]),
+    "castable": ({"amount": "12.50"}, [{"amount": "twelve"}]),
+    "compare": ({"start_date": "2024-01-01", "end_date": "2024-01-02"},
+                [{"start_date": "2024-01-03", "end_date": "2024-01-02"}]),
+    "expression": ({"qty": 1, "type": "sale"}, [{"qty": 0, "type": "sale"}]),
+}
+
+
+@pytest.mark.parametrize("name", sorted({k.names[0] for k in vocabulary.REGISTRY.unique()} - {"exists_in", "unique"}))
+def test_each_row_check_fails_the_rows_it_names_and_passes_the_others(spark, name):
+    """The example of each registered check, compiled as the pipeline compiles it, on one passing row, the failing
+    rows, and (for a column check) a row whose columns are null."""
+    kind = vocabulary.REGISTRY.kinds[name]
+    check = TypeAdapter(m.RowCheck).validate_python(yaml.safe_load(kind.examples[0]))
+    assert isinstance(check, kind.model)
+    good, bad = VALUES[name]
+    rows = [good, *bad] + ([dict.fromkeys(good)] if kind.per_column else [])
+    compiled = compile_check(check, 0, NOW)
+    assert compiled and all(c.message for c in compiled)
+    frame = spark.createDataFrame([{k: None if v is None else str(v) for k, v in r.items()} for r in rows])
+    flags = frame.selectExpr(*[f"{c.failed()} AS f{i}" for i, c in enumerate(compiled)]).collect()
+    failed = [any(row) for row in flags]
+    nulls_fail = name in ("not_null", "not_empty")
+    assert failed == [False] + [True] * len(bad) + ([nulls_fail] if kind.per_column else []), (name, failed)
 
 
 @pytest.mark.parametrize("name", sorted(DATASET_CHECKS))

@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 
 import grimp
+from pages import write_block
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = REPO / "docs" / "architecture.md"
@@ -58,27 +59,18 @@ def reduced(arrows: set[tuple[str, str]]) -> set[tuple[str, str]]:
 
 
 def render() -> str:
-    lines = [BEGIN, "```mermaid", "flowchart TD"]
+    lines = ["```mermaid", "flowchart TD"]
     for number, floor in enumerate(floors()):
         lines.append(f"    subgraph floor{number}[\" \"]")
         lines += [f"        {box}" for box in floor]
         lines.append("    end")
     lines += [f"    {a} --> {b}" for a, b in sorted(reduced(edges()))]
-    lines += ["```", END]
+    lines += ["```"]
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
-    text = PAGE.read_text()
-    start, end = text.index(BEGIN), text.index(END) + len(END)
-    updated = text[:start] + render() + text[end:]
-    if "--check" in argv:
-        if updated != text:
-            print(f"{PAGE}: the diagram is not the code's; run python tools/architecture.py", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(updated)
-    return 0
+    return write_block(PAGE, BEGIN, END, render(), argv, "tools/architecture.py")
 
 
 if __name__ == "__main__":

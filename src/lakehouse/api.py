@@ -167,9 +167,16 @@ class Lakehouse:
         from lakehouse.pipeline.ingested import look_back
 
         with self.writing():
-            if self._engine is None and self.nothing_pending(look_back_days):
+            if self.can_answer_without_spark() and self.nothing_pending(look_back_days):
                 return []  # answered from the raw listing and the Delta logs: no JVM starts
             return self._job().run_pending(look_back(look_back_days))
+
+    def can_answer_without_spark(self) -> bool:
+        """Whether `run_pending` may find out that nothing is pending before Spark starts: not when the session is
+        up already (an engine given or built, or a driver under spark-submit, whose JVM runs anyway), nor for
+        LAKEHOUSE_ENGINE=jvm, whose configuration (Delta's jars on the classpath) only the JVM can check: a run
+        with a broken engine fails, pending work or not."""
+        return self._engine is None and "PYSPARK_GATEWAY_PORT" not in os.environ and self.settings.engine != "jvm"
 
     def nothing_pending(self, look_back_days: int | None = None) -> bool:
         """Whether `run_pending` has nothing to do: no raw file new, changed or gone, no invalid partition folder,

@@ -96,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     mode = "pending" if args.pending else ("full refresh " if args.full_refresh else "") + (
         f"{dates[0]}..{dates[-1]}" if dates else "everything")
     started = time.perf_counter()
-    if args.pending and lake.nothing_pending(args.look_back_days):
+    if args.pending and lake.can_answer_without_spark() and lake.nothing_pending(args.look_back_days):
         _say("nothing pending: every raw file is ingested and unchanged")  # no JVM started to find out
         return EXIT_OK
     _say(f"engine={lake.engine.name} lake={lake.settings.lake_root} run={mode}")

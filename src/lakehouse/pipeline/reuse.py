@@ -22,13 +22,14 @@ from pyspark.sql import functions as F
 from lakehouse import __version__
 from lakehouse.results import DatasetOutcome, QualityMetric
 from lakehouse.specs import models as m
+from lakehouse.specs import vocabulary
 from lakehouse.tables.engine import MergeResult, TableEngine
 
 
 def load_state(engine: TableEngine, spec: m.DatasetSpec) -> str | None:
     """The state a load of `spec` depends on besides its raw files (None: it depends on the time of the run, through
     a `not_older_than` check: a row that passed yesterday may be too old today)."""
-    if any(isinstance(c, m.NotOlderThan) for c in spec.checks):
+    if any(vocabulary.kind_of(c).time == "tightens" for c in spec.checks):
         return None
     lake = engine.layout
     tables = {"bronze": lake.bronze(spec.name), "quarantine": lake.quarantine(spec.name),
@@ -54,7 +55,7 @@ def still_true(spec: m.DatasetSpec, out: DatasetOutcome) -> bool:
     """Whether the recorded verdicts hold at any later time. `not_in_future` is the one check judged against the time
     of the run that only loosens as time passes: a value not in the future then is not in the future now, but one
     that was may no longer be. So a load where it failed no row stands; one where it failed rows is redone."""
-    names = {c.name or c.check for c in spec.checks if isinstance(c, m.NotInFuture)}
+    names = {c.name or c.check for c in spec.checks if vocabulary.kind_of(c).time == "loosens"}
     return not any(q.check in names and q.failed_rows for q in out.quality)
 
 

@@ -10,9 +10,9 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.rules.checks import parse_with_formats
 from lakehouse.settings import SettingsError
 from lakehouse.specs import models as m
+from lakehouse.specs.row_checks.common import parse_with_formats
 from lakehouse.sql import column, ident
 
 Transform = Callable[[DataFrame], DataFrame]

@@ -15,9 +15,9 @@ from typing import Any
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from lakehouse.rules.checks import bounds_text
 from lakehouse.specs import models as m
 from lakehouse.specs.names import snake_case
+from lakehouse.specs.row_checks.common import bounds_text
 from lakehouse.sql import ident
 
 

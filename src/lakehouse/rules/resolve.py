@@ -23,6 +23,7 @@ from pyspark.sql import types as T
 from lakehouse.errors import SpecError
 from lakehouse.frames import empty_frame
 from lakehouse.specs import models as m
+from lakehouse.specs import vocabulary
 from lakehouse.specs.loader import Catalog
 from lakehouse.sql import column
 
@@ -129,7 +130,8 @@ class _Resolver:
         self.silver[spec.name] = T.StructType(business + SILVER_LINEAGE_FIELDS)
 
     def checks(self, spec: m.DatasetSpec, df: DataFrame) -> None:
-        from lakehouse.rules.checks import check_sql, check_user_sql_text, compile_check, ref_column
+        from lakehouse.rules.checks import check_sql, check_user_sql_text, compile_check
+        from lakehouse.specs.row_checks.relations import ref_column
 
         types = {f.name: f.dataType for f in df.schema.fields}
         now = dt.datetime.now(dt.UTC)
@@ -152,7 +154,7 @@ class _Resolver:
             self.arguments(spec, check, path, types)
             fragments = [((*path, name), text) for name, text in check_sql(check)]
             refs: list[Any] = []
-            if isinstance(check, m.ExistsIn):
+            if isinstance(check, m.Reference):
                 if not self.reference(spec, check, path):
                     continue
                 refs = [F.lit(None).cast(types[c]).alias(ref_column(i, c)) for c in targets]
@@ -185,7 +187,7 @@ class _Resolver:
         close = difflib.get_close_matches(name, [c for c in types if not c.startswith("_")], n=1)
         return f"unknown column {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
 
-    def reference(self, spec: m.DatasetSpec, check: m.ExistsIn, path: tuple[Any, ...]) -> bool:
+    def reference(self, spec: m.DatasetSpec, check: m.Reference, path: tuple[Any, ...]) -> bool:
         if check.in_batch_only or check.ref_dataset == spec.name:
             return True
         target = self.silver.get(check.ref_dataset or "")
@@ -208,7 +210,7 @@ class _Resolver:
                     if message:
                         self.problem(spec, (*path, bound), message)
                         return
-        elif isinstance(check, m.InSet):
+        elif isinstance(check, m.InSet | m.NotInSet):
             for c in targets:
                 if isinstance(types[c], NUMERIC):
                     bad = [v for v in check.values if v is not None and not _is_number(v)]
@@ -220,16 +222,12 @@ class _Resolver:
             error = _java_regex_error(self.spark, check.pattern)
             if error:
                 self.problem(spec, (*path, "pattern"), f"not a Java regular expression: {error}")
-        elif isinstance(check, m.NotInFuture | m.NotOlderThan):
+        needs = vocabulary.kind_of(check).needs
+        if needs is not None:
+            words, names = needs
             for c in targets:
-                if not isinstance(types[c], T.DateType | T.TimestampType | T.TimestampNTZType | T.StringType):
-                    self.problem(spec, (*path, "column"), f"{check.check} needs a date or timestamp column; "
-                                                         f"{c} is {types[c].simpleString()}")
-                    return
-        elif isinstance(check, m.Length):
-            for c in targets:
-                if not isinstance(types[c], T.StringType):
-                    self.problem(spec, (*path, "column"), f"length needs a string column; {c} is "
+                if types[c].typeName() not in names:
+                    self.problem(spec, (*path, "column"), f"{check.check} needs {words}; {c} is "
                                                          f"{types[c].simpleString()}")
                     return
 

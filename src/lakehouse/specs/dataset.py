@@ -12,7 +12,7 @@ from pydantic import (
 from pyspark.sql import types as T
 
 from lakehouse.specs.base import IDENT, ColumnType, Identifier, Located, Spec
-from lakehouse.specs.checks import ExistsIn, RowCheck
+from lakehouse.specs.checks import Reference, RowCheck
 from lakehouse.specs.dataset_checks import DatasetCheck
 from lakehouse.specs.source import SourceSpec
 from lakehouse.specs.steps import (
@@ -61,7 +61,7 @@ class DatasetSpec(Located):
     @model_validator(mode="after")
     def _known_columns(self) -> Self:
         known = set(self.output_columns())
-        batch_refs = [c.ref_column for c in self.checks if isinstance(c, ExistsIn) and c.in_batch_only]
+        batch_refs = [c.ref_column for c in self.checks if isinstance(c, Reference) and c.in_batch_only]
         dedup = [c for s in self.cleaning if isinstance(s, Dedup) for c in [*s.dedup.columns, s.dedup.keep_latest_by]
                  if c not in known and c not in self.columns]
         for where, cols in (("keys", self.keys), ("target.partition_by", self.target.partition_by),
@@ -105,4 +105,4 @@ class DatasetSpec(Located):
 
     def reference_locations(self) -> list[tuple[str, tuple[Any, ...]]]:
         return [(c.ref_dataset, ("checks", i, "ref")) for i, c in enumerate(self.checks)
-                if isinstance(c, ExistsIn) and c.ref_dataset is not None]
+                if isinstance(c, Reference) and c.ref_dataset is not None]

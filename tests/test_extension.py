@@ -1,0 +1,93 @@
+"""Extension points used from outside the product: a row check added by a test module through the public
+decorator (`lakehouse.specs.vocabulary.row_check`), named in a spec's YAML, validated, run through a whole day and
+shown in the quarantine with its message, in the quality metrics, and (while registered) in the docs table and
+the did-you-mean of an unknown check. No product file changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated
+
+import pytest
+from pydantic import Field
+
+from lakehouse.api import Lakehouse
+from lakehouse.errors import SpecError
+from lakehouse.sample.retail import RetailGenerator
+from lakehouse.settings import Settings
+from lakehouse.specs import load_catalog, vocabulary
+from lakehouse.specs.row_checks.common import value_message
+from lakehouse.specs.vocabulary import CheckContext, Failing, row_check
+from lakehouse.sql import ident
+from lakehouse.tables import select_engine
+from lakehouse.tables.paths import LakeLayout
+
+DAY = dt.date(2024, 7, 1)
+
+
+@pytest.fixture
+def divisible_by():
+    """The check `divisible_by` registered for one test, then taken out of the registry again."""
+
+    @row_check("divisible_by", "multiple_of", fails_when="the value is not a multiple of `by`",
+               examples=["{check: divisible_by, column: quantity, by: 2}"])
+    def check(column: str, ctx: CheckContext, *, by: Annotated[int, Field(gt=0)]) -> Failing:
+        return Failing(f"{ident(column)} % {by} != 0", value_message(column, f"is not a multiple of {by}"))
+
+    yield check
+    vocabulary.REGISTRY.remove("divisible_by")
+
+
+def _with_check(conf, text: str) -> None:
+    path = conf / "datasets" / "sales.yaml"
+    path.write_text(path.read_text().replace("checks:\n", f"checks:\n  - {text}\n", 1))
+
+
+def test_a_check_registered_outside_the_product_runs_end_to_end(spark, tmp_path, conf_copy, divisible_by):
+    _with_check(conf_copy, "{check: divisible_by, column: quantity, by: 2, criticality: warn}")
+    root = tmp_path / "lake"
+    RetailGenerator(root, days=1, rows_per_day=60, seed=5, end_date=DAY, products=8, customers=12, stores=3).write()
+    lake = Lakehouse(Settings(lake_root=str(root), engine="rust", conf_dir=str(conf_copy)),
+                     engine=select_engine(spark, LakeLayout(str(root)), "rust"))
+    lake.validate()  # resolved against the schema like every built-in check
+    (result,) = lake.run([DAY])
+    assert not result.failed
+    sales = next(o for o in result.datasets if o.dataset == "sales")
+    silver = lake.read("silver/sales")
+    odd = silver.where("quantity % 2 != 0").count()
+    assert odd > 0  # the seeded day has odd quantities: the check has something to find
+    metric = next(q for q in sales.quality if q.check == "divisible_by")
+    # every odd quantity of the day fails it: those kept in silver (a warning keeps the row) and those quarantined
+    # for another reason
+    quarantined = [json.loads(r.record).get("quantity") for r in lake.read("quarantine/sales").collect()]
+    assert (metric.column, metric.criticality) == ("quantity", "warn")
+    assert metric.failed_rows == odd + sum(1 for q in quarantined if q is not None and int(q) % 2)
+    # a warning keeps the row and records why in the quality metrics; the same check as an error quarantines
+    _with_check(conf_copy, "{check: multiple_of, column: quantity, by: 2, name: even_quantity}")
+    lake = Lakehouse(Settings(lake_root=str(root), engine="rust", conf_dir=str(conf_copy)),
+                     engine=select_engine(spark, LakeLayout(str(root)), "rust"))
+    (again,) = lake.run([DAY], reload=["sales"])
+    assert not again.failed
+    reasons = [e.message for r in lake.read("quarantine/sales").collect() for e in r.errors
+               if e.check == "even_quantity"]
+    assert reasons and all(m.startswith("quantity=") and m.endswith(" is not a multiple of 2") for m in reasons)
+    assert lake.read("silver/sales").where("quantity % 2 != 0").count() == 0
+
+
+def test_a_registered_check_is_validated_documented_and_suggested(conf_copy, divisible_by):
+    _with_check(conf_copy, "{check: divisible_by, column: quantity, by: 0}")
+    with pytest.raises(SpecError) as bad:
+        load_catalog(conf_copy)
+    assert "sales.yaml:29: checks.0.by: must be > 0, not 0" in str(bad.value)
+    _with_check(conf_copy, "{check: divisibel_by, column: quantity, by: 3}")
+    with pytest.raises(SpecError) as unknown:
+        load_catalog(conf_copy)
+    assert "unknown check 'divisibel_by'; did you mean 'divisible_by'?" in str(unknown.value)
+    assert "| `divisible_by` (alias `multiple_of`) | column(s), `by` | the value is not a multiple of `by` |" \
+        in vocabulary.table()
+
+
+def test_a_name_registered_twice_is_refused(divisible_by):
+    with pytest.raises(ValueError, match="row check 'range' is registered already"):
+        row_check("range", fails_when="x", examples=[])(lambda column, ctx: Failing("false", "''"))
