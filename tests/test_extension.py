@@ -1,7 +1,8 @@
-"""Extension points used from outside the product: a row check added by a test module through the public
-decorator (`lakehouse.specs.vocabulary.row_check`), named in a spec's YAML, validated, run through a whole day and
-shown in the quarantine with its message, in the quality metrics, and (while registered) in the docs table and
-the did-you-mean of an unknown check. No product file changes."""
+"""Extension points used from outside the product, with no product file changed: a row check added by a test
+module through the public decorator (`lakehouse.specs.vocabulary.row_check`), named in a spec's YAML, validated,
+run through a whole day and shown in the quarantine with its message, in the quality metrics, and (while
+registered) in the docs table and the did-you-mean of an unknown check; and a raw format (tab-separated files
+named *.tab, registered with `lakehouse.sources.formats.register`) read end to end from a spec that names it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ from lakehouse.api import Lakehouse
 from lakehouse.errors import SpecError
 from lakehouse.sample.retail import RetailGenerator
 from lakehouse.settings import Settings
+from lakehouse.sources import formats
+from lakehouse.sources.probe import probe_csv
+from lakehouse.sources.reader import scan_csv
 from lakehouse.specs import load_catalog, vocabulary
+from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.row_checks.common import value_message
 from lakehouse.specs.vocabulary import CheckContext, Failing, row_check
 from lakehouse.sql import ident
@@ -86,6 +91,59 @@ def test_a_registered_check_is_validated_documented_and_suggested(conf_copy, div
     assert "unknown check 'divisibel_by'; did you mean 'divisible_by'?" in str(unknown.value)
     assert "| `divisible_by` (alias `multiple_of`) | column(s), `by` | the value is not a multiple of `by` |" \
         in vocabulary.table()
+
+
+@pytest.fixture
+def tab_format():
+    """`format: tab`: delimited text with a tab between fields, in files named *.tab, built on the CSV probe and
+    scan with the separator set; registered for one test."""
+
+    def tabbed(spec: DatasetSpec) -> DatasetSpec:
+        source = spec.source.model_copy(update={"options": {**spec.source.options, "sep": "\t"}})
+        return spec.model_copy(update={"source": source})
+
+    fmt = formats.register(formats.RawFormat(
+        "tab", ("*.tab",), probe=lambda spec, f: probe_csv(tabbed(spec), f),
+        scan=lambda spark, spec, paths, shape: scan_csv(spark, tabbed(spec), paths, shape)))
+    yield fmt
+    formats.unregister("tab")
+
+
+READINGS = """\
+name: readings
+source: {format: tab, path: raw/readings}
+schema: {reading_id: string not null, sensor: string, value: int}
+keys: [reading_id]
+checks:
+  - {check: range, column: value, min: 0, max: 100}
+"""
+
+
+def test_a_format_registered_outside_the_product_runs_end_to_end(spark, tmp_path, tab_format):
+    conf = tmp_path / "conf"
+    (conf / "datasets").mkdir(parents=True)
+    (conf / "aggregations").mkdir()
+    (conf / "datasets" / "readings.yaml").write_text(READINGS)
+    root = tmp_path / "lake"
+    day = root / "raw" / "readings" / f"date={DAY}"
+    day.mkdir(parents=True)
+    (day / "a.tab").write_text("reading_id\tsensor\tvalue\nr1\ts, north\t40\nr2\ts2\t140\nr3\ts3\tx\n")
+    (day / "b.csv").write_text("reading_id,sensor,value\nr9,s9,1\n")  # not a *.tab file: not this format's
+    lake = Lakehouse(Settings(lake_root=str(root), engine="rust", conf_dir=str(conf)),
+                     engine=select_engine(spark, LakeLayout(str(root)), "rust"))
+    lake.validate()
+    (result,) = lake.run([DAY])
+    (readings,) = result.datasets
+    assert (readings.rows_read, readings.rows_to_silver, readings.rows_quarantined) == (3, 1, 2)
+    assert [r.asDict() for r in lake.read("silver/readings").select("reading_id", "sensor", "value").collect()] \
+        == [{"reading_id": "r1", "sensor": "s, north", "value": 40}]  # a comma is a character, a tab separates
+    reasons = sorted(e.message for r in lake.read("quarantine/readings").collect() for e in r.errors)
+    assert reasons == ["value x is not a valid int", "value=140 must be between 0 and 100"]
+    assert "b.csv" in " ".join(readings.skipped)
+    formats.unregister("tab")
+    with pytest.raises(SpecError, match="source.format: must be 'csv', 'json' or 'parquet', not 'tab'"):
+        load_catalog(conf)
+    formats.register(tab_format)
 
 
 def test_a_name_registered_twice_is_refused(divisible_by):

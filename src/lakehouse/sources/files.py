@@ -20,24 +20,21 @@ from dataclasses import dataclass, field, replace
 
 import pyarrow.fs as pafs
 
+from lakehouse.sources.formats import format_of
 from lakehouse.specs.models import DATE_PARTS, DatasetSpec
 from lakehouse.storage import filesystem, list_objects
 from lakehouse.tables.paths import LakeLayout, arrow_uri, join
 
 COMPRESSED = (".gz", ".bz2")
-DEFAULT_PATTERNS = {
-    "csv": ["*.csv", "*.tsv", "*.txt"],
-    "json": ["*.json", "*.jsonl", "*.ndjson"],
-    "parquet": ["*.parquet", "*.parq", "*.pq"],
-}
 
 
 def name_patterns(spec: DatasetSpec) -> list[str]:
     """The source's data-file name patterns (case-insensitive; text formats with their .gz/.bz2 variants)."""
     if spec.source.files:
         return list(spec.source.files)
-    base = DEFAULT_PATTERNS[spec.source.format]
-    if spec.source.format == "parquet":
+    fmt = format_of(spec)
+    base = list(fmt.patterns)
+    if not fmt.compressed:
         return base
     return base + [p + ext for p in base for ext in COMPRESSED]
 

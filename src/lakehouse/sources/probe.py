@@ -25,6 +25,7 @@ from pyspark.sql import types as T
 from lakehouse.errors import environment_cause
 from lakehouse.retry import with_retries
 from lakehouse.sources.files import RawFile
+from lakehouse.sources.formats import format_of
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.names import snake_case
 from lakehouse.storage import filesystem
@@ -266,17 +267,24 @@ def _quote_scan(spec: DatasetSpec) -> QuoteScan | None:
     return QuoteScan(quote)
 
 
-def probe_text(spec: DatasetSpec, f: RawFile) -> Shape:
-    csv = spec.source.format != "json"
-    scan = _quote_scan(spec) if csv else None
+def probe_json(spec: DatasetSpec, f: RawFile) -> Shape:
+    """A JSON file: readable text in its encoding (its keys are found by one Spark pass over all the files)."""
+    head = _text_head(f, None)
+    if head is None:
+        return Shape(empty=True)
+    problem = _encoding_problem(head, str(spec.source.options.get("encoding", "utf-8")))
+    if problem:
+        raise BadFile(problem)
+    return Shape()
+
+
+def probe_csv(spec: DatasetSpec, f: RawFile) -> Shape:
+    """A delimited text file: its header mapped to the declared columns, and whether a quoted field holds a line
+    break."""
+    scan = _quote_scan(spec)
     head = _text_head(f, scan)
     if head is None:
         return Shape(empty=True)
-    if not csv:
-        problem = _encoding_problem(head, str(spec.source.options.get("encoding", "utf-8")))
-        if problem:
-            raise BadFile(problem)
-        return Shape()
     multiline = scan is not None and scan.multiline
     if csv_options(spec).get("header") != "true":
         return Shape(columns=tuple((c, c) for c in spec.columns), multiline=multiline)
@@ -407,9 +415,8 @@ def probe(spec: DatasetSpec, f: RawFile) -> Shape | Rejection:
 
     def attempt() -> Shape | Rejection:
         try:
-            if spec.source.format == "parquet":
-                return probe_parquet(spec, f)
-            return probe_text(spec, f)
+            shape: Shape = format_of(spec).probe(spec, f)
+            return shape
         except BadFile as exc:
             if exc.__cause__ is not None and environment_cause(exc.__cause__):
                 raise exc.__cause__ from None

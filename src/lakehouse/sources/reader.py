@@ -34,6 +34,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from lakehouse.sources.files import RawDay, RawFile
+from lakehouse.sources.formats import format_of
 from lakehouse.sources.json_keys import new_keys
 from lakehouse.sources.probe import Rejection, Shape, csv_options, probe
 from lakehouse.specs.models import DatasetSpec
@@ -137,6 +138,86 @@ def _spark_path(spark: SparkSession, path: str) -> str:
     return uri if "://" in spark_uri(path) else "file:" + uri
 
 
+def scan_csv(spark: SparkSession, spec: DatasetSpec, paths: list[str], shape: Shape
+             ) -> tuple[DataFrame, dict[str, str]]:
+    """Delimited text: every column read as text by its position in the header; an unparsable line kept whole."""
+    options = csv_options(spec)
+    options.update({"enforceSchema": "true", "mode": "PERMISSIVE", "columnNameOfCorruptRecord": RAW_RECORD})
+    if shape.multiline:
+        options["multiLine"] = "true"
+    schema = T.StructType([T.StructField(f"_c{i}", T.StringType(), True) for i in range(len(shape.columns))]
+                          + [T.StructField(RAW_RECORD, T.StringType(), True)])
+    df = spark.read.options(**options).schema(schema).csv(paths)
+    values = {target: f"_c{i}" for i, (_, target) in enumerate(shape.columns)}
+    values[RAW_RECORD] = ident(RAW_RECORD)
+    values[READ_ERRORS] = NO_READ_ERRORS
+    return df, values
+
+def scan_json(spark: SparkSession, spec: DatasetSpec, paths: list[str], shape: Shape
+              ) -> tuple[DataFrame, dict[str, str]]:
+    """JSON lines: declared fields read as variants and shown as text (an object where a scalar is declared is a
+    read error of the row), undeclared keys (the shape's) as JSON text."""
+    declared = spec.source_schema()
+    options = {str(k): str(v).lower() if isinstance(v, bool) else str(v)
+               for k, v in spec.source.options.items()}
+    read = T.StructType([T.StructField(f.name, _as_variant(f.dataType), True) for f in declared.fields])
+    for path, _ in shape.json_keys:
+        read = _with_field(read, path)
+    schema = T.StructType([*read.fields, T.StructField(RAW_RECORD, T.StringType(), True)])
+    df = (spark.read.options(**options).schema(schema).option("mode", "PERMISSIVE")
+          .option("columnNameOfCorruptRecord", RAW_RECORD).json(paths))
+    values, errors = {}, []
+    for f in declared.fields:
+        value, wrong = _variant_to_text(ident(f.name), f.dataType)
+        values[f.name] = value
+        what = "a JSON object or array" if isinstance(f.dataType, T.AtomicType) else \
+            "a JSON object or array where a scalar is declared"
+        errors.append(f"CASE WHEN {wrong} THEN array(named_struct('column', {literal(f.name)}, 'message', "
+                      f"concat('value ', CAST({ident(f.name)} AS STRING), {literal(' is ' + what)}))) "
+                      f"ELSE array() END")
+    for path, target in shape.json_keys:
+        value = ".".join(ident(p) for p in path)
+        values[target] = f"CASE WHEN {_nested_value(value)} THEN to_json({value}) ELSE CAST({value} AS STRING) END"
+    values[RAW_RECORD] = ident(RAW_RECORD)
+    values[READ_ERRORS] = f"CAST(concat({', '.join(errors)}) AS {sql_type(READ_ERROR_TYPE)})" if errors \
+        else NO_READ_ERRORS
+    return df, values
+
+def scan_parquet(spark: SparkSession, spec: DatasetSpec, paths: list[str], shape: Shape
+                 ) -> tuple[DataFrame, dict[str, str]]:
+    """Parquet: columns read with the types the probe found, converted to the declared types where a value
+    survives the conversion unchanged (otherwise a read error of the row)."""
+    declared = spec.source_schema()
+    schema = T.StructType([T.StructField(name, t, True) for (name, _), t in zip(shape.columns, shape.types,
+                                                                                strict=True)])
+    df = spark.read.schema(schema).parquet(*paths)
+    values, errors = {}, []
+    for (name, target), found in zip(shape.columns, shape.types, strict=True):
+        col = ident(name)
+        if target not in declared.names:
+            nested = isinstance(found, T.StructType | T.ArrayType | T.MapType)
+            values[target] = f"to_json({col})" if nested else f"CAST({col} AS STRING)"
+            continue
+        wanted = declared[target].dataType
+        if found == wanted:
+            values[target] = col
+            continue
+        cast = f"CAST({col} AS {sql_type(wanted)})"
+        if isinstance(found, T.AtomicType) and not isinstance(wanted, T.StringType):
+            # a value that does not survive the conversion unchanged is a type mismatch, not a silent change
+            changed = f"{col} IS NOT NULL AND ({cast} IS NULL OR CAST({cast} AS {sql_type(found)}) <> {col})"
+            values[target] = f"CASE WHEN {changed} THEN NULL ELSE {cast} END"
+            message = (f"concat('value ', CAST({col} AS STRING), "
+                       f"{literal(f' ({found.simpleString()} in the file) is not a valid {wanted.simpleString()}')})")
+            errors.append(f"CASE WHEN {changed} THEN array(named_struct('column', {literal(target)}, "
+                          f"'message', {message})) ELSE array() END")
+        else:
+            values[target] = cast
+    values[READ_ERRORS] = f"CAST(concat({', '.join(errors)}) AS {sql_type(READ_ERROR_TYPE)})" if errors \
+        else NO_READ_ERRORS
+    return df, values
+
+
 class DayReader:
     """Reads one RawDay of a dataset into bronze rows."""
 
@@ -146,77 +227,6 @@ class DayReader:
         self.staging = staging
 
     # ------------------------------------------------------------------ scans
-
-    def _csv(self, files: list[RawFile], shape: Shape) -> tuple[DataFrame, dict[str, str]]:
-        options = csv_options(self.spec)
-        options.update({"enforceSchema": "true", "mode": "PERMISSIVE", "columnNameOfCorruptRecord": RAW_RECORD})
-        if shape.multiline:
-            options["multiLine"] = "true"
-        schema = T.StructType([T.StructField(f"_c{i}", T.StringType(), True) for i in range(len(shape.columns))]
-                              + [T.StructField(RAW_RECORD, T.StringType(), True)])
-        df = self.spark.read.options(**options).schema(schema).csv([spark_literal(f.path) for f in files])
-        values = {target: f"_c{i}" for i, (_, target) in enumerate(shape.columns)}
-        values[RAW_RECORD] = ident(RAW_RECORD)
-        values[READ_ERRORS] = NO_READ_ERRORS
-        return df, values
-
-    def _json(self, files: list[RawFile], shape: Shape) -> tuple[DataFrame, dict[str, str]]:
-        declared = self.spec.source_schema()
-        options = {str(k): str(v).lower() if isinstance(v, bool) else str(v)
-                   for k, v in self.spec.source.options.items()}
-        read = T.StructType([T.StructField(f.name, _as_variant(f.dataType), True) for f in declared.fields])
-        for path, _ in shape.json_keys:
-            read = _with_field(read, path)
-        schema = T.StructType([*read.fields, T.StructField(RAW_RECORD, T.StringType(), True)])
-        df = (self.spark.read.options(**options).schema(schema).option("mode", "PERMISSIVE")
-              .option("columnNameOfCorruptRecord", RAW_RECORD).json([spark_literal(f.path) for f in files]))
-        values, errors = {}, []
-        for f in declared.fields:
-            value, wrong = _variant_to_text(ident(f.name), f.dataType)
-            values[f.name] = value
-            what = "a JSON object or array" if isinstance(f.dataType, T.AtomicType) else \
-                "a JSON object or array where a scalar is declared"
-            errors.append(f"CASE WHEN {wrong} THEN array(named_struct('column', {literal(f.name)}, 'message', "
-                          f"concat('value ', CAST({ident(f.name)} AS STRING), {literal(' is ' + what)}))) "
-                          f"ELSE array() END")
-        for path, target in shape.json_keys:
-            value = ".".join(ident(p) for p in path)
-            values[target] = f"CASE WHEN {_nested_value(value)} THEN to_json({value}) ELSE CAST({value} AS STRING) END"
-        values[RAW_RECORD] = ident(RAW_RECORD)
-        values[READ_ERRORS] = f"CAST(concat({', '.join(errors)}) AS {sql_type(READ_ERROR_TYPE)})" if errors \
-            else NO_READ_ERRORS
-        return df, values
-
-    def _parquet(self, files: list[RawFile], shape: Shape) -> tuple[DataFrame, dict[str, str]]:
-        declared = self.spec.source_schema()
-        schema = T.StructType([T.StructField(name, t, True) for (name, _), t in zip(shape.columns, shape.types,
-                                                                                    strict=True)])
-        df = self.spark.read.schema(schema).parquet(*[spark_literal(f.path) for f in files])
-        values, errors = {}, []
-        for (name, target), found in zip(shape.columns, shape.types, strict=True):
-            col = ident(name)
-            if target not in declared.names:
-                nested = isinstance(found, T.StructType | T.ArrayType | T.MapType)
-                values[target] = f"to_json({col})" if nested else f"CAST({col} AS STRING)"
-                continue
-            wanted = declared[target].dataType
-            if found == wanted:
-                values[target] = col
-                continue
-            cast = f"CAST({col} AS {sql_type(wanted)})"
-            if isinstance(found, T.AtomicType) and not isinstance(wanted, T.StringType):
-                # a value that does not survive the conversion unchanged is a type mismatch, not a silent change
-                changed = f"{col} IS NOT NULL AND ({cast} IS NULL OR CAST({cast} AS {sql_type(found)}) <> {col})"
-                values[target] = f"CASE WHEN {changed} THEN NULL ELSE {cast} END"
-                message = (f"concat('value ', CAST({col} AS STRING), "
-                           f"{literal(f' ({found.simpleString()} in the file) is not a valid {wanted.simpleString()}')})")
-                errors.append(f"CASE WHEN {changed} THEN array(named_struct('column', {literal(target)}, "
-                              f"'message', {message})) ELSE array() END")
-            else:
-                values[target] = cast
-        values[READ_ERRORS] = f"CAST(concat({', '.join(errors)}) AS {sql_type(READ_ERROR_TYPE)})" if errors \
-            else NO_READ_ERRORS
-        return df, values
 
     # ------------------------------------------------------------------ nanosecond Parquet
 
@@ -269,7 +279,7 @@ class DayReader:
                        ) -> list[dict[tuple[Any, ...], tuple[Shape, list[RawFile]]]]:
         """JSON: each file's shape with its undeclared keys (one Spark pass over all the files), files regrouped
         by them. Other formats: as they are."""
-        if self.spec.source.format != "json":
+        if not format_of(self.spec).keys_per_record:
             return found
         files = [f for groups in found for _, fs in groups.values() for f in fs]
         paths = {f.path: f.path for f in files}
@@ -304,7 +314,7 @@ class DayReader:
 
     def present(self, groups: dict[tuple[Any, ...], tuple[Shape, list[RawFile]]]) -> list[str]:
         """The raw columns the files actually have (JSON: the declared ones), and the layout's levels."""
-        names = list(self.spec.columns) if self.spec.source.format == "json" else []
+        names = list(self.spec.columns) if format_of(self.spec).keys_per_record else []
         names = list(dict.fromkeys([*names, *(t for shape, _ in groups.values() for _, t in shape.columns)]))
         levels = [snake_case(n) if self.spec.standardizes_names() else n for n in self.spec.source.level_columns]
         return names + [n for n in levels if n not in names]
@@ -354,7 +364,7 @@ class DayReader:
               ingested_at: dt.datetime) -> DataFrame:
         """One Spark scan of files of one shape, selected as `columns` plus the lineage columns; `origin` gives
         each file's (run date, run id) by its path."""
-        fmt = self.spec.source.format
+        fmt = format_of(self.spec)
         source_file = "_metadata.file_path"
         originals = files
         copies = None
@@ -368,12 +378,7 @@ class DayReader:
                      for c, f in zip(copies, files, strict=True)}
             source_file = _by_file(names)
             files = copies
-        if fmt == "csv":
-            df, values = self._csv(files, shape)
-        elif fmt == "json":
-            df, values = self._json(files, shape)
-        else:
-            df, values = self._parquet(files, shape)
+        df, values = fmt.scan(self.spark, self.spec, [spark_literal(f.path) for f in files], shape)
         level_sql = {}
         for name in self.spec.source.level_columns:
             target = snake_case(name) if self.spec.standardizes_names() else name
@@ -394,11 +399,11 @@ class DayReader:
             elif c == READ_ERRORS:
                 expr = NO_READ_ERRORS
             elif c in declared.names:
-                wanted = declared[c].dataType if fmt == "parquet" else _as_text(declared[c].dataType)
+                wanted = declared[c].dataType if fmt.typed else _as_text(declared[c].dataType)
                 expr = f"CAST(NULL AS {sql_type(wanted)})"
             else:
                 expr = "CAST(NULL AS STRING)"
-            if c in declared.names and c in level_sql and fmt == "parquet":
+            if c in declared.names and c in level_sql and fmt.typed:
                 expr = f"CAST({expr} AS {sql_type(declared[c].dataType)})"
             select.append(f"{expr} AS {ident(c)}")
         def per_file(value: dict[str, str]) -> str:

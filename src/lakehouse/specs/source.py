@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import (
     Field,
@@ -13,16 +13,27 @@ from pydantic import (
 from lakehouse.specs.base import IDENT, Spec
 
 DATE_PARTS = ("date", "yyyy", "mm", "dd")
+# the raw formats a spec may name: the built-in ones, and those registered with lakehouse.sources.formats
+FORMAT_NAMES = {"csv", "json", "parquet"}
 
 
 class SourceSpec(Spec):
-    format: Literal["csv", "json", "parquet"]
+    format: str = Field(description="a raw format's name: csv, json, parquet, or one registered with "
+                                    "lakehouse.sources.formats")
     path: str = Field(description="raw folder, relative to the lake root unless it has a scheme or is absolute")
     layout: str = Field(default="date={date}", description="partition folders of one day, e.g. 'date={date}' or "
                                                            "'year={yyyy}/month={mm}/day={dd}/hour={hour}'")
     files: list[str] | None = Field(default=None, min_length=1,
                                     description="name patterns of data files (default: by format)")
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        if v not in FORMAT_NAMES:
+            names = [repr(n) for n in sorted(FORMAT_NAMES)]
+            raise ValueError(f"must be {', '.join(names[:-1])} or {names[-1]}, not {v!r}")
+        return v
 
     @field_validator("layout")
     @classmethod
