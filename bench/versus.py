@@ -122,13 +122,13 @@ def quote_scan_share(lake: Path, day: str, day_seconds: float) -> dict:
     scans every byte for quotes (before, it read the header only), timed in this process, as a share of the
     product's whole day (target: at most 5%)."""
     from lakehouse.sources.files import RawFile
-    from lakehouse.sources.probe import probe_text
+    from lakehouse.sources.probe import probe_csv
     from lakehouse.specs import load_catalog
 
     spec = load_catalog(REPO / "conf").datasets["sales"]
     files = sorted((lake / "raw" / "sales" / f"date={day}").glob("*.csv"))
     start = time.perf_counter()
-    found = [probe_text(spec, RawFile(str(f), f.stat().st_size, None)).multiline for f in files]
+    found = [probe_csv(spec, RawFile(str(f), f.stat().st_size, None)).multiline for f in files]
     seconds = time.perf_counter() - start
     size = sum(f.stat().st_size for f in files)
     print(f"info  quote scan of {len(files)} sales file(s), {size / 2**20:.0f} MiB: {seconds:.3f} s "
