@@ -126,7 +126,6 @@ class Planner:
     def _gold_recomputes(self) -> list[GoldRecompute]:
         """The gold dates owed by runs that stopped before their gold stage, and those that silver tables changed
         outside a run ask for: named from the tables' logs without Spark, dated with it (--gold-dates)."""
-        from lakehouse.errors import TableNotFound
         from lakehouse.pipeline import gold_inputs, pending_gold
         from lakehouse.tables.view import LakeView
 
@@ -137,14 +136,10 @@ class Planner:
                for name, (dates, runs) in sorted(pending_gold.owed_from(view.meta_rows("gold_pending")).items())
                if dates and name in self.catalog.aggregations]
 
-        def version_of(name: str) -> int | None:
-            try:
-                return view.history(f"silver/{name}", 1)[0].version
-            except TableNotFound:
-                return None
-
         before = gold_inputs.recorded_from(view.meta_rows("gold_inputs"))
-        changes = gold_inputs.stale_inputs(self.catalog, before, version_of,
+        # the table's version from its log, as the job reads it (delta-rs lists no history for a table whose path
+        # holds a '#': the version is still right there)
+        changes = gold_inputs.stale_inputs(self.catalog, before, lambda name: view.version(f"silver/{name}"),
                                            lambda name, n: view.history(f"silver/{name}", n))
         if self.engine is not None and changes:
             changes = [c for name in sorted({c.aggregation for c in changes})

@@ -17,7 +17,7 @@ import pyarrow.dataset as pads
 
 from lakehouse.errors import TableNotFound, UsageError
 from lakehouse.storage import filesystem, from_delta_uri
-from lakehouse.tables.deltalog import existing_table
+from lakehouse.tables.deltalog import existing_table, open_table
 from lakehouse.tables.engine import HistoryEntry
 from lakehouse.tables.paths import arrow_uri, join
 from lakehouse.tables.rust import history_entries
@@ -101,6 +101,11 @@ class LakeView:
 
     def _open(self, table: str, version: int | None = None) -> Any:
         return existing_table(self.path(table), version)
+
+    def version(self, table: str) -> int | None:
+        """The table's current version from its log; None when there is no table."""
+        found = open_table(self.path(table))
+        return None if found is None else found.version()
 
     def history(self, table: str, limit: int | None = None) -> list[HistoryEntry]:
         return history_entries(self._open(table), limit)
