@@ -1,8 +1,10 @@
 """Extension points used from outside the product, with no product file changed: a row check added by a test
 module through the public decorator (`lakehouse.specs.vocabulary.row_check`), named in a spec's YAML, validated,
 run through a whole day and shown in the quarantine with its message, in the quality metrics, and (while
-registered) in the docs table and the did-you-mean of an unknown check; and a raw format (tab-separated files
-named *.tab, registered with `lakehouse.sources.formats.register`) read end to end from a spec that names it."""
+registered) in the docs table and the did-you-mean of an unknown check; a dataset check added the same way
+(`lakehouse.specs.dataset_checks.dataset_check`), passing one day and failing the next; and a raw format
+(tab-separated files named *.tab, registered with `lakehouse.sources.formats.register`) read end to end from a
+spec that names it."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from lakehouse.settings import Settings
 from lakehouse.sources import formats
 from lakehouse.sources.probe import probe_csv
 from lakehouse.sources.reader import scan_csv
-from lakehouse.specs import load_catalog, vocabulary
+from lakehouse.specs import dataset_checks, load_catalog, vocabulary
+from lakehouse.specs.dataset_checks import Batch, Verdict, dataset_check
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.row_checks.common import value_message
 from lakehouse.specs.vocabulary import CheckContext, Failing, row_check
@@ -146,6 +149,70 @@ def test_a_format_registered_outside_the_product_runs_end_to_end(spark, tmp_path
     formats.register(tab_format)
 
 
+@pytest.fixture
+def distinct_values():
+    """The dataset check `distinct_values` (at least `min` distinct values of a column among the valid rows),
+    registered for one test."""
+
+    @dataset_check("distinct_values", observes="distinct non-null values of the column among valid rows",
+                   examples=["{check: distinct_values, column: sensor, min: 3}"], columns=("column",),
+                   needs=("a string column", ("string",)),
+                   aggregate=lambda valid, *, column, **_: f"count(DISTINCT CASE WHEN {valid} THEN {ident(column)} "
+                                                           f"END)")
+    def check(batch: Batch, *, column: str, min: Annotated[int, Field(ge=1)]) -> Verdict:
+        return Verdict(float(batch.aggregate or 0), (batch.aggregate or 0) >= min, f">= {min} distinct", column)
+
+    yield check
+    dataset_checks.REGISTRY.remove("distinct_values")
+
+
+SENSORS = """name: sensors
+source: {format: csv, path: raw/sensors}
+schema: {reading_id: string not null, sensor: string, value: int}
+keys: [reading_id]
+checks:
+  - {check: range, column: value, min: 0, max: 100}
+dataset_checks:
+  - {check: distinct_values, column: sensor, min: 3}
+"""
+
+
+def test_a_dataset_check_registered_outside_the_product_runs_end_to_end(spark, tmp_path, distinct_values):
+    conf = tmp_path / "conf"
+    (conf / "datasets").mkdir(parents=True)
+    (conf / "aggregations").mkdir()
+    (conf / "datasets" / "sensors.yaml").write_text(SENSORS)
+    root = tmp_path / "lake"
+    days = {DAY: "r1,s1,1\nr2,s2,2\nr3,s3,3\nr4,s4,400\n",  # three distinct sensors among valid rows: passes
+            DAY + dt.timedelta(days=1): "r5,s1,5\nr6,s2,6\nr7,s3,700\n"}  # s3's row is invalid: two, fails
+    for day, rows in days.items():
+        folder = root / "raw" / "sensors" / f"date={day}"
+        folder.mkdir(parents=True)
+        (folder / "part.csv").write_text("reading_id,sensor,value\n" + rows)
+    lake = Lakehouse(Settings(lake_root=str(root), engine="rust", conf_dir=str(conf)),
+                     engine=select_engine(spark, LakeLayout(str(root)), "rust"))
+    lake.validate()
+    first, second = lake.run(sorted(days))
+    metrics = [next(q for q in r.datasets[0].quality if q.check == "distinct_values") for r in (first, second)]
+    assert [(q.status, q.observed, q.column) for q in metrics] == [("pass", 3.0, "sensor"), ("fail", 2.0, "sensor")]
+    assert not first.failed and second.failed
+    assert "dataset check distinct_values failed: observed 2; >= 3 distinct" in second.datasets[0].message
+    # the failing day reached no silver row; the passing one did
+    assert sorted(r.reading_id for r in lake.read("silver/sensors").collect()) == ["r1", "r2", "r3"]
+    # validated against the schema as the built-in ones are, suggested and documented
+    (conf / "datasets" / "sensors.yaml").write_text(SENSORS.replace("column: sensor, min: 3", "column: value, min: 3"))
+    with pytest.raises(SpecError, match="dataset_checks.0.column: distinct_values needs a string column; value is int"):
+        Lakehouse(Settings(lake_root=str(root), engine="rust", conf_dir=str(conf)),
+                  engine=select_engine(spark, LakeLayout(str(root)), "rust")).validate()
+    (conf / "datasets" / "sensors.yaml").write_text(SENSORS.replace("check: distinct_values", "check: distinct_value"))
+    with pytest.raises(SpecError, match="unknown check 'distinct_value'; did you mean 'distinct_values'?"):
+        load_catalog(conf)
+    assert "| `distinct_values` | `column`, `min` | distinct non-null values of the column among valid rows |" \
+        in dataset_checks.table()
+
+
 def test_a_name_registered_twice_is_refused(divisible_by):
     with pytest.raises(ValueError, match="row check 'range' is registered already"):
         row_check("range", fails_when="x", examples=[])(lambda column, ctx: Failing("false", "''"))
+    with pytest.raises(ValueError, match="dataset check 'row_count' is registered already"):
+        dataset_check("row_count", observes="x", examples=[])(lambda batch: Verdict(None, True, "", None))

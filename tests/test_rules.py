@@ -354,7 +354,7 @@ def test_one_row_per_key_is_the_latest_whichever_way_it_is_found(spark, monkeypa
 
 
 def test_messages_speak_the_users_words_and_every_check_names_its_columns(spark):
-    from lakehouse.rules.dataset_checks import DatasetCheckContext, judge
+    from lakehouse.specs.dataset_checks import Batch, judge
 
     spec = dataset(schema={"id": "string", "price": "double", "qty": "int", "code": "string", "cost": "double"},
                    checks=[{"check": "range", "column": "price", "min": 0, "inclusive": False},
@@ -373,7 +373,7 @@ def test_messages_speak_the_users_words_and_every_check_names_its_columns(spark)
         ("compare", "price,cost"): "cost <= price * 2 does not hold",
         ("expression", "qty,code"): "qty > 0 OR `code` = 'RETURN' does not hold",
     }
-    context = DatasetCheckContext(valid=0, batch=0, rows_read=0, aggregate=None, raw_columns=[],
+    context = Batch(valid=0, batch=0, rows_read=0, aggregate=None, raw_columns=[],
                                   run_date=dt.date(2024, 1, 1), previous_rows=None)
     result = judge(m.RowCount(check="row_count", min=1), context)
     assert (result.passed, result.threshold) == (False, "must be at least 1 row")

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from pydantic import TypeAdapter
 
-from lakehouse.rules import dataset_checks
 from lakehouse.rules.checks import compile_check
 from lakehouse.rules.cleaning import step_transform
+from lakehouse.specs import dataset_checks as dataset_vocabulary
 from lakehouse.specs import models as m
 from lakehouse.specs import vocabulary
 from lakehouse.specs.steps import _tag_step
@@ -52,7 +52,7 @@ def documented(section: str) -> dict[str, list[str]]:
 
 
 ROW_CHECKS = {name: kind.model for name, kind in vocabulary.REGISTRY.kinds.items()}
-DATASET_CHECKS = kinds(m.DatasetCheck)
+DATASET_CHECKS = {name: kind.model for name, kind in dataset_vocabulary.REGISTRY.kinds.items()}
 STEPS = kinds(m.CleaningStep)
 NOW = dt.datetime(2024, 7, 1)
 
@@ -63,8 +63,9 @@ def test_every_kind_is_documented_and_every_documented_kind_exists():
     assert set(documented("Cleaning steps")) == set(STEPS)
 
 
-def test_the_row_check_table_is_the_registrys():
-    """docs/rules.md's row-check table is what tools/rules_table.py writes from the registry."""
+def test_the_check_tables_are_the_registries():
+    """docs/rules.md's row-check and dataset-check tables are what tools/rules_table.py writes from the
+    registries."""
     done = subprocess.run([sys.executable, str(REPO / "tools" / "rules_table.py"), "--check"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -110,17 +111,50 @@ def test_each_row_check_fails_the_rows_it_names_and_passes_the_others(spark, nam
     assert failed == [False] + [True] * len(bad) + ([nulls_fail] if kind.per_column else []), (name, failed)
 
 
-@pytest.mark.parametrize("name", sorted(DATASET_CHECKS))
-def test_dataset_check_example_is_judged(name):
+# per dataset check: rows of a batch that pass its documented example and rows that fail it (`_has_error`: the row
+# failed an error-level row check, so it is not a valid row), and the raw columns and rows of the previous run
+BATCHES = {
+    "completeness": ([{"customer_id": f"C{i}"} for i in range(20)] + [{"customer_id": None, "_has_error": True}],
+                     [{"customer_id": f"C{i}"} for i in range(9)] + [{"customer_id": None}]),
+    "uniqueness": ([{"email": f"{i}@x.org"} for i in range(100)] + [{"email": "0@x.org", "_has_error": True}],
+                   [{"email": f"{i % 50}@x.org"} for i in range(100)]),
+    "freshness": ([{"transaction_timestamp": "2024-07-01 12:00:00"},
+                   {"transaction_timestamp": "2024-07-09 00:00:00", "_has_error": True}],
+                  [{"transaction_timestamp": "2024-06-29 00:00:00"}]),
+    "statistic": ([{"quantity": 5}, {"quantity": 10}, {"quantity": 900, "_has_error": True}],
+                  [{"quantity": 50}, {"quantity": 60}]),
+    "row_count": ([{"x": 1}], [{"x": 1, "_has_error": True}]),
+    "row_count_change": ([{"x": i} for i in range(10)], [{"x": i} for i in range(20)]),
+    "required_columns": ([{"transaction_id": "T1", "quantity": 1}], [{"transaction_id": "T1"}]),
+}
+
+
+def judged(spark, check, rows) -> bool:
+    """`check` judged on a batch of `rows` as the pipeline judges it: its aggregate computed by Spark over them."""
+    names = sorted({k for r in rows for k in r} - {"_has_error"})
+    frame = spark.createDataFrame([tuple(None if r.get(c) is None else str(r[c]) for c in names)
+                                   + (bool(r.get("_has_error")),) for r in rows],
+                                  ", ".join(f"`{c}` string" for c in names) + ", _has_error boolean")
+    frame = frame.withColumns({c: frame[c].cast("double") for c in names if c == "quantity"})
+    sql = dataset_vocabulary.aggregate_sql(check, "NOT _has_error")
+    valid = sum(not r.get("_has_error") for r in rows)
+    batch = dataset_vocabulary.Batch(
+        valid=valid, batch=valid, rows_read=len(rows), aggregate=None if sql is None else frame.selectExpr(sql).first()[0],
+        raw_columns=names, run_date=NOW.date(), previous_rows=8)
+    return dataset_vocabulary.judge(check, batch).passed
+
+
+@pytest.mark.parametrize("name", sorted(k.names[0] for k in dataset_vocabulary.REGISTRY.unique()))
+def test_each_dataset_check_fails_the_batch_it_names_and_passes_the_other(spark, name):
+    """The documented example of each registered dataset check, its aggregate computed over a batch that should
+    pass and one that should fail; invalid rows do not count."""
+    kind = dataset_vocabulary.REGISTRY.kinds[name]
     (text, *_) = documented("Dataset checks")[name]
+    assert text == kind.examples[0]
     check = TypeAdapter(m.DatasetCheck).validate_python(yaml.safe_load(text))
-    assert isinstance(check, DATASET_CHECKS[name])
-    rule = dataset_checks.rule_for(check)
-    context = dataset_checks.DatasetCheckContext(
-        valid=10, batch=10, rows_read=10, aggregate=None, raw_columns=["transaction_id"], run_date=NOW.date(),
-        previous_rows=8)
-    result = rule.judge(check, context)
-    assert isinstance(result.passed, bool) and result.threshold
+    assert isinstance(check, kind.model)
+    good, bad = BATCHES[name]
+    assert (judged(spark, check, good), judged(spark, check, bad)) == (True, False)
 
 
 @pytest.mark.parametrize("name", sorted(STEPS))

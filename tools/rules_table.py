@@ -1,6 +1,7 @@
-"""Write docs/rules.md's table of row checks from the check registry (lakehouse.specs.vocabulary): one row per
-registered check, its arguments from the function's signature, its "fails when" and examples from the decorator.
-`--check` writes nothing and exits 1 when the page's table is not the registry's.
+"""Write docs/rules.md's tables of row checks and dataset checks from their registries (lakehouse.specs.vocabulary,
+lakehouse.specs.dataset_checks): one row per registered check, its arguments from the function's signature, its
+"fails when" / "observed value" and examples from the decorator. `--check` writes nothing and exits 1 when a
+table on the page is not the registry's.
 
 Usage: python tools/rules_table.py [--check]
 """
@@ -12,15 +13,22 @@ from pathlib import Path
 
 from pages import write_block
 
-from lakehouse.specs import checks  # noqa: F401 (registers the built-in checks)
-from lakehouse.specs.vocabulary import table
+from lakehouse.specs import checks, dataset_checks, vocabulary
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
-BEGIN, END = "<!-- row checks: written by tools/rules_table.py from the registry -->", "<!-- end of row checks -->"
+TABLES = [
+    ("row checks", vocabulary.table),
+    ("dataset checks", dataset_checks.table),
+]
+assert checks.row_checks  # importing checks registers the built-in row checks
 
 
 def main(argv: list[str]) -> int:
-    return write_block(PAGE, BEGIN, END, table(), argv, "tools/rules_table.py")
+    status = 0
+    for what, table in TABLES:
+        begin, end = f"<!-- {what}: written by tools/rules_table.py from the registry -->", f"<!-- end of {what} -->"
+        status |= write_block(PAGE, begin, end, table(), argv, "tools/rules_table.py")
+    return status
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from lakehouse.session import evaluation_for
 from lakehouse.sources.files import RawDay, discover, with_checksum
 from lakehouse.sources.reader import LINEAGE, new_columns
 from lakehouse.specs import models as m
+from lakehouse.specs.dataset_checks import kind_of
 from lakehouse.sql import column
 from lakehouse.tables.engine import TableEngine
 from lakehouse.tables.paths import sweep
@@ -297,7 +298,7 @@ class DatasetLoad:
     def previous_rows_read(self, day: dt.date) -> int | None:
         """Rows read by the latest successful load of this dataset for an earlier run date: an earlier day of this
         batch that passed, else the run log."""
-        if not any(isinstance(c, m.RowCountChange) for c in self.spec.dataset_checks):
+        if not any(kind_of(c).previous for c in self.spec.dataset_checks):
             return None
         earlier = [d for d in self.loaded if d < day and self.outcomes[d].status == "ok"]
         runs = self.engine.read_or_none(self.lake.meta("runs"))

@@ -19,12 +19,12 @@ from lakehouse.lease import check_lease
 from lakehouse.pipeline import gold_inputs, ingested, meta, pending_gold
 from lakehouse.pipeline.dataset import DatasetLoad
 from lakehouse.pipeline.gold import dates_to_build, recompute
+from lakehouse.pipeline.measure import empty_day_fails
 from lakehouse.results import DatasetOutcome, DayResult, GoldOutcome
 from lakehouse.session import small_input_bytes
 from lakehouse.sources.files import partition_folder
 from lakehouse.specs import Catalog
 from lakehouse.specs import models as m
-from lakehouse.specs.models import RowCount
 from lakehouse.sql import in_list
 from lakehouse.tables.engine import TableEngine
 from lakehouse.tables.paths import join, sweep
@@ -279,9 +279,7 @@ class DailyJob:
                     outcome.rows_held_back = max(
                         outcome.rows_read - outcome.rows_quarantined - outcome.rows_duplicate, 0)
         for outcome in outcomes.values():
-            if outcome.status == "no_data" and any(
-                    isinstance(c, RowCount) and (c.min or 0) > 0 and c.action == "fail"
-                    for c in spec.dataset_checks):
+            if outcome.status == "no_data" and empty_day_fails(spec, outcome):
                 outcome.status = "failed"
         # the files of each day loaded, with the state the load left (a rerun that finds both alike has nothing
         # to do); a day whose files were in bronze already is logged again only when it was loaded again

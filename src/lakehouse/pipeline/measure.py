@@ -17,6 +17,7 @@ from lakehouse.rules import dataset_checks
 from lakehouse.rules.checks import ERRORS, check_names, has_error
 from lakehouse.rules.cleaning import superseded
 from lakehouse.specs import models as m
+from lakehouse.specs.dataset_checks import Batch, judge, kind_of
 from lakehouse.sql import column
 
 DAY = "_partition_date"
@@ -57,7 +58,7 @@ def measure(spec: m.DatasetSpec, checked: DataFrame, outcomes: dict[dt.date, Dat
     }
     values = {f"values_{i}": F.collect_set(F.when(mergeable, column(c))) for i, c in enumerate(value_columns)}
     nulls = {f"nulls_{i}": F.max(mergeable & column(c).isNull()) for i, c in enumerate(value_columns)}
-    per_dataset_check = dataset_checks.aggregates(spec, ~error)
+    per_dataset_check = dataset_checks.aggregates(spec)
     per_day = checked.groupBy(DAY).agg(
         *[v.alias(k) for k, v in {**counts, **values, **nulls}.items()],
         F.collect_set("_source_file").alias("source_files"),
@@ -125,7 +126,7 @@ def gate(spec: m.DatasetSpec, out: DatasetOutcome, stats: DayStats, previous_row
     valid = out.rows_read - out.rows_quarantined
     for i, check in enumerate(spec.dataset_checks):
         name = check.name or check.check
-        result = dataset_checks.judge(check, dataset_checks.DatasetCheckContext(
+        result = judge(check, Batch(
             valid=valid, batch=valid - out.rows_duplicate, rows_read=out.rows_read,
             aggregate=stats.dataset_aggregates.get(i), raw_columns=out.raw_columns, run_date=out.run_date,
             previous_rows=previous_rows))
@@ -137,3 +138,12 @@ def gate(spec: m.DatasetSpec, out: DatasetOutcome, stats: DayStats, previous_row
             failures.append(f"dataset check {name} failed: observed {shown}; {result.threshold}")
     if failures:
         raise DatasetFailed(failures)
+
+
+def empty_day_fails(spec: m.DatasetSpec, out: DatasetOutcome) -> bool:
+    """A run date without raw files fails when a dataset check that judges such days (`row_count` with `min > 0`)
+    fails on no rows under `action: fail`."""
+    nothing = Batch(valid=0, batch=0, rows_read=0, aggregate=None, raw_columns=[], run_date=out.run_date,
+                    previous_rows=None)
+    return any(check.action == "fail" and kind_of(check).empty_days and not judge(check, nothing).passed
+               for check in spec.dataset_checks)

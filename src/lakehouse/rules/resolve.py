@@ -22,8 +22,8 @@ from pyspark.sql import types as T
 
 from lakehouse.errors import SpecError
 from lakehouse.frames import empty_frame
+from lakehouse.specs import dataset_checks, vocabulary
 from lakehouse.specs import models as m
-from lakehouse.specs import vocabulary
 from lakehouse.specs.loader import Catalog
 from lakehouse.sql import column
 
@@ -234,22 +234,20 @@ class _Resolver:
     def dataset_checks(self, spec: m.DatasetSpec, df: DataFrame) -> None:
         types = {f.name: f.dataType for f in df.schema.fields}
         for i, check in enumerate(spec.dataset_checks):
-            path = ("dataset_checks", i)
-            named = ([check.column] if isinstance(check, m.Completeness | m.Freshness | m.Statistic)
-                     else check.columns if isinstance(check, m.Uniqueness) else None)
-            if named is None:
+            kind = dataset_checks.kind_of(check)
+            named = kind.named_columns(check)
+            if not named:
                 continue
+            path = ("dataset_checks", i, kind.columns[0])
             unknown = [c for c in named if c not in types]
             if unknown:
-                self.problem(spec, (*path, "column" if hasattr(check, "column") else "columns"),
-                             self.unknown(unknown[0], types))
-            elif isinstance(check, m.Statistic) and not isinstance(types[check.column], NUMERIC):
-                self.problem(spec, (*path, "column"), f"statistic needs a numeric column; {check.column} is "
-                                                     f"{types[check.column].simpleString()}")
-            elif isinstance(check, m.Freshness) and not isinstance(
-                    types[check.column], T.DateType | T.TimestampType | T.TimestampNTZType):
-                self.problem(spec, (*path, "column"), f"freshness needs a date or timestamp column; "
-                                                     f"{check.column} is {types[check.column].simpleString()}")
+                self.problem(spec, path, self.unknown(unknown[0], types))
+            elif kind.needs is not None:
+                words, names = kind.needs
+                wrong = [c for c in named if types[c].typeName() not in names]
+                if wrong:
+                    self.problem(spec, path, f"{check.check} needs {words}; {wrong[0]} is "
+                                             f"{types[wrong[0]].simpleString()}")
 
     # ------------------------------------------------------------------ aggregations
 

@@ -20,18 +20,14 @@ the specs are loaded, plus its test.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import inspect
-import re
-import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Self
+from dataclasses import dataclass
+from typing import Any, Literal, Self
 
-from pydantic import Field, PlainValidator, SerializeAsAny, TypeAdapter, create_model, model_validator
-from pydantic.fields import FieldInfo
+from pydantic import Field, model_validator
 
 from lakehouse.specs.base import Spec
+from lakehouse.specs.registry import Registry, arguments_text, check_names, model_of, names_text, positional
 from lakehouse.sql import all_of, literal
 
 
@@ -125,35 +121,7 @@ class CheckKind:
         return {name: getattr(check, name) for name in self.arguments}
 
 
-@dataclass
-class _Registry:
-    kinds: dict[str, CheckKind] = field(default_factory=dict)  # every name, aliases included -> its kind
-    version: int = 0
-
-    def add(self, kind: CheckKind) -> None:
-        taken = [n for n in kind.names if n in self.kinds and self.kinds[n].module != kind.module]
-        if taken:
-            raise ValueError(f"row check {taken[0]!r} is registered already (by {self.kinds[taken[0]].module})")
-        for n in kind.names:
-            self.kinds[n] = kind
-        self.version += 1
-
-    def remove(self, name: str) -> None:
-        """Take the check `name` (and its aliases) out: a test's own check, registered for the test only."""
-        kind = self.kinds[name]
-        for n in kind.names:
-            del self.kinds[n]
-        self.version += 1
-
-    def unique(self) -> list[CheckKind]:
-        return list({id(k): k for k in self.kinds.values()}.values())
-
-
-REGISTRY = _Registry()
-
-
-def _camel(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("_"))
+REGISTRY: Registry[CheckKind] = Registry("row check")
 
 
 def row_check(*names: str, fails_when: str, examples: Sequence[str], sql: Sequence[str] = (), time: Time = None,
@@ -165,30 +133,17 @@ def row_check(*names: str, fails_when: str, examples: Sequence[str], sql: Sequen
     (YAML flow mappings) are its docs entry; `sql` names the arguments that are SQL text; `time` says how the
     verdict moves as time passes (see `Time`); `needs` the column types it applies to, e.g.
     `("a string column", ("string",))`."""
-    if not names or not all(re.fullmatch(r"[a-z][a-z0-9_]*", n) for n in names):
-        raise ValueError(f"row check names are lower_snake_case words: {names!r}")
+    check_names(names, "row check")
 
     def register(fn: Callable[..., Failing]) -> Callable[..., Failing]:
-        signature = inspect.signature(fn)
-        hints = typing.get_type_hints(fn, include_extras=True)
-        positional = [p.name for p in signature.parameters.values() if p.kind != p.KEYWORD_ONLY]
-        if positional not in (["column", "ctx"], ["ctx"]):
+        given = positional(fn)
+        if given not in (["column", "ctx"], ["ctx"]):
             raise TypeError(f"{fn.__qualname__}: a row check takes (column, ctx, *, arguments...) or "
-                            f"(ctx, *, arguments...), not ({', '.join(positional)})")
-        per_column = positional[0] == "column"
+                            f"(ctx, *, arguments...), not ({', '.join(given)})")
+        per_column = given[0] == "column"
         parent = base or (OneOrMoreColumns if per_column else RowCheckBase)
-        fields: dict[str, Any] = {"check": (Literal[names], ...)}
-        arguments = []
-        for p in signature.parameters.values():
-            if p.kind != p.KEYWORD_ONLY:
-                continue
-            arguments.append(p.name)
-            if p.name in parent.model_fields:
-                continue  # declared by `base`, with its validators
-            default = ... if p.default is inspect.Parameter.empty else p.default
-            fields[p.name] = (hints.get(p.name, Any), default)
-        model = create_model(_camel(names[0]), __base__=parent, __module__=fn.__module__, **fields)
-        model.__doc__ = f"The `{names[0]}` row check: fails when {fails_when}."
+        model, arguments = model_of(fn, names, parent, f"The `{names[0]}` row check: fails when {fails_when}.")
+        assert issubclass(model, RowCheckBase)
         REGISTRY.add(CheckKind(tuple(names), model, fn, per_column, arguments, fails_when, list(examples),
                                tuple(sql), time, needs, fn.__module__))
         return fn
@@ -205,24 +160,8 @@ def model(name: str) -> type[RowCheckBase]:
     return REGISTRY.kinds[name].model
 
 
-@functools.lru_cache(maxsize=8)
-def _adapter(version: int) -> TypeAdapter[Any]:
-    models = tuple(k.model for k in sorted(REGISTRY.unique(), key=lambda k: k.names[0]))
-    union = models[0] if len(models) == 1 else typing.Union[models]  # noqa: UP007 (a tuple of types)
-    tagged: Any = Annotated[union, Field(discriminator="check")]
-    return TypeAdapter(tagged)
-
-
-def _validate(value: Any) -> RowCheckBase:
-    if isinstance(value, RowCheckBase):
-        return value
-    checked: RowCheckBase = _adapter(REGISTRY.version).validate_python(value)
-    return checked
-
-
-# a row check of a spec: validated as the registered kind its `check:` names (pydantic's tagged union over the
-# registry as it is when the spec is loaded)
-RowCheck = Annotated[SerializeAsAny[RowCheckBase], PlainValidator(_validate)]
+# a row check of a spec: validated as the registered kind its `check:` names
+RowCheck = REGISTRY.spec_type(RowCheckBase)
 
 
 def to_sql(check: RowCheckBase, ctx: CheckContext) -> list[CompiledCheck]:
@@ -249,26 +188,13 @@ def sql_fragments(check: RowCheckBase) -> list[tuple[str, str]]:
     return out + [(name, getattr(check, name)) for name in kind_of(check).sql if getattr(check, name)]
 
 
-def _argument_text(kind: CheckKind) -> str:
-    parts = ["column(s)"] if kind.per_column else []
-    for name in kind.arguments:
-        info: FieldInfo = kind.model.model_fields[name]
-        default = info.get_default(call_default_factory=True)
-        shown = f"`{name}`"
-        if not info.is_required() and default not in (None, [], {}):
-            shown += f" (default {str(default).lower() if isinstance(default, bool) else default})"
-        parts.append(shown)
-    return ", ".join(parts)
-
-
 def table() -> str:
     """docs/rules.md's table of row checks, one row per registered kind, by name."""
     rows = ["| check | arguments | fails when | example |", "| --- | --- | --- | --- |"]
-    for kind in sorted(REGISTRY.unique(), key=lambda k: k.names[0]):
-        names = f"`{kind.names[0]}`" + (f" (alias {', '.join(f'`{a}`' for a in kind.names[1:])})"
-                                        if len(kind.names) > 1 else "")
+    for kind in REGISTRY.unique():
         examples = ", ".join(f"`{e}`" for e in kind.examples)
-        rows.append(f"| {names} | {_argument_text(kind)} | {kind.fails_when} | {examples} |")
+        rows.append(f"| {names_text(kind)} | {arguments_text(kind, ['column(s)'] if kind.per_column else [])} | "
+                    f"{kind.fails_when} | {examples} |")
     return "\n".join(rows)
 
 

@@ -10,7 +10,7 @@ from lakehouse.specs.vocabulary import CheckContext, Failing, row_check
 from lakehouse.sql import literal
 
 
-@row_check("compare", fails_when="the comparison `left` `op` (`< <= > >= = !=`) `right` (SQL expressions) is false",
+@row_check("compare", fails_when="the comparison `left` `op` `right` (SQL expressions) is false",
            examples=['{check: compare, left: start_date, op: "<=", right: end_date}'], sql=("left", "right"))
 def compare(ctx: CheckContext, *, left: str, op: Literal["<", "<=", ">", ">=", "=", "!="], right: str) -> Failing:
     return Failing(f"NOT (({left}) {op} ({right}))", literal(f"{left} {op} {right} does not hold"))
