@@ -9,6 +9,8 @@
   files    a sales day of FILES_ROWS rows in one CSV file vs the same rows in FILES_COUNT files of one header
            (target: the many-file day loads in at most 2x the time; every file is probed, and files of one
            header are read by one scan).
+  logs     `_meta/ingested_files` after BENCH_LOG_COMMITS (1095) logged loads: a run's read of it and the JVM-free
+           commands' read, before and after the run-end compaction of the logs every run reads.
   memory   peak resident memory of the driver process and its JVM while a day of MEMORY_ROWS rows loads
            (target 2.5 GB for 10M rows with default settings).
 
@@ -347,6 +349,46 @@ def bench_memory(spark, rows: int, work: Path) -> dict:
             "target": "<= 2.5 GB at 10M rows"}
 
 
+def bench_logs(spark, commits: int, work: Path) -> dict:
+    """`_meta/ingested_files` after `commits` runs that each logged a day of four files of one dataset (1095: three
+    years of a daily job over three datasets): its read by a run (`ingested.latest_state`, Spark) and by the
+    JVM-free commands (`LakeView.meta_rows`), timed (best of 3) before and after the run-end compaction
+    (`TableEngine.compact_log`, LAKEHOUSE_LOG_MAX_FILES)."""
+    from lakehouse.pipeline import ingested
+    from lakehouse.pipeline.job import LOG_MAX_FILES
+    from lakehouse.tables import select_engine
+    from lakehouse.tables.deltalog import file_count
+    from lakehouse.tables.paths import LakeLayout
+    from lakehouse.tables.view import LakeView
+
+    lake = work / "loglake"
+    engine = select_engine(spark, LakeLayout(str(lake)), "rust")
+    path = engine.layout.meta("ingested_files")
+    start = time.perf_counter()
+    for i in range(commits):
+        day = dt.date(2022, 1, 1) + dt.timedelta(days=i // 3)
+        name = ("sales", "products", "customers")[i % 3]
+        rows = [{"dataset": name, "partition_date": day, "path": f"{lake}/raw/{name}/date={day}/part-{j}.csv",
+                 "size": 1000 + j, "modified_at": dt.datetime(2022, 1, 1), "status": "ingested", "reason": None,
+                 "columns": ["a", "b"], "run_id": f"run-{i}", "recorded_at": dt.datetime(2022, 1, 1) +
+                 dt.timedelta(minutes=i), "etag": None, "load_state": None, "checksum": f"{i:032x}"}
+                for j in range(4)]
+        engine.append_rows(rows, ingested.SCHEMA, path)
+    out: dict = {"commits": commits, "write_s": time.perf_counter() - start}
+    view = LakeView(str(lake))
+    for label in ("before", "after"):
+        if label == "after":
+            result = engine.compact_log(path, LOG_MAX_FILES)
+            out["compaction"] = {"files_removed": result.files_removed if result else 0,
+                                 "files_added": result.files_added if result else 0}
+        out[f"files_{label}"] = file_count(path)
+        state = ingested.latest_state(engine, None)
+        out[f"run_read_{label}_s"] = timed(lambda: ingested.latest_state(engine, None), 3)
+        out[f"view_read_{label}_s"] = timed(lambda: ingested.latest_of(view.meta_rows("ingested_files")), 3)
+        assert len(state) == commits * 4, len(state)
+    return out
+
+
 def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     repeat = env_int("BENCH_REPEAT", 2)
@@ -367,6 +409,9 @@ def main() -> int:
         if env_int("BENCH_MEMORY_ROWS", 0):
             report["memory"] = bench_memory(spark, env_int("BENCH_MEMORY_ROWS", 0), work)
             print(json.dumps({"memory": report["memory"]}, indent=2), flush=True)
+        if env_int("BENCH_LOG_COMMITS", 1095):
+            report["logs"] = bench_logs(spark, env_int("BENCH_LOG_COMMITS", 1095), work)
+            print(json.dumps({"logs": report["logs"]}, indent=2), flush=True)
         if env_int("BENCH_VERSUS", 1):  # whole processes against the peers (bench/versus.py)
             sys.path.insert(0, str(REPO / "bench"))
             from versus import bench_versus

@@ -393,3 +393,26 @@ def test_reload_reads_a_date_again(lake, tmp_path):
     assert {k: v for k, v in silver.items() if k != cells[0]} == \
         {k: v for k, v in silver_before.items() if k != cells[0]}
     assert version(root, "silver/products") == before["silver/products"]
+
+
+def test_the_logs_every_run_reads_are_compacted_and_keep_their_rows(spark, tmp_path, engine, monkeypatch):
+    """A run that leaves a `_meta` log read by every run with more data files than LAKEHOUSE_LOG_MAX_FILES
+    compacts it: one commit, the same rows, and the next --pending finds the same (nothing) to do."""
+    monkeypatch.setenv("LAKEHOUSE_LOG_MAX_FILES", "1")
+    root = tmp_path / "lake"
+    RetailGenerator(root, days=2, rows_per_day=40, seed=3, end_date=END, products=10, customers=10).write()
+    job = DailyJob(engine, load_catalog(mini_conf(tmp_path)), batch_days=1)
+    assert [r.failed for r in job.run_pending()] == [False, False]
+    for name in ("ingested_files", "gold_pending", "gold_inputs"):
+        log = deltalake.DeltaTable(str(root / "_meta" / name))
+        (last,) = log.history(1)
+        assert last["operation"] == "OPTIMIZE", name
+        assert len(log.file_uris()) == 1, name
+        before = deltalake.DeltaTable(str(root / "_meta" / name), version=log.version() - 1)
+        assert len(before.file_uris()) > 1, name  # there was something to compact
+        key = sorted(log.schema().to_arrow().names)
+        assert sorted(map(str, log.to_pyarrow_table().select(key).to_pylist())) == \
+            sorted(map(str, before.to_pyarrow_table().select(key).to_pylist())), name
+    versions = table_versions(root)
+    assert job.run_pending() == []
+    assert table_versions(root) == versions  # nothing pending: no table gets a new version

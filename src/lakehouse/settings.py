@@ -29,7 +29,7 @@ Engine = Literal["auto", "jvm", "rust"]
 
 # numeric settings (name -> the least value allowed); whole numbers where the least is 1
 NUMERIC = {"LAKEHOUSE_BATCH_DAYS": 1, "LAKEHOUSE_RETRIES": 1, "LAKEHOUSE_LEASE_WAIT": 0,
-           "LAKEHOUSE_SMALL_INPUT_BYTES": 0}
+           "LAKEHOUSE_SMALL_INPUT_BYTES": 0, "LAKEHOUSE_LOG_MAX_FILES": 1}
 
 
 def project_home() -> Path | None:

@@ -60,6 +60,12 @@ def table_size(path: str, partitions: dict[str, list[Any]] | None = None) -> int
     return int(pc.sum(files["size_bytes"]).as_py() or 0)
 
 
+def file_count(path: str) -> int:
+    """Data files of the current version of the table at `path`, from its Delta log alone: 0 when there is none."""
+    table = open_table(path)
+    return 0 if table is None else len(table.file_uris())
+
+
 def existing_table(path: str, version: int | None = None) -> DeltaTable:
     """As `open_table`, but TableNotFound when there is no table."""
     table = open_table(path, version)

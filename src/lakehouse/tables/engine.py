@@ -236,6 +236,14 @@ class TableEngine(ABC):
     def version(self, path: str) -> int | None:
         """Current version, or None when there is no table."""
 
+    def compact_log(self, path: str, max_files: int) -> OptimizeResult | None:
+        """Compact a table that grows by one small file per commit (the `_meta` logs) once it holds more than
+        `max_files` data files, so that reading it opens a few files, not one per run ever made. The file count
+        comes from the Delta log (delta-rs, no Spark job); the compaction is the engine's `optimize`."""
+        from lakehouse.tables.deltalog import file_count
+
+        return self.optimize(path) if file_count(path) > max_files else None
+
     def size(self, path: str, partitions: dict[str, list[Any]] | None = None) -> int:
         """Bytes of the data files a read of the table (of `partitions`) scans; 0 when there is no table. From the
         Delta log, read by delta-rs without a Spark job, on every engine: the tables keep the protocol both engines
