@@ -39,6 +39,7 @@ from lakehouse.errors import (
 from lakehouse.lease import command_line, writer_lease
 from lakehouse.pipeline.job import DailyJob, date_range, default_run_date
 from lakehouse.pipeline.plan import Plan
+from lakehouse.pipeline.spec_tests import CaseResult, run_spec_tests
 from lakehouse.results import DayResult
 from lakehouse.settings import Settings
 from lakehouse.specs import Catalog, load_catalog
@@ -138,6 +139,16 @@ class Lakehouse:
 
             resolve_catalog(catalog, self.spark)
         return catalog
+
+    def test_specs(self, datasets: Sequence[str] = ()) -> list[CaseResult]:
+        """Run the rule tests (`tests:`) of every dataset spec (of `datasets`) on this session, without the lake:
+        the specs are resolved first, as validate-config does. An unknown dataset name is a UsageError."""
+        unknown = [d for d in datasets if d not in self.catalog.datasets]
+        if unknown:
+            raise UsageError(f"no dataset {unknown[0]!r} in {self.settings.conf_dir} "
+                             f"(datasets: {', '.join(sorted(self.catalog.datasets))})")
+        self.validate()
+        return run_spec_tests(self.spark, self.catalog, list(datasets) or None)
 
     # ------------------------------------------------------------------ the daily job
 

@@ -10,7 +10,7 @@ from typing import NoReturn
 from lakehouse.errors import UsageError
 
 DEFAULT_RETENTION_HOURS = 7 * 24
-DESCRIPTION = ("`lakehouse` command line: run, generate, validate-config, quality, history, read, optimize, vacuum, "
+DESCRIPTION = ("`lakehouse` command line: run, generate, validate-config, test-specs, quality, history, read, optimize, vacuum, "
                "maintenance.")
 
 
@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--conf-dir")
     val.add_argument("--no-spark", action="store_true",
                      help="structure, names and types only: no Spark, SQL fragments not resolved")
+
+    spec_tests = sub.add_parser("test-specs", help="run the rule tests (`tests:`) of the dataset specs on a local "
+                                                   "Spark, without a lake; exit 1 when one fails, with what differs")
+    spec_tests.add_argument("--conf-dir")
+    spec_tests.add_argument("--dataset", action="append", default=[], help="only this dataset's tests (repeatable)")
 
     quality = sub.add_parser("quality", help="the quality metrics of a run date: level, rows, failures, observed value, threshold (no JVM)")
     _common(quality)

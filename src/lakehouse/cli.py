@@ -1,4 +1,4 @@
-"""`lakehouse` command line: run, generate, validate-config, quality, history, read, optimize, vacuum, maintenance.
+"""`lakehouse` command line: run, generate, validate-config, test-specs, quality, history, read, optimize, vacuum, maintenance.
 
 Exit codes: 0 success, 1 run failed (processing error or an error-level dataset check), 2 configuration or
 usage error, or a table or version that does not exist (the classes of `lakehouse.errors` carry their code).
@@ -193,6 +193,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_test_specs(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    lake = Lakehouse(settings, app_name="lakehouse-test-specs", spark_conf={"spark.ui.enabled": "false"})
+    lake.validate(resolve=False)  # structure first: no JVM for a spec that does not load
+    results = lake.test_specs(args.dataset)
+    print(report.spec_tests_report(settings.conf_dir, results))
+    return EXIT_FAILED if any(not r.passed for r in results) else EXIT_OK
+
+
 def cmd_quality(args: argparse.Namespace) -> int:
     lake = _lake(args, "lakehouse-quality")
     run_id, run_date, rows = lake.quality(args.date)
@@ -277,7 +286,7 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "generate": cmd_generate, "land": cmd_land,
-            "validate-config": cmd_validate,
+            "validate-config": cmd_validate, "test-specs": cmd_test_specs,
             "quality": cmd_quality, "history": cmd_history, "read": cmd_read, "runs": cmd_runs, "restore": cmd_restore, "optimize": cmd_optimize,
             "vacuum": cmd_vacuum, "maintenance": cmd_maintenance}
 

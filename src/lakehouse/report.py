@@ -14,6 +14,7 @@ import pyarrow as pa
 from lakehouse.api import MaintenanceResult, RunDetail, RunSummary
 from lakehouse.landing import LandResult
 from lakehouse.pipeline.plan import DatasetPlan, GoldRecompute, Plan
+from lakehouse.pipeline.spec_tests import CaseResult
 from lakehouse.results import DayResult
 from lakehouse.specs import Catalog
 from lakehouse.tables.engine import HistoryEntry
@@ -221,6 +222,19 @@ def plan_text(plan: Plan) -> str:
 def validated(conf_dir: str, catalog: Catalog) -> str:
     return (f"{conf_dir}: {len(catalog.datasets)} datasets ({', '.join(s.name for s in catalog.dataset_order())}), "
             f"{len(catalog.aggregations)} aggregations ({', '.join(sorted(catalog.aggregations))}): ok")
+
+
+def spec_tests_report(conf_dir: str, results: list[CaseResult]) -> str:
+    """One line per rule test (ok / FAILED, where it is written), what differs under a failed one, and a total."""
+    if not results:
+        return f"{conf_dir}: no rule tests (`tests:` in a dataset spec)"
+    lines = []
+    for r in results:
+        lines.append(f"{'ok    ' if r.passed else 'FAILED'} {r.dataset}: {r.case}  ({r.source})")
+        lines += [f"    {line}" for problem in r.problems for line in problem.splitlines()]
+    failed = sum(not r.passed for r in results)
+    lines.append(f"{len(results)} rule test(s): {len(results) - failed} passed, {failed} failed")
+    return "\n".join(lines)
 
 
 def config_error(exc: BaseException) -> str:

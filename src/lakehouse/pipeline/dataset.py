@@ -29,12 +29,11 @@ from lakehouse.pipeline import ingested, pending_gold, reuse
 from lakehouse.pipeline.bronze import load_bronze_days
 from lakehouse.pipeline.measure import DAY, DayStats, gate, measure
 from lakehouse.pipeline.quarantine import write_quarantine
-from lakehouse.pipeline.silver import ROW_HASH, SILVER_LINEAGE, one_per_key, row_hash, silver_plan
+from lakehouse.pipeline.silver import ROW_HASH, SILVER_LINEAGE, one_per_key, silver_plan, valid_rows
 from lakehouse.results import DatasetOutcome
 from lakehouse.rules.checks import evaluate, has_error
 from lakehouse.rules.cleaning import clean, superseded
 from lakehouse.rules.conform import conform
-from lakehouse.rules.failures import RESCUED
 from lakehouse.session import evaluation_for
 from lakehouse.sources.files import RawDay, discover, with_checksum
 from lakehouse.sources.reader import LINEAGE, new_columns
@@ -323,11 +322,7 @@ class DatasetLoad:
         """The rows for silver from the passing days: valid, not superseded, one per key (the latest, a later day
         before an earlier one), with their content hash, persisted on disk (read by the comparison with silver
         and by the writes). When `measure` found every key of a one-day batch once, nothing needs resolving."""
-        # the business columns, and the values rescued from them (on_type_mismatch: rescue)
-        business = [c for c in checked.columns if not c.startswith("_") or c == RESCUED]
-        valid = (checked.where(~has_error() & ~superseded(checked) & F.col(DAY).isin(days))
-                 .withColumnRenamed(DAY, "_source_date")
-                 .withColumn(ROW_HASH, row_hash(checked, business)))
+        valid, business = valid_rows(checked, days)
         # one day whose keys are all distinct (the daily run, mostly) needs no ranking; several days may share keys
         day = days[0]
         unique = len(days) == 1 and stats[day].keys == (

@@ -34,7 +34,8 @@ def load_state(engine: TableEngine, spec: m.DatasetSpec) -> str | None:
     lake = engine.layout
     tables = {"bronze": lake.bronze(spec.name), "quarantine": lake.quarantine(spec.name),
               "silver": lake.silver(spec.name), **{f"ref:{r}": lake.silver(r) for r in sorted(spec.references())}}
-    state = {"spec": spec.model_dump(mode="json", by_alias=True, exclude={"description"}), "product": __version__,
+    state = {"spec": spec.model_dump(mode="json", by_alias=True, exclude={"description", "tests"}),
+             "product": __version__,
              "versions": {name: engine.version(path) for name, path in tables.items()}}
     return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:24]
 

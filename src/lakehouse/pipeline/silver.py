@@ -12,6 +12,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.frames import is_small
+from lakehouse.rules.checks import has_error
+from lakehouse.rules.cleaning import superseded
+from lakehouse.rules.failures import RESCUED
 from lakehouse.specs import models as m
 from lakehouse.sql import column, ident, literal
 from lakehouse.tables.engine import MergePlan
@@ -34,6 +37,19 @@ def row_hash(df: DataFrame, columns: list[str]) -> Column:
         value = f"to_json({ident(c)})" if nested else ident(c)
         parts.append(f"(CASE WHEN {ident(c)} IS NULL THEN 0L ELSE xxhash64({literal(c)}, {value}) END)")
     return F.expr(" ^ ".join(parts) if parts else "0L")
+
+
+def valid_rows(checked: DataFrame, days: list[dt.date] | None = None) -> tuple[DataFrame, list[str]]:
+    """The checked rows that may reach silver (of the run `days`, when given): no error, not set aside by a dedup
+    step; their run date as `_source_date` and their content hash added. And the business columns (with the
+    values rescued from them under `on_type_mismatch: rescue`)."""
+    business = [c for c in checked.columns if not c.startswith("_") or c == RESCUED]
+    keep = ~has_error() & ~superseded(checked)
+    if days is not None:
+        keep = keep & F.col("_partition_date").isin(days)
+    valid = (checked.where(keep).withColumnRenamed("_partition_date", "_source_date")
+             .withColumn(ROW_HASH, row_hash(checked, business)))
+    return valid, business
 
 
 def silver_update_condition(spec: m.DatasetSpec) -> str:

@@ -128,6 +128,24 @@ class _Resolver:
                           lambda: s.crossJoin(t).where(F.expr(spec.target.merge_update_when or "true")))
         business = [f for f in df.schema.fields if not f.name.startswith("_")]
         self.silver[spec.name] = T.StructType(business + SILVER_LINEAGE_FIELDS)
+        self.rule_tests(spec, {f.name: f.dataType for f in source.fields},
+                        {f.name: f.dataType for f in df.schema.fields if not f.name.startswith("_")})
+
+    def rule_tests(self, spec: m.DatasetSpec, raw: dict[str, T.DataType], silver: dict[str, T.DataType]) -> None:
+        """A rule test's input rows name the declared columns and its expected silver rows the columns after
+        cleaning: a misspelt column would otherwise be silently left out, or never compared."""
+        for i, case in enumerate(spec.tests):
+            for what, rows, known in (("rows", case.rows, raw), ("silver", case.silver or [], silver)):
+                for j, row in enumerate(rows):
+                    unknown = [c for c in row if c not in known]
+                    if unknown:
+                        self.problem(spec, ("tests", i, what, j), self.unknown(unknown[0], known))
+                        break
+            for name in case.references:
+                if name not in spec.references():
+                    self.problem(spec, ("tests", i, "references", name),
+                                 f"{name!r} is not a dataset this spec's exists_in checks look up "
+                                 f"({', '.join(spec.references()) or 'none'})")
 
     def checks(self, spec: m.DatasetSpec, df: DataFrame) -> None:
         from lakehouse.rules.checks import check_sql, check_user_sql_text, compile_check

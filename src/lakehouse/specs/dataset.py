@@ -12,6 +12,7 @@ from pydantic import (
 from pyspark.sql import types as T
 
 from lakehouse.specs.base import IDENT, ColumnType, Identifier, Located, Spec
+from lakehouse.specs.cases import RuleTest
 from lakehouse.specs.checks import Reference, RowCheck
 from lakehouse.specs.dataset_checks import DatasetCheck
 from lakehouse.specs.source import SourceSpec
@@ -52,6 +53,7 @@ class DatasetSpec(Located):
     checks: list[RowCheck] = Field(default_factory=list)
     dataset_checks: list[DatasetCheck] = Field(default_factory=list)
     target: DatasetTarget = Field(default_factory=DatasetTarget)
+    tests: list[RuleTest] = Field(default_factory=list, description="rule tests run by `lakehouse test-specs`")
 
     @field_validator("cleaning", mode="before")
     @classmethod
