@@ -159,7 +159,7 @@ def test_two_concurrent_runs_of_one_date_never_duplicate(lake):
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    assert errors == [], [str(e)[:3000] for e in errors]
     for r in results:
         for o in r.datasets:
             assert o.status == "ok" or "concurrent writer" in o.message, o.message
