@@ -25,7 +25,7 @@ from lakehouse import faults
 from lakehouse.errors import DatasetFailed
 from lakehouse.frames import estimated_bytes
 from lakehouse.lease import check_lease
-from lakehouse.pipeline import ingested, pending_gold, reuse
+from lakehouse.pipeline import history, ingested, pending_gold, reuse
 from lakehouse.pipeline.bronze import load_bronze_days
 from lakehouse.pipeline.measure import DAY, DayStats, gate, measure
 from lakehouse.pipeline.quarantine import write_quarantine
@@ -69,6 +69,7 @@ class DatasetLoad:
         self.ingested_at = ingested_at
         self.gold_dates = gold_dates  # aggregation built from this dataset -> its date column
         self.gold_date_columns = sorted(set(gold_dates.values()))
+        self.history_keys: list[str] = []  # the keys (as `_entity`) whose history the batch rebuilds
         self.from_bronze = from_bronze
         # the ingested-file log's latest row per file of these raw days (read once per batch by the job)
         self.ingested_state = ingested_state or {}
@@ -288,11 +289,11 @@ class DatasetLoad:
         return self.spark.read.parquet(self.staging("checked"))
 
     def colliding_keys(self, day: dt.date, limit: int = 10) -> list[dict[str, Any]]:
-        keys = [column(k) for k in self.spec.keys]
+        keys = [column(k) for k in self.spec.batch_keys]
         checked = self.spark.read.parquet(self.staging("checked"))
         rows = (checked.where(~has_error() & ~superseded(checked) & (F.col(DAY) == F.lit(day)))
                 .groupBy(*keys).count().where("count > 1").orderBy(*keys).limit(limit).collect())
-        return [{k: r[k] for k in self.spec.keys} for r in rows]
+        return [{k: r[k] for k in self.spec.batch_keys} for r in rows]
 
     def previous_rows_read(self, day: dt.date) -> int | None:
         """Rows read by the latest successful load of this dataset for an earlier run date: an earlier day of this
@@ -323,6 +324,8 @@ class DatasetLoad:
         before an earlier one), with their content hash, persisted on disk (read by the comparison with silver
         and by the writes). When `measure` found every key of a one-day batch once, nothing needs resolving."""
         valid, business = valid_rows(checked, days)
+        if self.spec.history is not None:
+            return self.history_source(valid, business, days, stats, values)
         # one day whose keys are all distinct (the daily run, mostly) needs no ranking; several days may share keys
         day = days[0]
         unique = len(days) == 1 and stats[day].keys == (
@@ -330,6 +333,25 @@ class DatasetLoad:
         source = ((valid if unique else one_per_key(self.spec, valid))
                   .select(*[column(c) for c in business], *SILVER_LINEAGE, ROW_HASH)
                   .persist(StorageLevel.DISK_ONLY))
+        return SilverSource(source, values)
+
+    def history_source(self, valid: DataFrame, business: list[str], days: list[dt.date],
+                       stats: dict[dt.date, DayStats], values: dict[str, list[Any]]) -> SilverSource:
+        """A history table's rows for silver: every version of the keys the batch carries, rebuilt from silver's
+        versions of them and the batch's (pipeline.history), persisted on disk."""
+        spec = self.spec
+        new = history.incoming(spec, valid).withColumn(history.ENTITY, history.entity(spec.keys)).persist(
+            StorageLevel.DISK_ONLY)
+        try:
+            self.history_keys = history.touched_entities(new)
+            replaced = ({"_source_date": days} if self.from_bronze else
+                        {"_source_file": sorted({f for day in days for f in stats[day].source_files})})
+            held = history.held_versions(self.engine.read_or_none(self.lake.silver(spec.name)), self.history_keys,
+                                         replaced)
+            source = history.rebuild(spec, new, held, business).persist(StorageLevel.DISK_ONLY)
+            source.count()  # computed while the batch's versions are at hand
+        finally:
+            new.unpersist()
         return SilverSource(source, values)
 
     def merge_silver(self, source: SilverSource, days: list[dt.date], stats: dict[dt.date, DayStats]) -> None:
@@ -343,7 +365,9 @@ class DatasetLoad:
         extras = any(c for day in days for c in self.outcomes[day].new_columns if spec.on_new_columns == "add")
         # a dataset that starts rescuing values gains silver's `_rescued_data` column
         rescue = spec.on_type_mismatch == "rescue"
-        plan = silver_plan(spec, values, files, days, self.from_bronze, evolve_schema=bool(extras) or rescue)
+        evolve = bool(extras) or rescue
+        plan = (history.history_plan(spec, self.history_keys, evolve) if spec.history is not None else
+                silver_plan(spec, values, files, days, self.from_bronze, evolve_schema=evolve))
         faults.point("silver:before")
         owed = {name: values[date_column] for name, date_column in self.gold_dates.items()}
         result = self.engine.merge_replacing(source.df, self.lake.silver(spec.name), plan,

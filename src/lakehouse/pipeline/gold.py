@@ -42,7 +42,7 @@ def aggregate(spec: AggregationSpec, source: DataFrame, dims: dict[str, DataFram
 
 
 SPEC_COLUMN = "_spec"
-LATER_JOIN_KEYS = ("select", "prefix")
+LATER_JOIN_KEYS = ("select", "prefix", "as_of")
 
 
 def spec_fingerprint(spec: AggregationSpec) -> str:

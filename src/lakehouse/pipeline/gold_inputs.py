@@ -27,6 +27,7 @@ from pyspark.sql import types as T
 
 from lakehouse.specs import Catalog
 from lakehouse.specs.aggregation import AggregationSpec, Join
+from lakehouse.specs.dataset import VALIDITY
 from lakehouse.tables.engine import HistoryEntry, TableEngine
 
 SCHEMA = T.StructType([
@@ -203,6 +204,8 @@ def _used_of(spec: AggregationSpec, join: Join) -> Callable[[str], bool]:
     used = used_columns(spec)
 
     def of(name: str) -> bool:
+        if join.as_of is not None and name in VALIDITY:
+            return True  # joined as of the facts' time: a version's interval decides which facts it meets
         as_joined = join.brought([name]).get(name)
         return as_joined is not None and used(as_joined)
 

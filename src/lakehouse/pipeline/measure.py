@@ -69,7 +69,7 @@ def measure(spec: m.DatasetSpec, checked: DataFrame, outcomes: dict[dt.date, Dat
     failures = (checked.where(F.size(ERRORS) > 0).select(DAY, F.explode(ERRORS).alias("e"))
                 .groupBy(DAY, F.col("e.check").alias("check"), F.col("e.column").alias("column"))
                 .agg(F.count(F.lit(1)).alias("n")).withColumn("kind", F.lit("check")))
-    merged = (checked.where(mergeable).groupBy(DAY, *[column(k) for k in spec.keys]).agg(F.count(F.lit(1)))
+    merged = (checked.where(mergeable).groupBy(DAY, *[column(k) for k in spec.batch_keys]).agg(F.count(F.lit(1)))
               .groupBy(DAY).agg(F.count(F.lit(1)).alias("n")).withColumn("kind", F.lit("keys")))
     # the three in one Spark job: each kind of row carries its own columns, the others' are null
     found, per_check, keys = {}, {}, {}
@@ -121,7 +121,7 @@ def gate(spec: m.DatasetSpec, out: DatasetOutcome, stats: DayStats, previous_row
         failures.append(f"new columns {out.new_columns} in the raw data (on_new_columns: fail)")
     key_duplicates = out.rows_duplicate - stats.superseded
     if key_duplicates and spec.duplicates == "fail":
-        failures.append(f"{key_duplicates} duplicate row(s) for keys {spec.keys} (duplicates: fail), e.g. "
+        failures.append(f"{key_duplicates} duplicate row(s) for keys {spec.batch_keys} (duplicates: fail), e.g. "
                         f"{colliding_keys()}")
     valid = out.rows_read - out.rows_quarantined
     for i, check in enumerate(spec.dataset_checks):

@@ -65,33 +65,34 @@ def silver_update_condition(spec: m.DatasetSpec) -> str:
     return condition
 
 
-def deduplicate(spec: m.DatasetSpec) -> Callable[[DataFrame], DataFrame]:
-    """DataFrame -> DataFrame: keep one row per key, the latest by the sequence column then the raw day."""
+def deduplicate(spec: m.DatasetSpec, keys: list[str] | None = None) -> Callable[[DataFrame], DataFrame]:
+    """DataFrame -> DataFrame: keep one row per key (`keys`, default the spec's batch keys), the latest by the
+    sequence column then the raw day."""
     order = []
     if spec.sequence_by:
         order.append(column(spec.sequence_by).desc_nulls_last())
     order += [F.col("_source_date").desc(), F.col("_source_file").desc(), F.col(ROW_HASH).desc()]
-    window = Window.partitionBy(*[column(k) for k in spec.keys]).orderBy(*order)
+    window = Window.partitionBy(*[column(k) for k in keys or spec.batch_keys]).orderBy(*order)
     return lambda df: df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
 
 
-def one_per_key(spec: m.DatasetSpec, valid: DataFrame) -> DataFrame:
+def one_per_key(spec: m.DatasetSpec, valid: DataFrame, keys: list[str] | None = None) -> DataFrame:
     """The latest row per key. Keys that occur more than once are found first (an aggregation over the keys
     alone); when they are few, only their rows are ranked, so the day's rows are not shuffled and sorted
     to resolve a handful of corrections. A small batch (a week of small days) is ranked at once: finding its
     repeated keys first would cost a Spark job more than ranking it."""
+    keys = keys or spec.batch_keys
     if is_small(valid):
-        return valid.transform(deduplicate(spec))
-    keys = spec.keys
+        return valid.transform(deduplicate(spec, keys))
     repeated = valid.groupBy(*[column(k) for k in keys]).count().where("count > 1").drop("count")
     found = repeated.count()
     if found == 0:
         return valid
     if found > BROADCAST_REPEATED_KEYS:
-        return valid.transform(deduplicate(spec))
+        return valid.transform(deduplicate(spec, keys))
     marked = valid.join(F.broadcast(repeated.withColumn("_repeated", F.lit(True))), on=keys, how="left")
     single = marked.where(F.col("_repeated").isNull()).drop("_repeated")
-    several = marked.where(F.col("_repeated")).drop("_repeated").transform(deduplicate(spec))
+    several = marked.where(F.col("_repeated")).drop("_repeated").transform(deduplicate(spec, keys))
     return single.unionByName(several)
 
 

@@ -127,6 +127,14 @@ class _Resolver:
             self.analysed(spec, ("target", "merge_update_when"),
                           lambda: s.crossJoin(t).where(F.expr(spec.target.merge_update_when or "true")))
         business = [f for f in df.schema.fields if not f.name.startswith("_")]
+        if spec.history is not None:
+            changed = spec.history.changed_at
+            start = df.schema[changed].dataType if changed else T.DateType()
+            if not isinstance(start, T.DateType | T.TimestampType | T.TimestampNTZType):
+                self.problem(spec, ("history", "changed_at"), f"{changed} is {start.simpleString()}, not a date or "
+                                                              "timestamp")
+            business += [T.StructField("valid_from", start), T.StructField("valid_to", start),
+                         T.StructField("is_current", T.BooleanType())]
         self.silver[spec.name] = T.StructType(business + SILVER_LINEAGE_FIELDS)
         self.rule_tests(spec, {f.name: f.dataType for f in source.fields},
                         {f.name: f.dataType for f in df.schema.fields if not f.name.startswith("_")})
@@ -282,6 +290,15 @@ class _Resolver:
                 side = "from" if missing[0] not in df.columns else join.dataset
                 self.problem(spec, ("joins", i, "on"), f"{side}: unknown column {missing[0]!r}")
                 return
+            if join.as_of is not None:
+                if "valid_from" not in dim.columns:
+                    self.problem(spec, ("joins", i, "as_of"), f"{join.dataset} keeps no history: as_of needs "
+                                                              "`history: scd2` in its spec")
+                    return
+                if join.as_of not in df.columns:
+                    self.problem(spec, ("joins", i, "as_of"),
+                                 self.unknown(join.as_of, {f.name: f.dataType for f in df.schema.fields}))
+                    return
             df = join.apply(df, dim)
         if spec.filter:
             filtered = self.analysed(spec, ("filter",), lambda: df.where(F.expr(spec.filter or "true")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import (
@@ -11,6 +12,7 @@ from pydantic import (
 )
 
 from lakehouse.specs.base import IDENT, Located, Spec
+from lakehouse.specs.dataset import VALIDITY
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -24,23 +26,43 @@ class Join(Spec):
     select: list[str] | None = Field(default=None, min_length=1)
     # put before the name of each column brought (a clash with the fact's own columns is a spec error)
     prefix: str | None = Field(default=None, pattern=IDENT)
+    # a history dataset (`history: scd2`) joined as of this fact column's time: each fact row gets the version
+    # valid then; without it, a history dataset's current versions are joined
+    as_of: str | None = None
 
     def brought(self, columns: list[str]) -> dict[str, str]:
         """Of the joined table's `columns`, the ones this join brings besides its keys: name -> name in the joined
-        rows."""
-        chosen = [c for c in columns if c not in self.on and (self.select is None or c in self.select)]
+        rows (a history table's validity columns only when `select` names them)."""
+        chosen = [c for c in columns if c not in self.on and (c in self.select if self.select is not None
+                                                               else c not in VALIDITY)]
         return {c: f"{self.prefix or ''}{c}" for c in chosen}
 
     def apply(self, df: DataFrame, dim: DataFrame) -> DataFrame:
         """`df` joined to the joined table `dim` (business columns), bringing the columns this join brings under
         their names. validate-config rejects a clash the specs show; a column that appears later (a new raw
         column kept by `on_new_columns: add`) and clashes stays `df`'s."""
+        from pyspark.sql import functions as F
+
         from lakehouse.sql import column
 
         taken = {c.lower() for c in df.columns}
         brought = {c: name for c, name in self.brought(dim.columns).items() if name.lower() not in taken}
-        return df.join(dim.select(*[column(c) for c in self.on], *[column(c).alias(n) for c, n in brought.items()]),
-                       on=self.on, how=self.how)
+        if "valid_from" not in dim.columns:
+            return df.join(dim.select(*[column(c) for c in self.on],
+                                      *[column(c).alias(n) for c, n in brought.items()]), on=self.on, how=self.how)
+        if self.as_of is None:
+            current = dim.where(F.col("is_current"))
+            return df.join(current.select(*[column(c) for c in self.on],
+                                          *[column(c).alias(n) for c, n in brought.items()]), on=self.on,
+                           how=self.how)
+        # as of the fact's time: the version whose [valid_from, valid_to) holds it
+        held = dim.select(*[column(c).alias(f"_dim_{c}") for c in self.on], F.col("valid_from").alias("_dim_from"),
+                          F.col("valid_to").alias("_dim_to"), *[column(c).alias(n) for c, n in brought.items()])
+        at = column(self.as_of)
+        on = [column(c) == F.col(f"_dim_{c}") for c in self.on]
+        on += [F.col("_dim_from") <= at, F.col("_dim_to").isNull() | (at < F.col("_dim_to"))]
+        joined = df.join(held, functools.reduce(lambda a, b: a & b, on), self.how)
+        return joined.drop(*[f"_dim_{c}" for c in self.on], "_dim_from", "_dim_to")
 
     @field_validator("dataset")
     @classmethod

@@ -34,6 +34,21 @@ class DatasetTarget(Spec):
         default=None, description="extra SQL condition (aliases s, t) for updating a matched silver row")
 
 
+VALIDITY = ("valid_from", "valid_to", "is_current")
+
+
+class HistorySpec(Spec):
+    """`history: scd2`: silver keeps every version of a key, each valid from its change time until the next one."""
+
+    type: Literal["scd2"] = "scd2"
+    changed_at: str | None = Field(default=None, description="the column holding when a version took effect "
+                                                             "(default: the run date the row was loaded for)")
+    track: list[str] | None = Field(default=None, min_length=1, description="the columns whose change starts a new "
+                                    "version (default: every column but the keys, changed_at and ignore)")
+    ignore: list[str] = Field(default_factory=list, description="columns whose change starts no new version: a "
+                              "version keeps the latest values they had while it was valid")
+
+
 class DatasetSpec(Located):
     name: str = Field(pattern=IDENT)
     description: str | None = None
@@ -54,6 +69,12 @@ class DatasetSpec(Located):
     dataset_checks: list[DatasetCheck] = Field(default_factory=list)
     target: DatasetTarget = Field(default_factory=DatasetTarget)
     tests: list[RuleTest] = Field(default_factory=list, description="rule tests run by `lakehouse test-specs`")
+    history: HistorySpec | None = None
+
+    @field_validator("history", mode="before")
+    @classmethod
+    def _history_word(cls, v: Any) -> Any:
+        return {"type": v} if isinstance(v, str) else v
 
     @field_validator("cleaning", mode="before")
     @classmethod
@@ -66,7 +87,17 @@ class DatasetSpec(Located):
         batch_refs = [c.ref_column for c in self.checks if isinstance(c, Reference) and c.in_batch_only]
         dedup = [c for s in self.cleaning if isinstance(s, Dedup) for c in [*s.dedup.columns, s.dedup.keep_latest_by]
                  if c not in known and c not in self.columns]
-        for where, cols in (("keys", self.keys), ("target.partition_by", self.target.partition_by),
+        history = self.history
+        if history is not None:
+            taken = [c for c in VALIDITY if c in known]
+            if taken:
+                raise ValueError(f"history: scd2 adds the columns {list(VALIDITY)}; the dataset has {taken} already")
+            if self.target.partition_by:
+                raise ValueError("history: scd2 keeps a key's versions together: target.partition_by is not allowed")
+        for where, cols in (("history.changed_at", [history.changed_at] if history and history.changed_at else []),
+                            ("history.track", history.track or [] if history else []),
+                            ("history.ignore", history.ignore if history else []),
+                            ("keys", self.keys), ("target.partition_by", self.target.partition_by),
                             ("sequence_by", [self.sequence_by] if self.sequence_by else []),
                             ("checks: exists_in ref batch", batch_refs), ("cleaning: dedup", dedup)):
             missing = [c for c in cols if c not in known]
@@ -92,6 +123,28 @@ class DatasetSpec(Located):
         for step in self.cleaning:
             cols = step.leaves(cols)
         return cols
+
+    @property
+    def batch_keys(self) -> list[str]:
+        """What makes two rows of a batch one row: the keys, and for a history table its change time column
+        (the versions of a key in one batch are kept apart)."""
+        changed = self.history.changed_at if self.history is not None else None
+        return [*self.keys, changed] if changed else list(self.keys)
+
+    @property
+    def merge_keys(self) -> list[str]:
+        """What identifies a silver row: the keys, and for a history table the version's change time."""
+        return [*self.keys, "valid_from"] if self.history is not None else list(self.keys)
+
+    def tracked_columns(self) -> list[str]:
+        """A history table's columns whose change starts a new version."""
+        history = self.history
+        if history is None:
+            return []
+        if history.track is not None:
+            return list(history.track)
+        skip = {*self.keys, *history.ignore, *([history.changed_at] if history.changed_at else [])}
+        return [c for c in self.output_columns() if c not in skip]
 
     def has_masking(self) -> bool:
         return any(isinstance(s, MaskEmail | MaskCard | Hash) for s in self.cleaning)

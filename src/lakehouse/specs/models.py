@@ -39,6 +39,7 @@ from lakehouse.specs.checks import (
 from lakehouse.specs.dataset import (
     DatasetSpec,
     DatasetTarget,
+    HistorySpec,
 )
 from lakehouse.specs.dataset_checks import (
     Completeness,
@@ -93,6 +94,7 @@ __all__ = [
     "DatasetCheckBase",
     "DatasetSpec",
     "DatasetTarget",
+    "HistorySpec",
     "Dedup",
     "DedupSpec",
     "Derive",
