@@ -5,6 +5,7 @@ refresh rebuilds the same history and the same gold. Every expectation is comput
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import deltalake
@@ -171,3 +172,41 @@ def test_a_late_version_that_extends_a_later_one_moves_the_facts_in_between(rust
         ("P1", "books", "1.00", t("2024-03-02 12:00"), None, True),
         ("P1", "toys", "1.00", t("2024-03-01 00:00"), t("2024-03-02 12:00"), False)]
     assert gold(root, "quantity_by_category") == {(D[0], "toys"): 1, (D[1], "books"): 3}
+
+
+def test_a_history_spec_that_cannot_work_is_a_spec_error(spark, conf, tmp_path):
+    from lakehouse.api import Lakehouse
+    from lakehouse.errors import SpecError
+    from lakehouse.settings import Settings
+    from lakehouse.tables import select_engine
+    from lakehouse.tables.paths import LakeLayout
+
+    products = conf / "datasets" / "products.yaml"
+    for history, message in (
+            ("{type: scd2, changed_at: updated}", "history.changed_at names unknown column(s) ['updated']"),
+            ("{type: scd3}", "history.type: must be 'scd2', not 'scd3'"),
+            ("{type: scd2, ignore: [price]}", "history.ignore names unknown column(s) ['price']")):
+        products.write_text(PRODUCTS.replace("{type: scd2, changed_at: last_updated, ignore: [cost]}", history))
+        with pytest.raises(SpecError, match=re.escape(message)):
+            load_catalog(conf)
+    products.write_text(PRODUCTS + "target: {partition_by: [category]}\n")
+    with pytest.raises(SpecError, match="history: scd2 keeps a key's versions together"):
+        load_catalog(conf)
+    products.write_text(PRODUCTS.replace("cost: \"decimal(10,2)\"", "valid_to: date"))
+    with pytest.raises(SpecError, match=re.escape("history: scd2 adds the columns ['valid_from', 'valid_to', "
+                                                  "'is_current']; the dataset has ['valid_to'] already")):
+        load_catalog(conf)
+    # an as-of join needs a history table and a fact column
+    products.write_text(PRODUCTS.replace("history: {type: scd2, changed_at: last_updated, ignore: [cost]}\n", ""))
+    lake = Lakehouse(Settings(lake_root=str(tmp_path / "lake"), engine="rust", conf_dir=str(conf)),
+                     engine=select_engine(spark, LakeLayout(str(tmp_path / "lake")), "rust"))
+    with pytest.raises(SpecError, match="joins.0.as_of: products keeps no history: as_of needs `history: scd2`"):
+        lake.validate()
+    products.write_text(PRODUCTS)
+    (conf / "aggregations" / "quantity_by_category.yaml").write_text(
+        AS_OF.replace("as_of: transaction_timestamp", "as_of: transaction_timestmp"))
+    lake = Lakehouse(Settings(lake_root=str(tmp_path / "lake"), engine="rust", conf_dir=str(conf)),
+                     engine=select_engine(spark, LakeLayout(str(tmp_path / "lake")), "rust"))
+    with pytest.raises(SpecError, match="joins.0.as_of: unknown column 'transaction_timestmp' \\(did you mean "
+                                        "'transaction_timestamp'\\?\\)"):
+        lake.validate()
