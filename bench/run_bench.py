@@ -355,7 +355,7 @@ def bench_logs(spark, commits: int, work: Path) -> dict:
     JVM-free commands (`LakeView.meta_rows`), timed (best of 3) before and after the run-end compaction
     (`TableEngine.compact_log`, LAKEHOUSE_LOG_MAX_FILES)."""
     from lakehouse.pipeline import ingested
-    from lakehouse.pipeline.job import LOG_MAX_FILES
+    from lakehouse.pipeline.meta import LOG_MAX_FILES
     from lakehouse.tables import select_engine
     from lakehouse.tables.deltalog import file_count
     from lakehouse.tables.paths import LakeLayout

@@ -83,11 +83,6 @@ def with_conflict_retries(action: Callable[..., T], what: str) -> T:
             time.sleep(wait)
 
 
-# the `_meta` logs read by every run, and the data files one may hold before the run that left it so compacts it
-LOGS = ("ingested_files", "gold_pending", "gold_inputs")
-LOG_MAX_FILES = 32
-
-
 def new_run_id(run_date: dt.date, now: dt.datetime) -> str:
     return f"{run_date:%Y%m%d}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
@@ -122,25 +117,10 @@ class DailyJob:
                 results += self.run_batch(batch, datasets_for, from_bronze,
                                           extra_gold_dates if n == len(batches) - 1 else None)
             if batches:
-                self.compact_logs()
+                meta.compact_logs(self.engine)
         finally:
             self.engine.release()
         return results
-
-    def compact_logs(self) -> None:
-        """Compact each `_meta` log every run reads (LOGS) once it holds more than LAKEHOUSE_LOG_MAX_FILES data
-        files: they grow by a small file per commit, and a read of one opens every file. Same rows, one commit;
-        a compaction that fails changes nothing and is tried again by the next run."""
-        limit = int(env_number("LAKEHOUSE_LOG_MAX_FILES", LOG_MAX_FILES, 1))
-        for name in LOGS:
-            path = self.engine.layout.meta(name)
-            try:
-                done = self.engine.compact_log(path, limit)
-            except Exception as exc:  # the run's tables are all committed: a log left as it was is still whole
-                log.warning("compacting %s: %s; left as it is", path, describe(exc))
-                continue
-            if done is not None:
-                log.info("compacted %s: %d files into %d", path, done.files_removed, done.files_added)
 
     def run(self, dates: list[dt.date], reload: frozenset[str] | None = None) -> list[DayResult]:
         """`dates` in batches; with `reload` (dataset names, empty: every dataset) those datasets' raw files are

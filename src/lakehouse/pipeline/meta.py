@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from pyspark.sql import types as T
 
+from lakehouse.env import env_number
+from lakehouse.errors import describe
 from lakehouse.results import DatasetOutcome, GoldOutcome
 from lakehouse.tables.engine import MergeResult, TableEngine
+
+log = logging.getLogger(__name__)
 
 RUNS_SCHEMA = T.StructType([
     T.StructField("run_id", T.StringType()),
@@ -143,3 +148,24 @@ def record(engine: TableEngine, run_id: str, run_rows_: list[dict[str, Any]], qu
     if rejected_rows_:
         engine.append_rows(list(rejected_rows_), REJECTED_SCHEMA, engine.layout.meta("rejected_files"),
                            ["run_date"], txn=txn)
+
+
+# the `_meta` logs read by every run, and the data files one may hold before the run that left it so compacts it
+LOGS = ("ingested_files", "gold_pending", "gold_inputs")
+LOG_MAX_FILES = 32
+
+
+def compact_logs(engine: TableEngine) -> None:
+    """Compact each `_meta` log every run reads (LOGS) once it holds more than LAKEHOUSE_LOG_MAX_FILES data files:
+    they grow by a small file per commit, and a read of one opens every file. Same rows, one commit; a compaction
+    that fails changes nothing and is tried again by the next run."""
+    limit = int(env_number("LAKEHOUSE_LOG_MAX_FILES", LOG_MAX_FILES, 1))
+    for name in LOGS:
+        path = engine.layout.meta(name)
+        try:
+            done = engine.compact_log(path, limit)
+        except Exception as exc:  # the run's tables are all committed: a log left as it was is still whole
+            log.warning("compacting %s: %s; left as it is", path, describe(exc))
+            continue
+        if done is not None:
+            log.info("compacted %s: %d files into %d", path, done.files_removed, done.files_added)
