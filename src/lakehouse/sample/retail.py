@@ -101,8 +101,15 @@ class RetailGenerator:
             rows = [dict(p) for p in self.catalog]
         else:
             rows = []
+            # now and then a product moves to another category or its cost changes: what a dimension with history
+            # keeps (a stream of its own, so the other datasets' rows stay as they were)
+            changes = _rng(self.seed, "product_changes", day)
             for p in rng.sample(self.catalog, k=min(5, len(self.catalog))):
                 p["retail_price"] = round(p["retail_price"] * rng.uniform(0.9, 1.1), 2)
+                if changes.random() < 0.3:
+                    p["category"] = changes.choice([c for c in CATEGORIES if c != p["category"]])
+                if changes.random() < 0.3:
+                    p["cost_price"] = round(p["cost_price"] * changes.uniform(0.9, 1.1), 2)
                 rows.append(dict(p))
         lines = []
         for p in rows:

@@ -55,12 +55,19 @@ class Join(Spec):
             return df.join(current.select(*[column(c) for c in self.on],
                                           *[column(c).alias(n) for c, n in brought.items()]), on=self.on,
                            how=self.how)
-        # as of the fact's time: the version whose [valid_from, valid_to) holds it
-        held = dim.select(*[column(c).alias(f"_dim_{c}") for c in self.on], F.col("valid_from").alias("_dim_from"),
-                          F.col("valid_to").alias("_dim_to"), *[column(c).alias(n) for c, n in brought.items()])
+        # as of the fact's time: the version whose [valid_from, valid_to) holds it; a fact older than a key's
+        # first version takes that one (the earliest known)
+        from pyspark.sql import Window
+
+        first = F.min("valid_from").over(Window.partitionBy(*[column(c) for c in self.on]))
+        held = dim.select(*[column(c).alias(f"_dim_{c}") for c in self.on],
+                          F.when(F.col("valid_from") == first, F.lit(None)).otherwise(F.col("valid_from"))
+                          .alias("_dim_from"), F.col("valid_to").alias("_dim_to"),
+                          *[column(c).alias(n) for c, n in brought.items()])
         at = column(self.as_of)
         on = [column(c) == F.col(f"_dim_{c}") for c in self.on]
-        on += [F.col("_dim_from") <= at, F.col("_dim_to").isNull() | (at < F.col("_dim_to"))]
+        on += [F.col("_dim_from").isNull() | (F.col("_dim_from") <= at),
+               F.col("_dim_to").isNull() | (at < F.col("_dim_to"))]
         joined = df.join(held, functools.reduce(lambda a, b: a & b, on), self.how)
         return joined.drop(*[f"_dim_{c}" for c in self.on], "_dim_from", "_dim_to")
 
