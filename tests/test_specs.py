@@ -137,11 +137,11 @@ def test_a_joined_column_that_clashes_is_a_spec_error_with_its_fix(conf_copy):
     problems = _problems(conf_copy)
     assert problems == [f"{agg}:{line}: joins.0: joined column(s) name of products clash with those of sales; add "
                         "`prefix: prod_` to the join, or list the columns you need in `select:`"], problems
-    agg.write_text(text.replace("how: left}", "how: left, prefix: p_}"))
+    agg.write_text(text.replace("how: left,", "how: left, prefix: p_,"))
     catalog = load_catalog(conf_copy)
     assert catalog.aggregations["daily_sales_summary"].joins[0].brought(["name", "product_id"]) == {"name": "p_name"}
-    agg.write_text(text.replace("how: left}", "how: left, select: [category, cost_price, colour]}"))
+    agg.write_text(text.replace("how: left,", "how: left, select: [category, cost_price, colour],"))
     (problem,) = _problems(conf_copy)
     assert problem.startswith(f"{agg}:{line}: joins.0.select: products has no column colour"), problem
-    agg.write_text(text.replace("how: left}", "how: left, select: [category, cost_price]}"))
+    agg.write_text(text.replace("how: left,", "how: left, select: [category, cost_price],"))
     assert load_catalog(conf_copy).aggregations["daily_sales_summary"].joins[0].select == ["category", "cost_price"]
