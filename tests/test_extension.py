@@ -4,7 +4,8 @@ run through a whole day and shown in the quarantine with its message, in the qua
 registered) in the docs table and the did-you-mean of an unknown check; a dataset check added the same way
 (`lakehouse.specs.dataset_checks.dataset_check`), passing one day and failing the next; and a raw format
 (tab-separated files named *.tab, registered with `lakehouse.sources.formats.register`) read end to end from a
-spec that names it."""
+spec that names it; and a cleaning step (`lakehouse.specs.steps.cleaning_step`) that adds a column a check then
+reads."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import json
 from typing import Annotated
 
 import pytest
+import yaml
 from pydantic import Field
+from pyspark.sql import functions as F
 
 from lakehouse.api import Lakehouse
 from lakehouse.errors import SpecError
@@ -22,10 +25,11 @@ from lakehouse.settings import Settings
 from lakehouse.sources import formats
 from lakehouse.sources.probe import probe_csv
 from lakehouse.sources.reader import scan_csv
-from lakehouse.specs import dataset_checks, load_catalog, vocabulary
+from lakehouse.specs import dataset_checks, load_catalog, steps, vocabulary
 from lakehouse.specs.dataset_checks import Batch, Verdict, dataset_check
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.row_checks.common import value_message
+from lakehouse.specs.steps import Sample, cleaning_step
 from lakehouse.specs.vocabulary import CheckContext, Failing, row_check
 from lakehouse.sql import ident
 from lakehouse.tables import select_engine
@@ -96,6 +100,27 @@ def test_a_registered_check_is_validated_documented_and_suggested(conf_copy, div
         in vocabulary.table()
 
 
+def _one_dataset_lake(spark, tmp_path, spec_text: str, files: dict[dt.date, dict[str, str]]):
+    """A conf holding one dataset spec and a lake whose raw folder has `files` ({day: {file name: text}})
+    under the spec's source path; returns the Lakehouse (rust engine), the spec's path and the conf folder."""
+    conf = tmp_path / "conf"
+    (conf / "datasets").mkdir(parents=True)
+    (conf / "aggregations").mkdir()
+    name = yaml.safe_load(spec_text)["name"]
+    source = yaml.safe_load(spec_text)["source"]["path"]
+    spec = conf / "datasets" / f"{name}.yaml"
+    spec.write_text(spec_text)
+    root = tmp_path / "lake"
+    for day, texts in files.items():
+        folder = root / source / f"date={day}"
+        folder.mkdir(parents=True)
+        for file, text in texts.items():
+            (folder / file).write_text(text)
+    lake = Lakehouse(Settings(lake_root=str(root), engine="rust", conf_dir=str(conf)),
+                     engine=select_engine(spark, LakeLayout(str(root)), "rust"))
+    return lake, spec, conf
+
+
 @pytest.fixture
 def tab_format():
     """`format: tab`: delimited text with a tab between fields, in files named *.tab, built on the CSV probe and
@@ -123,17 +148,9 @@ checks:
 
 
 def test_a_format_registered_outside_the_product_runs_end_to_end(spark, tmp_path, tab_format):
-    conf = tmp_path / "conf"
-    (conf / "datasets").mkdir(parents=True)
-    (conf / "aggregations").mkdir()
-    (conf / "datasets" / "readings.yaml").write_text(READINGS)
-    root = tmp_path / "lake"
-    day = root / "raw" / "readings" / f"date={DAY}"
-    day.mkdir(parents=True)
-    (day / "a.tab").write_text("reading_id\tsensor\tvalue\nr1\ts, north\t40\nr2\ts2\t140\nr3\ts3\tx\n")
-    (day / "b.csv").write_text("reading_id,sensor,value\nr9,s9,1\n")  # not a *.tab file: not this format's
-    lake = Lakehouse(Settings(lake_root=str(root), engine="rust", conf_dir=str(conf)),
-                     engine=select_engine(spark, LakeLayout(str(root)), "rust"))
+    lake, _, conf = _one_dataset_lake(spark, tmp_path, READINGS, {DAY: {
+        "a.tab": "reading_id\tsensor\tvalue\nr1\ts, north\t40\nr2\ts2\t140\nr3\ts3\tx\n",
+        "b.csv": "reading_id,sensor,value\nr9,s9,1\n"}})  # b.csv is not a *.tab file: not this format's
     lake.validate()
     (result,) = lake.run([DAY])
     (readings,) = result.datasets
@@ -178,19 +195,10 @@ dataset_checks:
 
 
 def test_a_dataset_check_registered_outside_the_product_runs_end_to_end(spark, tmp_path, distinct_values):
-    conf = tmp_path / "conf"
-    (conf / "datasets").mkdir(parents=True)
-    (conf / "aggregations").mkdir()
-    (conf / "datasets" / "sensors.yaml").write_text(SENSORS)
-    root = tmp_path / "lake"
     days = {DAY: "r1,s1,1\nr2,s2,2\nr3,s3,3\nr4,s4,400\n",  # three distinct sensors among valid rows: passes
             DAY + dt.timedelta(days=1): "r5,s1,5\nr6,s2,6\nr7,s3,700\n"}  # s3's row is invalid: two, fails
-    for day, rows in days.items():
-        folder = root / "raw" / "sensors" / f"date={day}"
-        folder.mkdir(parents=True)
-        (folder / "part.csv").write_text("reading_id,sensor,value\n" + rows)
-    lake = Lakehouse(Settings(lake_root=str(root), engine="rust", conf_dir=str(conf)),
-                     engine=select_engine(spark, LakeLayout(str(root)), "rust"))
+    lake, spec, conf = _one_dataset_lake(spark, tmp_path, SENSORS, {
+        day: {"part.csv": "reading_id,sensor,value\n" + rows} for day, rows in days.items()})
     lake.validate()
     first, second = lake.run(sorted(days))
     metrics = [next(q for q in r.datasets[0].quality if q.check == "distinct_values") for r in (first, second)]
@@ -200,11 +208,10 @@ def test_a_dataset_check_registered_outside_the_product_runs_end_to_end(spark, t
     # the failing day reached no silver row; the passing one did
     assert sorted(r.reading_id for r in lake.read("silver/sensors").collect()) == ["r1", "r2", "r3"]
     # validated against the schema as the built-in ones are, suggested and documented
-    (conf / "datasets" / "sensors.yaml").write_text(SENSORS.replace("column: sensor, min: 3", "column: value, min: 3"))
+    spec.write_text(SENSORS.replace("column: sensor, min: 3", "column: value, min: 3"))
     with pytest.raises(SpecError, match="dataset_checks.0.column: distinct_values needs a string column; value is int"):
-        Lakehouse(Settings(lake_root=str(root), engine="rust", conf_dir=str(conf)),
-                  engine=select_engine(spark, LakeLayout(str(root)), "rust")).validate()
-    (conf / "datasets" / "sensors.yaml").write_text(SENSORS.replace("check: distinct_values", "check: distinct_value"))
+        Lakehouse(lake.settings, engine=lake.engine).validate()  # a new Lakehouse reads the conf anew
+    spec.write_text(SENSORS.replace("check: distinct_values", "check: distinct_value"))
     with pytest.raises(SpecError, match="unknown check 'distinct_value'; did you mean 'distinct_values'?"):
         load_catalog(conf)
     assert "| `distinct_values` | `column`, `min` | distinct non-null values of the column among valid rows |" \
@@ -216,3 +223,54 @@ def test_a_name_registered_twice_is_refused(divisible_by):
         row_check("range", fails_when="x", examples=[])(lambda column, ctx: Failing("false", "''"))
     with pytest.raises(ValueError, match="dataset check 'row_count' is registered already"):
         dataset_check("row_count", observes="x", examples=[])(lambda batch: Verdict(None, True, "", None))
+
+
+@pytest.fixture
+def bucket_step():
+    """The cleaning step `bucket` registered for one test: `- bucket: {value: 25}` adds `value_bucket`, the value
+    rounded down to a multiple of 25."""
+
+    @cleaning_step("bucket", argument="`{column: width}`", does="adds `<column>_bucket`: the value rounded down to "
+                   "a multiple of the width", example="- bucket: {value: 25}",
+                   leaves=lambda columns, widths: columns + [f"{c}_bucket" for c in widths],
+                   sample=Sample("value int", [{"value": 60}], [{"value": 60, "value_bucket": 50}]))
+    def bucket(df, *, bucket: dict[str, Annotated[int, Field(gt=0)]]):
+        return df.withColumns({f"{c}_bucket": F.floor(F.col(c) / width) * width for c, width in bucket.items()})
+
+    yield bucket
+    steps.REGISTRY.remove("bucket")
+
+
+BUCKETED = """\
+name: readings
+source: {format: csv, path: raw/readings}
+schema: {reading_id: string not null, value: int}
+keys: [reading_id]
+cleaning:
+  - bucket: {value: 25}
+checks:
+  - {check: range, column: value_bucket, max: 50}
+"""
+
+
+def test_a_cleaning_step_registered_outside_the_product_runs_end_to_end(spark, tmp_path, bucket_step):
+    lake, spec, conf = _one_dataset_lake(spark, tmp_path, BUCKETED, {
+        DAY: {"a.csv": "reading_id,value\nr1,10\nr2,60\nr3,99\n"}})
+    lake.validate()  # the check on the column the step adds resolves: the step said what it leaves
+    (result,) = lake.run([DAY])
+    (readings,) = result.datasets
+    assert (readings.rows_read, readings.rows_to_silver, readings.rows_quarantined) == (3, 2, 1)
+    silver = {r.reading_id: r.value_bucket for r in lake.read("silver/readings").collect()}
+    assert silver == {"r1": 0, "r2": 50}
+    (bad,) = lake.read("quarantine/readings").collect()
+    assert json.loads(bad.record)["reading_id"] == "r3" and [e.check for e in bad.errors] == ["range"]
+    # validated at its line, suggested when misspelt, documented while registered
+    spec.write_text(BUCKETED.replace("{value: 25}", "{value: 0}"))
+    with pytest.raises(SpecError) as zero:
+        load_catalog(conf)
+    assert "readings.yaml:6: cleaning.0.bucket.value: must be > 0, not 0" in str(zero.value)
+    spec.write_text(BUCKETED.replace("- bucket:", "- buckett:"))
+    with pytest.raises(SpecError) as unknown:
+        load_catalog(conf)
+    assert "unknown step 'buckett'; did you mean 'bucket'?" in str(unknown.value)
+    assert "| `bucket` | `{column: width}` | adds `<column>_bucket`" in steps.table()

@@ -8,7 +8,6 @@ import datetime as dt
 import re
 import subprocess
 import sys
-import typing
 
 import pytest
 import yaml
@@ -18,22 +17,12 @@ from lakehouse.rules.checks import compile_check
 from lakehouse.rules.cleaning import step_transform
 from lakehouse.specs import dataset_checks as dataset_vocabulary
 from lakehouse.specs import models as m
+from lakehouse.specs import steps as step_vocabulary
 from lakehouse.specs import vocabulary
-from lakehouse.specs.steps import _tag_step
+from lakehouse.specs.steps import tag_step
 from tests.conftest import REPO
 
 DOCS = (REPO / "docs" / "rules.md").read_text()
-
-
-def kinds(union) -> dict[str, type]:
-    """Each name the union accepts (`check:`/`step:` value, aliases included) -> its model."""
-    members = typing.get_args(typing.get_args(union)[0])
-    out = {}
-    for model in members:
-        field = model.model_fields.get("check") or model.model_fields["step"]
-        for name in typing.get_args(field.annotation):
-            out[name] = model
-    return out
 
 
 def documented(section: str) -> dict[str, list[str]]:
@@ -53,7 +42,7 @@ def documented(section: str) -> dict[str, list[str]]:
 
 ROW_CHECKS = {name: kind.model for name, kind in vocabulary.REGISTRY.kinds.items()}
 DATASET_CHECKS = {name: kind.model for name, kind in dataset_vocabulary.REGISTRY.kinds.items()}
-STEPS = kinds(m.CleaningStep)
+STEPS = {name: kind.model for name, kind in step_vocabulary.REGISTRY.kinds.items()}
 NOW = dt.datetime(2024, 7, 1)
 
 
@@ -158,15 +147,20 @@ def test_each_dataset_check_fails_the_batch_it_names_and_passes_the_other(spark,
 
 
 @pytest.mark.parametrize("name", sorted(STEPS))
-def test_cleaning_step_example_has_a_transform(name, monkeypatch):
-    monkeypatch.setenv("LAKEHOUSE_HASH_KEY", "test-key")
-    examples = [e for e in documented("Cleaning steps")[name] if e.startswith("- ")]
-    assert examples, f"no example for {name}"
-    for text in examples:
-        (item,) = yaml.safe_load(text)
-        (written,) = item
-        # a row documenting two steps (`upper` / `lower`) shows one example: the other step takes its argument
-        step = TypeAdapter(m.CleaningStep).validate_python(_tag_step({name: item[written]}))
-        assert isinstance(step, STEPS[name])
-        assert callable(step_transform(step))
-        assert isinstance(step.leaves(["a", "b"]), list)
+def test_each_cleaning_step_does_what_its_sample_says(spark, name, monkeypatch):
+    """The documented example of each registered step, parsed as a spec would be, turns its sample's rows into the
+    sample's result, and leaves the columns it says it leaves. A step that did nothing, or the wrong thing, fails."""
+    kind = step_vocabulary.REGISTRY.kinds[name]
+    (text,) = documented("Cleaning steps")[name]
+    assert text == kind.examples[0]
+    (item,) = yaml.safe_load(text)
+    sample = kind.sample
+    for key, value in sample.env.items():
+        monkeypatch.setenv(key, value)
+    step = TypeAdapter(m.CleaningStep).validate_python(tag_step(item))
+    assert isinstance(step, kind.model)
+    before = spark.createDataFrame(sample.before, sample.schema)
+    out = before.transform(step_transform(step))
+    assert sorted((r.asDict() for r in out.collect()), key=repr) == sorted(sample.after, key=repr)
+    # the business columns (a leading `_` marks the job's own, like dedup's `_superseded`)
+    assert [c for c in out.columns if not c.startswith("_")] == step.leaves(before.columns)

@@ -1,6 +1,7 @@
-"""Write docs/rules.md's tables of row checks and dataset checks from their registries (lakehouse.specs.vocabulary,
-lakehouse.specs.dataset_checks): one row per registered check, its arguments from the function's signature, its
-"fails when" / "observed value" and examples from the decorator. `--check` writes nothing and exits 1 when a
+"""Write docs/rules.md's tables of row checks, dataset checks and cleaning steps from their registries
+(lakehouse.specs.vocabulary, lakehouse.specs.dataset_checks, lakehouse.specs.steps): one row per registered kind,
+its arguments from the function's signature, its "fails when" / "observed value" / effect and examples from the
+decorator. `--check` writes nothing and exits 1 when a
 table on the page is not the registry's.
 
 Usage: python tools/rules_table.py [--check]
@@ -13,14 +14,15 @@ from pathlib import Path
 
 from pages import write_block
 
-from lakehouse.specs import checks, dataset_checks, vocabulary
+from lakehouse.specs import checks, cleaning_steps, dataset_checks, steps, vocabulary
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
 TABLES = [
     ("row checks", vocabulary.table),
     ("dataset checks", dataset_checks.table),
+    ("cleaning steps", steps.table),
 ]
-assert checks.row_checks  # importing checks registers the built-in row checks
+assert checks.row_checks and cleaning_steps.text  # importing them registers the built-in kinds
 
 
 def main(argv: list[str]) -> int:

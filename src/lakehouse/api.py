@@ -69,9 +69,10 @@ def build_engine(settings: Settings, app_name: str = "lakehouse", spark: SparkSe
 
 
 def check_secrets(catalog: Catalog, env: dict[str, str] | None = None) -> None:
-    """A hash cleaning step needs its key in the environment: missing, it is a settings error before any work."""
+    """A cleaning step that reads a secret (the hash step's key) needs it in the environment: missing, it is a
+    settings error before any work."""
     env = dict(os.environ) if env is None else env
-    for name in sorted({e for spec in catalog.datasets.values() for e in spec.hash_key_envs()}):
+    for name in sorted({e for spec in catalog.datasets.values() for e in spec.secret_envs()}):
         if not env.get(name):
             raise SettingsError(f"a hash cleaning step needs its secret key in the environment variable {name}")
 

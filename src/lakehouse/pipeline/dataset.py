@@ -32,12 +32,13 @@ from lakehouse.pipeline.quarantine import write_quarantine
 from lakehouse.pipeline.silver import ROW_HASH, SILVER_LINEAGE, one_per_key, silver_plan, valid_rows
 from lakehouse.results import DatasetOutcome
 from lakehouse.rules.checks import evaluate, has_error
-from lakehouse.rules.cleaning import clean, superseded
+from lakehouse.rules.cleaning import clean
 from lakehouse.rules.conform import conform
 from lakehouse.session import evaluation_for
 from lakehouse.sources.files import RawDay, discover, with_checksum
 from lakehouse.sources.reader import LINEAGE, new_columns
 from lakehouse.specs import models as m
+from lakehouse.specs.cleaning_steps.rows import superseded
 from lakehouse.specs.dataset_checks import kind_of
 from lakehouse.sql import column
 from lakehouse.tables.engine import TableEngine

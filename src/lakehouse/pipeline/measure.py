@@ -15,8 +15,8 @@ from lakehouse.errors import DatasetFailed
 from lakehouse.results import DatasetOutcome, QualityMetric
 from lakehouse.rules import dataset_checks
 from lakehouse.rules.checks import ERRORS, check_names, has_error
-from lakehouse.rules.cleaning import superseded
 from lakehouse.specs import models as m
+from lakehouse.specs.cleaning_steps.rows import superseded
 from lakehouse.specs.dataset_checks import Batch, judge, kind_of
 from lakehouse.sql import column
 

@@ -13,9 +13,9 @@ from pyspark.sql import types as T
 
 from lakehouse.frames import is_small
 from lakehouse.rules.checks import has_error
-from lakehouse.rules.cleaning import superseded
 from lakehouse.rules.failures import RESCUED
 from lakehouse.specs import models as m
+from lakehouse.specs.cleaning_steps.rows import superseded
 from lakehouse.sql import column, ident, literal
 from lakehouse.tables.engine import MergePlan
 

@@ -97,19 +97,21 @@ class _Resolver:
 
     def dataset(self, spec: m.DatasetSpec) -> None:
         from lakehouse.rules.cleaning import step_transform
+        from lakehouse.specs.steps import columns_read, kind_of
 
         source = spec.source_schema()
         levels = [T.StructField(n, T.StringType()) for n in spec.source.level_columns if n not in source.names]
         df = self.empty(T.StructType(list(source.fields) + levels + LINEAGE_FIELDS))
         for i, step in enumerate(spec.cleaning):
-            if isinstance(step, m.Hash):
-                # the key comes from the environment at run time; the columns must exist now
-                missing = [c for c in step.hash.columns if c not in df.columns]
-                if missing:
-                    self.problem(spec, ("cleaning", i, "hash"), f"unknown column {missing[0]!r}")
-                continue
             name = step.step
-            argument = getattr(step, name)
+            if kind_of(step).secret:
+                # its secret comes from the environment at run time (validate-config may run without it): the
+                # columns it reads must exist now
+                missing = [c for c in columns_read(step) if c not in df.columns]
+                if missing:
+                    self.problem(spec, ("cleaning", i, name), f"unknown column {missing[0]!r}")
+                continue
+            argument = step.argument
             # a step of several entries ({column: expression}) is resolved entry by entry, in order, so a problem
             # names its entry
             parts = [((name, key), step.model_copy(update={name: {key: value}}))

@@ -16,15 +16,7 @@ from lakehouse.specs.cases import RuleTest
 from lakehouse.specs.checks import Reference, RowCheck
 from lakehouse.specs.dataset_checks import DatasetCheck
 from lakehouse.specs.source import SourceSpec
-from lakehouse.specs.steps import (
-    CleaningStep,
-    Dedup,
-    Hash,
-    MaskCard,
-    MaskEmail,
-    StandardizeColumnNames,
-    _tag_step,
-)
+from lakehouse.specs.steps import CleaningStep, columns_read, kind_of, tag_step
 from lakehouse.specs.types import parse_column
 
 
@@ -79,14 +71,15 @@ class DatasetSpec(Located):
     @field_validator("cleaning", mode="before")
     @classmethod
     def _tag_steps(cls, v: Any) -> Any:
-        return [_tag_step(item) for item in v] if isinstance(v, list) else v
+        return [tag_step(item) for item in v] if isinstance(v, list) else v
 
     @model_validator(mode="after")
     def _known_columns(self) -> Self:
         known = set(self.output_columns())
         batch_refs = [c.ref_column for c in self.checks if isinstance(c, Reference) and c.in_batch_only]
-        dedup = [c for s in self.cleaning if isinstance(s, Dedup) for c in [*s.dedup.columns, s.dedup.keep_latest_by]
-                 if c not in known and c not in self.columns]
+        # what a step needs that running it on an empty frame does not check (validate-config does that)
+        read = [(f"cleaning: {s.step}", [c for c in columns_read(s) if c not in known and c not in self.columns])
+                for s in self.cleaning]
         history = self.history
         if history is not None:
             taken = [c for c in VALIDITY if c in known]
@@ -99,7 +92,7 @@ class DatasetSpec(Located):
                             ("history.ignore", history.ignore if history else []),
                             ("keys", self.keys), ("target.partition_by", self.target.partition_by),
                             ("sequence_by", [self.sequence_by] if self.sequence_by else []),
-                            ("checks: exists_in ref batch", batch_refs), ("cleaning: dedup", dedup)):
+                            ("checks: exists_in ref batch", batch_refs), *read):
             missing = [c for c in cols if c not in known]
             if missing:
                 raise ValueError(f"{where} names unknown column(s) {missing}; columns after cleaning: "
@@ -147,13 +140,14 @@ class DatasetSpec(Located):
         return [c for c in self.output_columns() if c not in skip]
 
     def has_masking(self) -> bool:
-        return any(isinstance(s, MaskEmail | MaskCard | Hash) for s in self.cleaning)
+        return any(kind_of(s).masks for s in self.cleaning)
 
     def standardizes_names(self) -> bool:
-        return any(isinstance(s, StandardizeColumnNames) and s.standardize_column_names for s in self.cleaning)
+        return any(s.step == "standardize_column_names" and s.argument for s in self.cleaning)
 
-    def hash_key_envs(self) -> list[str]:
-        return [s.hash.key_env for s in self.cleaning if isinstance(s, Hash)]
+    def secret_envs(self) -> list[str]:
+        """The environment variables the cleaning steps read secrets from at run time (the hash step's key)."""
+        return [secret(s.argument) for s in self.cleaning if (secret := kind_of(s).secret)]
 
     def references(self) -> list[str]:
         return [ref for ref, _ in self.reference_locations()]

@@ -120,13 +120,8 @@ def dataset_check(*names: str, observes: str, examples: Sequence[str], aggregate
     return register
 
 
-def kind_of(check: DatasetCheckBase) -> DatasetCheckKind:
-    return REGISTRY.kinds[check.check]
-
-
-def model(name: str) -> type[Any]:
-    """The spec model of the dataset check `name`."""
-    return REGISTRY.kinds[name].model
+kind_of = REGISTRY.kind_of
+model = REGISTRY.model
 
 
 def aggregate_sql(check: DatasetCheckBase, valid: str) -> str | None:

@@ -74,10 +74,13 @@ def _known_fields() -> list[str]:
 
     from pydantic import BaseModel
 
-    from lakehouse.specs import models
+    from lakehouse.specs import dataset_checks, models, steps, vocabulary
 
+    classes = [cls for _, cls in inspect.getmembers(models, inspect.isclass)]
+    for registry in (vocabulary.REGISTRY, dataset_checks.REGISTRY, steps.REGISTRY):
+        classes += [kind.model for kind in registry.unique()]
     names: set[str] = set()
-    for _, cls in inspect.getmembers(models, inspect.isclass):
+    for cls in classes:
         if issubclass(cls, BaseModel):
             names.update(f.alias or n for n, f in cls.model_fields.items())
     return sorted(names)

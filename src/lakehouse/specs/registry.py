@@ -1,4 +1,4 @@
-"""What the row-check and dataset-check registries share: a kind's spec model made from a function's keyword-only
+"""What the row-check, dataset-check and cleaning-step registries share: a kind's spec model made from a function's keyword-only
 arguments, the registry of kinds by name (aliases included), the tagged union a spec's `check:` is validated
 against (as the registry is when the spec is loaded), and the docs cell that lists a kind's arguments.
 """
@@ -39,6 +39,7 @@ class Registry(Generic[K]):
     """The registered kinds of one vocabulary (`what`: "row check", "dataset check"), by every name they answer to."""
 
     what: str
+    tag: str = "check"  # the spec field that names the kind (`check: range`, `step: trim`)
     kinds: dict[str, K] = field(default_factory=dict)
     version: int = 0
 
@@ -57,19 +58,27 @@ class Registry(Generic[K]):
             del self.kinds[n]
         self.version += 1
 
+    def kind_of(self, spec: BaseModel) -> K:
+        """The registered kind a validated spec entry is one of."""
+        return self.kinds[getattr(spec, self.tag)]
+
+    def model(self, name: str) -> type[BaseModel]:
+        """The spec model of the kind `name` (e.g. `model("range").model_validate({...})`)."""
+        return self.kinds[name].model
+
     def unique(self) -> list[K]:
         """Each kind once, by its first name."""
         return sorted({id(k): k for k in self.kinds.values()}.values(), key=lambda k: k.names[0])
 
     def spec_type(self, base: type[BaseModel]) -> Any:
         """The annotation of a spec field holding one of these kinds: validated as the registered kind its
-        `check:` names (pydantic's tagged union, so an unknown name is reported with the known ones)."""
+        tag names (pydantic's tagged union, so an unknown name is reported with the known ones)."""
 
         @functools.lru_cache(maxsize=8)
         def adapter(version: int) -> TypeAdapter[Any]:
             models = tuple(k.model for k in self.unique())
             union = models[0] if len(models) == 1 else typing.Union[models]  # noqa: UP007 (a tuple of types)
-            tagged: Any = Annotated[union, Field(discriminator="check")]
+            tagged: Any = Annotated[union, Field(discriminator=self.tag)]
             return TypeAdapter(tagged)
 
         def validate(value: Any) -> Any:
@@ -88,13 +97,13 @@ def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-def model_of(fn: Callable[..., Any], names: tuple[str, ...], parent: type[BaseModel], doc: str
+def model_of(fn: Callable[..., Any], names: tuple[str, ...], parent: type[BaseModel], doc: str, tag: str = "check"
              ) -> tuple[type[BaseModel], list[str]]:
     """The spec model of a kind whose arguments are `fn`'s keyword-only ones (types, defaults and pydantic
-    `Field`s as written; an argument `parent` declares keeps the parent's field), with `check: <one of names>`;
+    `Field`s as written; an argument `parent` declares keeps the parent's field), with `<tag>: <one of names>`;
     and the argument names, in order."""
     hints = typing.get_type_hints(fn, include_extras=True)
-    fields: dict[str, Any] = {"check": (Literal[names], ...)}
+    fields: dict[str, Any] = {tag: (Literal[names], ...)}
     arguments = []
     for p in inspect.signature(fn).parameters.values():
         if p.kind != p.KEYWORD_ONLY:

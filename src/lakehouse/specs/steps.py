@@ -1,150 +1,137 @@
-"""Cleaning steps: what happens to the rows between the typed cast and the checks, in order. Each step says
-once which columns it leaves (`leaves`), and the dataset's column list after cleaning follows from that."""
+"""Cleaning steps: what happens to the rows between the typed cast and the checks, in the order written, each step
+registered by one decorated function:
+
+    @cleaning_step("trim", argument="list of columns", does="strip leading/trailing spaces",
+                   example="- trim: [store_id]",
+                   sample=Sample("store_id string", [{"store_id": " S1 "}], [{"store_id": "S1"}]))
+    def trim(df: DataFrame, *, trim: list[str]) -> DataFrame:
+        return df.withColumns({c: F.trim(column(c)) for c in trim})
+
+A step is a one-key mapping in the YAML (`- trim: [a, b]`): the function's one keyword-only argument, named as the
+step, is that value, and its annotation becomes the spec model. `leaves` says which columns the step leaves given
+those before it (default: the same ones), so the columns after cleaning are known before any row is read;
+`reads` names the columns it needs that validate-config cannot see by running it on an empty frame; `secret` the
+environment variable it reads at run time; `masks` whether it hides values (the quarantine then withholds the raw
+line). `sample` is the example at work: rows before and after, run by the tests.
+
+From this registry come the spec union the loader validates (`CleaningStep`, with a did-you-mean among the
+registered names), the transforms (`rules.cleaning`) and docs/rules.md's table (`table`). A new step is one
+function in a family module of `specs/cleaning_steps/` or in any module imported before the specs are loaded,
+plus its test.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from pydantic import (
-    Field,
-)
+from pyspark.sql import DataFrame
 
-from lakehouse.specs.base import ColumnType, Spec
+from lakehouse.specs.base import Spec
+from lakehouse.specs.registry import Registry, check_names, model_of, positional
 
 
-class Step(Spec):
+class StepBase(Spec):
+    """A cleaning step of a spec: `step` names its kind, the field of the same name holds its argument."""
+
     step: str
+
+    @property
+    def argument(self) -> Any:
+        return getattr(self, self.step)
 
     def leaves(self, columns: list[str]) -> list[str]:
         """The columns after this step, given the columns before it (most steps change values, not columns)."""
-        return columns
+        kind = kind_of(self)
+        return kind.leaves(columns, self.argument) if kind.leaves else columns
 
 
-class ParseSpec(Spec):
-    type: Literal["date", "timestamp"] = "timestamp"
-    formats: list[str] = Field(min_length=1)
+@dataclass(frozen=True)
+class Sample:
+    """A step's example at work: rows of `schema` (a Spark DDL string) before the step and after it, with the
+    environment it needs (`env`)."""
+
+    schema: str
+    before: list[dict[str, Any]]
+    after: list[dict[str, Any]]
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
-class HashSpec(Spec):
-    columns: list[str] = Field(min_length=1)
-    key_env: str = Field(default="LAKEHOUSE_HASH_KEY", pattern=r"^[A-Z_][A-Z0-9_]*$",
-                         description="environment variable holding the secret key (never the key itself)")
+@dataclass
+class StepKind:
+    """One registered cleaning step: its name, model, transform and docs entry."""
+
+    names: tuple[str, ...]
+    model: type[StepBase]
+    apply: Callable[..., DataFrame]
+    arguments: list[str]
+    argument: str  # the argument's shape in words, for the docs
+    does: str
+    examples: list[str]
+    sample: Sample
+    leaves: Callable[[list[str], Any], list[str]] | None = None
+    reads: Callable[[Any], list[str]] | None = None
+    secret: Callable[[Any], str] | None = None
+    masks: bool = False
+    module: str = ""
 
 
-class Trim(Step):
-    step: Literal["trim"]
-    trim: list[str]
+REGISTRY: Registry[StepKind] = Registry("cleaning step", tag="step")
 
 
-class Upper(Step):
-    step: Literal["upper"]
-    upper: list[str]
+def cleaning_step(name: str, *, argument: str, does: str, example: str, sample: Sample,
+                  leaves: Callable[[list[str], Any], list[str]] | None = None,
+                  reads: Callable[[Any], list[str]] | None = None, secret: Callable[[Any], str] | None = None,
+                  masks: bool = False) -> Callable[[Callable[..., DataFrame]], Callable[..., DataFrame]]:
+    """Register the decorated function `(df, *, <name>: <type>) -> DataFrame` as the cleaning step `name`.
+    `argument` and `does` describe it in the docs, `example` is a YAML list item naming it and `sample` shows
+    that example at work. `leaves(columns, value)` gives the columns after the step, `reads(value)` the columns it
+    needs, `secret(value)` the environment variable it reads at run time; `masks`: it hides values."""
+    check_names((name,), "cleaning step")
+
+    def register(fn: Callable[..., DataFrame]) -> Callable[..., DataFrame]:
+        given = positional(fn)
+        model, arguments = model_of(fn, (name,), StepBase, f"The `{name}` cleaning step: {does}.", tag="step")
+        if given != ["df"] or arguments != [name]:
+            raise TypeError(f"{fn.__qualname__}: a cleaning step takes (df, *, {name}), not "
+                            f"({', '.join([*given, *(['*'] if arguments else []), *arguments])})")
+        assert issubclass(model, StepBase)
+        REGISTRY.add(StepKind((name,), model, fn, arguments, argument, does, [example], sample, leaves, reads,
+                              secret, masks, fn.__module__))
+        return fn
+
+    return register
 
 
-class Lower(Step):
-    step: Literal["lower"]
-    lower: list[str]
+kind_of = REGISTRY.kind_of
+model = REGISTRY.model
 
 
-class Title(Step):
-    step: Literal["title"]
-    title: list[str]
+# a cleaning step of a spec: validated as the registered kind its `step:` names
+CleaningStep = REGISTRY.spec_type(StepBase)
 
 
-class StandardizeColumnNames(Step):
-    step: Literal["standardize_column_names"]
-    standardize_column_names: bool = True
-
-
-class Cast(Step):
-    step: Literal["cast"]
-    cast: dict[str, ColumnType]
-
-
-class Coalesce(Step):
-    step: Literal["coalesce"]
-    coalesce: dict[str, list[str]] = Field(description="target: [SQL expressions tried in order]")
-
-    def leaves(self, columns: list[str]) -> list[str]:
-        return columns + [c for c in self.coalesce if c not in columns]
-
-
-class ParseDates(Step):
-    step: Literal["parse_dates"]
-    parse_dates: dict[str, ParseSpec]
-
-
-class MaskCard(Step):
-    step: Literal["mask_card"]
-    mask_card: list[str]
-
-
-class Hash(Step):
-    step: Literal["hash"]
-    hash: HashSpec
-
-
-class DedupSpec(Spec):
-    columns: list[str] = Field(min_length=1, description="rows with equal values here are duplicates")
-    keep_latest_by: str = Field(description="the row with the greatest value is kept (nulls count as oldest)")
-
-
-class Dedup(Step):
-    step: Literal["dedup"]
-    dedup: DedupSpec
-
-
-class FillNull(Step):
-    step: Literal["fill_null"]
-    fill_null: dict[str, Any]
-
-
-class Derive(Step):
-    step: Literal["derive"]
-    derive: dict[str, str]
-
-    def leaves(self, columns: list[str]) -> list[str]:
-        return columns + [c for c in self.derive if c not in columns]
-
-
-class Rename(Step):
-    step: Literal["rename"]
-    rename: dict[str, str]
-
-    def leaves(self, columns: list[str]) -> list[str]:
-        return [self.rename.get(c, c) for c in columns]
-
-
-class Drop(Step):
-    step: Literal["drop"]
-    drop: list[str]
-
-    def leaves(self, columns: list[str]) -> list[str]:
-        return [c for c in columns if c not in self.drop]
-
-
-class RegexReplace(Step):
-    step: Literal["regex_replace"]
-    regex_replace: dict[str, tuple[str, str]] = Field(description="column: [pattern, replacement]")
-
-
-class MaskEmail(Step):
-    step: Literal["mask_email"]
-    mask_email: list[str]
-
-
-CleaningStep = Annotated[
-    Trim | Upper | Lower | Title | StandardizeColumnNames | FillNull | Derive | Rename | Drop | RegexReplace | Cast
-    | Coalesce | ParseDates | MaskEmail | MaskCard | Hash | Dedup,
-    Field(discriminator="step"),
-]
-
-
-def _tag_step(value: Any) -> Any:
-    """`- trim: [a, b]` becomes {'step': 'trim', 'trim': [a, b]} so the step name discriminates the union."""
+def tag_step(value: Any) -> Any:
+    """`- trim: [a, b]` becomes {'step': 'trim', 'trim': [a, b]} so the step name picks the model."""
     if isinstance(value, dict) and "step" not in value:
         if len(value) != 1:
             return {"step": "/".join(map(str, value)) or "(empty)", **value}
         (name,) = value
         return {"step": name, **value}
     return value
+
+
+def table() -> str:
+    """docs/rules.md's table of cleaning steps, one row per registered step, by name."""
+    rows = ["| step | argument | effect | example |", "| --- | --- | --- | --- |"]
+    for kind in REGISTRY.unique():
+        examples = ", ".join(f"`{e}`" for e in kind.examples)
+        rows.append(f"| `{kind.names[0]}` | {kind.argument} | {kind.does} | {examples} |")
+    return "\n".join(rows)
+
+
+def columns_read(step: StepBase) -> Sequence[str]:
+    """The columns a step names that it needs (`reads`), beyond what running it on an empty frame checks."""
+    kind = kind_of(step)
+    return kind.reads(step.argument) if kind.reads else ()

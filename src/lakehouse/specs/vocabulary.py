@@ -151,13 +151,8 @@ def row_check(*names: str, fails_when: str, examples: Sequence[str], sql: Sequen
     return register
 
 
-def kind_of(check: RowCheckBase) -> CheckKind:
-    return REGISTRY.kinds[check.check]
-
-
-def model(name: str) -> type[RowCheckBase]:
-    """The spec model of the row check `name` (e.g. `model("range").model_validate({...})`)."""
-    return REGISTRY.kinds[name].model
+kind_of = REGISTRY.kind_of
+model = REGISTRY.model
 
 
 # a row check of a spec: validated as the registered kind its `check:` names
