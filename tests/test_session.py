@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lakehouse.errors import SettingsError
-from lakehouse.session import SMALL_INPUT_BYTES, evaluation_for, small_input_bytes
+from lakehouse.session import SMALL_INPUT_BYTES, evaluation_for, small_input_bytes, working
 
 WHOLE_STAGE = "spark.sql.codegen.wholeStage"
 FACTORY = "spark.sql.codegen.factoryMode"
@@ -100,3 +100,48 @@ def test_blocks_in_several_threads_leave_the_session_as_it_was(spark):
     assert first_out.is_set() and seen == ["NO_CODEGEN"]  # the first block's end did not switch it back
     assert spark.conf.get(FACTORY, None) == before
     assert generates_code(spark)
+
+
+def test_a_second_run_on_the_session_never_sees_the_settings_change_under_it(spark):
+    """Two runs at once on one session (`working`): the second starts only once the first's small block has
+    ended, and while both work neither takes the small path, so no query of either sees the settings switch."""
+    import threading
+
+    before = spark.conf.get(FACTORY, None)
+    in_block, second_started, release, first_done = (threading.Event() for _ in range(4))
+    seen: dict[str, object] = {}
+
+    def first():
+        with working(spark):
+            with evaluation_for(spark, 10) as small:
+                seen["first small"] = small
+                in_block.set()
+                release.wait(30)
+                seen["second started while the block was open"] = second_started.is_set()
+            second_started.wait(30)
+            with evaluation_for(spark, 10) as small:  # the second works now too: no switch
+                seen["first again"] = small
+                seen["factory while both work"] = spark.conf.get(FACTORY, None)
+            first_done.set()
+
+    def second():
+        in_block.wait(30)
+        with working(spark):
+            second_started.set()
+            with evaluation_for(spark, 10) as small:
+                seen["second small"] = small
+            first_done.wait(30)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    in_block.wait(30)
+    assert not second_started.wait(1)  # held at the door while the first's small block is open
+    release.set()
+    for t in threads:
+        t.join(60)
+    assert seen == {"first small": True, "second started while the block was open": False, "first again": False,
+                    "factory while both work": before, "second small": False}
+    with working(spark), evaluation_for(spark, 10) as small:
+        assert small  # alone again: the small path is back
+    assert spark.conf.get(FACTORY, None) == before

@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -145,39 +146,78 @@ def small_input_bytes() -> int:
     return limit
 
 
-# sessions inside a small block: id(session) -> (blocks open, the session's own settings to restore)
-_SMALL: dict[int, tuple[int, dict[str, str | None]]] = {}
-_SMALL_LOCK = threading.Lock()
+@dataclass
+class _Sharing:
+    """Who works on one session: the threads inside a run (`working`, with their nesting depth), the small blocks
+    open and the session's own settings to restore when the last one ends."""
+
+    workers: dict[int, int] = field(default_factory=dict)
+    small: int = 0
+    saved: dict[str, str | None] = field(default_factory=dict)
+
+
+_SESSIONS: dict[int, _Sharing] = {}  # id(session) -> its sharing
+_CHANGE = threading.Condition()
+
+
+@contextmanager
+def working(spark: SparkSession) -> Iterator[None]:
+    """The block is a run on `spark` in this thread. The small path changes session-wide settings, so it is taken
+    only while one thread works on the session: a second thread waits for an open small block to end before it
+    starts (no query of its own sees the settings change under it), and while two work, neither takes it."""
+    me = threading.get_ident()
+    with _CHANGE:
+        state = _SESSIONS.setdefault(id(spark), _Sharing())
+        if me not in state.workers:
+            _CHANGE.wait_for(lambda: state.small == 0)
+        state.workers[me] = state.workers.get(me, 0) + 1
+    try:
+        yield
+    finally:
+        with _CHANGE:
+            state.workers[me] -= 1
+            if not state.workers[me]:
+                del state.workers[me]
+            if not state.workers and not state.small:
+                del _SESSIONS[id(spark)]
+            _CHANGE.notify_all()
 
 
 @contextmanager
 def evaluation_for(spark: SparkSession, input_bytes: int | None) -> Iterator[bool]:
-    """Run the block's queries with SMALL_INPUT_CONF when `input_bytes` (None: unknown) is at most the limit; the
-    session's own settings are back as they were once the last such block on the session ends (jobs in several
-    threads of one session share them: while any of them is small, all are). Yields whether it is small."""
+    """Run the block's queries with SMALL_INPUT_CONF when `input_bytes` (None: unknown) is at most the limit and no
+    other thread works on the session (see `working`); the session's own settings are back as they were once the
+    block ends. Yields whether it is small."""
     limit = small_input_bytes()
     if input_bytes is None or limit == 0 or input_bytes > limit:
         yield False
         return
-    with _SMALL_LOCK:
-        count, saved = _SMALL.get(id(spark), (0, {}))
-        if count == 0:
-            conf = {**SMALL_INPUT_CONF, "spark.sql.shuffle.partitions": str(
-                max(1, min(spark.sparkContext.defaultParallelism, SMALL_INPUT_PARTITIONS)))}
-            saved = {key: spark.conf.get(key, None) for key in conf}
-            for key, value in conf.items():
-                spark.conf.set(key, value)
-        _SMALL[id(spark)] = (count + 1, saved)
+    me = threading.get_ident()
+    with _CHANGE:
+        state = _SESSIONS.setdefault(id(spark), _Sharing())
+        if set(state.workers) - {me}:
+            small = False
+        else:
+            small = True
+            if state.small == 0:
+                conf = {**SMALL_INPUT_CONF, "spark.sql.shuffle.partitions": str(
+                    max(1, min(spark.sparkContext.defaultParallelism, SMALL_INPUT_PARTITIONS)))}
+                state.saved = {key: spark.conf.get(key, None) for key in conf}
+                for key, value in conf.items():
+                    spark.conf.set(key, value)
+            state.small += 1
     try:
-        yield True
+        yield small
     finally:
-        with _SMALL_LOCK:
-            count, saved = _SMALL.pop(id(spark))
-            if count > 1:
-                _SMALL[id(spark)] = (count - 1, saved)
-            else:
-                for key, before in saved.items():
-                    if before is None:
-                        spark.conf.unset(key)
-                    else:
-                        spark.conf.set(key, before)
+        with _CHANGE:
+            if small:
+                state.small -= 1
+                if state.small == 0:
+                    for key, before in state.saved.items():
+                        if before is None:
+                            spark.conf.unset(key)
+                        else:
+                            spark.conf.set(key, before)
+            if not state.workers and not state.small:
+                _SESSIONS.pop(id(spark), None)
+            _CHANGE.notify_all()
