@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from pyspark.sql import SparkSession
 
@@ -181,6 +182,27 @@ def working(spark: SparkSession) -> Iterator[None]:
             if not state.workers and not state.small:
                 del _SESSIONS[id(spark)]
             _CHANGE.notify_all()
+
+
+class _Runs(Protocol):
+    @property
+    def engine(self) -> Any: ...  # a table engine: its `spark` is the session the run works on
+
+
+S = TypeVar("S", bound=_Runs)
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+def a_run(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """The method is a run on its object's session (`working`): the small path keeps to one thread at a time."""
+
+    def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with working(self.engine.spark):
+            return method(self, *args, **kwargs)
+
+    functools.update_wrapper(run, method)
+    return run
 
 
 @contextmanager

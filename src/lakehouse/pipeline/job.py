@@ -4,12 +4,11 @@ record the run. Exit code 0 when every dataset loaded (or had no data), 1 when a
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from pyspark.sql import functions as F
 
@@ -22,7 +21,7 @@ from lakehouse.pipeline.dataset import DatasetLoad
 from lakehouse.pipeline.gold import dates_to_build, recompute
 from lakehouse.pipeline.measure import empty_day_fails
 from lakehouse.results import DatasetOutcome, DayResult, GoldOutcome
-from lakehouse.session import small_input_bytes, working
+from lakehouse.session import a_run, small_input_bytes
 from lakehouse.sources.files import partition_folder
 from lakehouse.specs import Catalog
 from lakehouse.specs import models as m
@@ -57,8 +56,6 @@ def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
 CONFLICT_RETRIES = 3
 BATCH_DAYS = 7  # run dates per batch by default (LAKEHOUSE_BATCH_DAYS)
 T = TypeVar("T")
-R = TypeVar("R")
-P = ParamSpec("P")
 
 
 def with_conflict_retries(action: Callable[..., T], what: str) -> T:
@@ -90,17 +87,6 @@ def new_run_id(run_date: dt.date, now: dt.datetime) -> str:
     return f"{run_date:%Y%m%d}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
-def _a_run(method: Callable[Concatenate[DailyJob, P], R]) -> Callable[Concatenate[DailyJob, P], R]:
-    """The method is a run on the job's session (session.working): the small path keeps to one thread at a time."""
-
-    def run(self: DailyJob, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with working(self.engine.spark):
-            return method(self, *args, **kwargs)
-
-    functools.update_wrapper(run, method)
-    return run
-
-
 class DailyJob:
     def __init__(self, engine: TableEngine, catalog: Catalog,
                  progress: Callable[[str], None] | None = None, telemetry: Telemetry | None = None,
@@ -118,7 +104,7 @@ class DailyJob:
         self._invalid: dict[str, dict[str, str]] = {}
         self._reload: frozenset[str] | None = None
 
-    @_a_run
+    @a_run
     def _days(self, days: list[dt.date], datasets_for: Callable[[dt.date], list[str]] | None = None,
               from_bronze: bool = False, extra_gold_dates: dict[str, list[dt.date]] | None = None
               ) -> list[DayResult]:
@@ -148,7 +134,7 @@ class DailyJob:
         finally:
             self._reload = None
 
-    @_a_run
+    @a_run
     def run_pending(self, since: dt.date | None = None) -> list[DayResult]:
         """Every raw partition with a new or changed file (dated `since` or later), in date order, and the gold
         dates a killed run still owes; files gone upstream are reported."""
@@ -228,7 +214,7 @@ class DailyJob:
         return self.run_batch([run_date], None if datasets is None else lambda _: datasets, from_bronze,
                               extra_gold_dates)[0]
 
-    @_a_run
+    @a_run
     def run_batch(self, days: list[dt.date], datasets_for: Callable[[dt.date], list[str]] | None = None,
                   from_bronze: bool = False, extra_gold_dates: dict[str, list[dt.date]] | None = None
                   ) -> list[DayResult]:
