@@ -54,3 +54,24 @@ def test_conditions_filter_rows_by_type_and_text(view):
 def test_a_bad_condition_or_column_is_a_usage_error(view, condition, columns, words):
     with pytest.raises(UsageError, match=words):
         _read(view, condition, columns=columns)
+
+
+@pytest.mark.parametrize("folder", ["lake", "lake#hash", "lake with space"])
+def test_history_is_read_where_the_lake_path_holds_characters_urls_escape(tmp_path, folder):
+    """A table's commits, newest first, whatever the lake's path holds (delta-rs lists none under a `#`; they are
+    read from the log itself then), with a limit; the engine's history reads them the same way."""
+    from lakehouse.tables.deltalog import delta_table
+    from lakehouse.tables.rust import history_entries
+
+    root = tmp_path / folder
+    table = root / "silver" / "sales"
+    write_deltalake(str(table), pa.table({"q": [1]}))
+    write_deltalake(str(table), pa.table({"q": [2]}), mode="append")
+    write_deltalake(str(table), pa.table({"q": [3]}), mode="overwrite")
+    view = LakeView(str(root))
+    entries = view.history("silver/sales")
+    assert [(e.version, e.operation, e.parameters.get("mode")) for e in entries] == \
+        [(2, "WRITE", "Overwrite"), (1, "WRITE", "Append"), (0, "WRITE", "ErrorIfExists")]
+    assert entries[0].timestamp >= entries[2].timestamp > dt.datetime(2020, 1, 1)
+    assert [e.version for e in view.history("silver/sales", limit=2)] == [2, 1]
+    assert [e.version for e in history_entries(delta_table(str(table)), 1)] == [2]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pyarrow as pa
@@ -11,7 +12,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from lakehouse.errors import TableNotFound, VersionNotFound
-from lakehouse.storage import delta_options
+from lakehouse.storage import delta_options, filesystem, from_delta_uri
 from lakehouse.tables.paths import arrow_uri
 
 
@@ -72,3 +73,24 @@ def existing_table(path: str, version: int | None = None) -> DeltaTable:
     if table is None:
         raise TableNotFound(path)
     return table
+
+
+def commit_infos(table: DeltaTable, limit: int | None = None) -> list[dict[str, Any]]:
+    """The commitInfo of `table`'s commits, newest first (at most `limit`), as delta-rs's `history()` gives them.
+    delta-rs lists none for a table whose path holds a character its URLs escape (`#`): then they are read from
+    the commit files themselves, down to the oldest one the log still keeps."""
+    infos = table.history(limit)
+    newest = table.version()
+    if infos or newest < 0:
+        return infos
+    fs, root = filesystem(from_delta_uri(table.table_uri).rstrip("/"))
+    for version in range(newest, -1 if limit is None else max(newest - limit, -1), -1):
+        try:
+            with fs.open_input_stream(f"{root}/_delta_log/{version:020d}.json") as f:
+                lines = f.read().decode("utf-8").splitlines()
+        except FileNotFoundError:
+            break  # older commits are gone (log retention): a checkpoint stands for them
+        info: dict[str, Any] = next(
+            (json.loads(line)["commitInfo"] for line in lines if '"commitInfo"' in line), {})
+        infos.append({**info, "version": version, "timestamp": info.get("timestamp", 0)})
+    return infos

@@ -31,7 +31,7 @@ from lakehouse.frames import empty_frame
 from lakehouse.sql import column, ident, in_list, qualified
 from lakehouse.storage import delta_options, filesystem, from_delta_uri, localize, spark_literal, spark_reads
 from lakehouse.tables import direct
-from lakehouse.tables.deltalog import delta_table, existing_table, open_table, partition_filters
+from lakehouse.tables.deltalog import commit_infos, delta_table, existing_table, open_table, partition_filters
 from lakehouse.tables.engine import (
     HistoryEntry,
     MergePlan,
@@ -62,7 +62,7 @@ def _write(path: str, data: pa.RecordBatchReader | pa.Table, **options: Any) -> 
 def history_entries(table: DeltaTable, limit: int | None = None) -> list[HistoryEntry]:
     """A delta-rs table's commits, newest first, as the contract's HistoryEntry."""
     entries = []
-    for h in table.history(limit):
+    for h in commit_infos(table, limit):
         stamp = dt.datetime.fromtimestamp(int(h["timestamp"]) / 1000, dt.UTC).replace(tzinfo=None)
         entries.append(HistoryEntry(
             version=int(h["version"]), timestamp=stamp, operation=str(h.get("operation")),
