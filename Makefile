@@ -39,6 +39,11 @@ comma := ,
 jar_list = $(subst $() ,$(comma),$(strip $(abspath $(wildcard $(1)/*.jar)) $(2)))
 JVM_JARS := $(call jar_list,jars/lib)
 S3A_JARS := $(call jar_list,jars/lib-s3a,$(if $(wildcard jars/lib-s3a/aws-sdk-bundle.path),$(shell cat jars/lib-s3a/aws-sdk-bundle.path)))
+# pytest workers (pytest-xdist), each a Python with its own SparkSession. make test keeps a test file on one worker
+# (a module's fixtures are built once); the kill and fault suites, one file each of long trials, hand out single
+# tests (a module fixture is built once per worker). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+workers = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist $(1))
 TEST_ENV := LAKEHOUSE_SPARK_JARS="$${LAKEHOUSE_SPARK_JARS-$(JVM_JARS)}" LAKEHOUSE_S3A_JARS="$${LAKEHOUSE_S3A_JARS-$(S3A_JARS)}"
 
 jars: ## Delta's JVM jars into jars/lib (needs Maven; the README's two commands do not)
@@ -62,19 +67,19 @@ run: generate ## run the daily job over every raw partition not loaded yet (all 
 		spark_jobs/daily_aggregation.py --pending
 
 test: $(STAMP) k8s-conf ## the test suite (real Spark, real Delta tables)
-	$(TEST_ENV) $(BIN)/pytest -q -m "not kill and not readme and not s3 and not cluster and not faults"
+	$(TEST_ENV) $(BIN)/pytest -q $(call workers,loadfile) -m "not kill and not readme and not s3 and not cluster and not faults"
 
 test-jvm: $(STAMP) ## the production engine's tests only (after `make jars`): contract, twins, interop, spark-submit
 	LAKEHOUSE_REQUIRE_JVM=1 $(TEST_ENV) $(BIN)/pytest -q -m "jvm and not kill and not readme and not s3 and not cluster and not faults"
 
 test-faults: $(STAMP) ## fault injection: commands at once, kills, environment errors, missing storage, odd paths
-	$(TEST_ENV) $(BIN)/pytest -q -m "faults and not soak"
+	$(TEST_ENV) $(BIN)/pytest -q $(call workers,load) -m "faults and not soak"
 
 test-soak: $(STAMP) ## long fault trials: a run killed at twenty moments, fifty concurrent pairs (about 45 min)
 	$(TEST_ENV) $(BIN)/pytest -q -m soak
 
 test-kill: $(STAMP) ## the job killed with SIGKILL at every fault point, then rerun: tables as if never killed
-	$(TEST_ENV) $(BIN)/pytest -q -m kill
+	$(TEST_ENV) $(BIN)/pytest -q $(call workers,load) -m kill
 
 notebooks: run ## open JupyterLab on the sample lake (installs JupyterLab into .venv the first time)
 	test -x $(BIN)/jupyter-lab || $(BIN)/pip install --quiet jupyterlab
