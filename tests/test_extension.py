@@ -106,13 +106,12 @@ def _one_dataset_lake(spark, tmp_path, spec_text: str, files: dict[dt.date, dict
     conf = tmp_path / "conf"
     (conf / "datasets").mkdir(parents=True)
     (conf / "aggregations").mkdir()
-    name = yaml.safe_load(spec_text)["name"]
-    source = yaml.safe_load(spec_text)["source"]["path"]
-    spec = conf / "datasets" / f"{name}.yaml"
+    parsed = yaml.safe_load(spec_text)
+    spec = conf / "datasets" / f"{parsed['name']}.yaml"
     spec.write_text(spec_text)
     root = tmp_path / "lake"
     for day, texts in files.items():
-        folder = root / source / f"date={day}"
+        folder = root / parsed["source"]["path"] / f"date={day}"
         folder.mkdir(parents=True)
         for file, text in texts.items():
             (folder / file).write_text(text)

@@ -9,7 +9,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.errors import SqlFragmentError
+from lakehouse.errors import SettingsError, SqlFragmentError
 from lakehouse.rules.checks import ERRORS, evaluate
 from lakehouse.rules.cleaning import clean
 from lakehouse.rules.conform import conform
@@ -287,6 +287,11 @@ def test_masking_and_pseudonymisation_steps(spark, monkeypatch):
     assert out["1"].name == "Ada Lovelace" and out["1"].contact == "+44 1" and out["2"].contact == "none"
     assert out["1"].born == out["2"].born == dt.date(1815, 12, 10)
     assert out["1"].score == 9.5 and out["2"].score is None
+    # without its key the hash step refuses before any row is read, naming the variable, never a value
+    monkeypatch.delenv("TEST_HASH_KEY")
+    with pytest.raises(SettingsError, match="^the hash cleaning step needs its secret key in the environment "
+                                            "variable TEST_HASH_KEY$"):
+        clean(spec.cleaning)
 
 
 def test_hash_without_its_key_is_a_configuration_error(monkeypatch):

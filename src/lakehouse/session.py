@@ -161,6 +161,17 @@ _SESSIONS: dict[int, _Sharing] = {}  # id(session) -> its sharing
 _CHANGE = threading.Condition()
 
 
+def _sharing(spark: SparkSession) -> _Sharing:
+    """The session's sharing (under _CHANGE), made when nobody works on it."""
+    return _SESSIONS.setdefault(id(spark), _Sharing())
+
+
+def _forget_if_idle(spark: SparkSession, state: _Sharing) -> None:
+    """Drop the session's sharing once nobody works on it and no small block is open (not a newer one)."""
+    if not state.workers and not state.small and _SESSIONS.get(id(spark)) is state:
+        del _SESSIONS[id(spark)]
+
+
 @contextmanager
 def working(spark: SparkSession) -> Iterator[None]:
     """The block is a run on `spark` in this thread. The small path changes session-wide settings, so it is taken
@@ -168,9 +179,9 @@ def working(spark: SparkSession) -> Iterator[None]:
     starts (no query of its own sees the settings change under it), and while two work, neither takes it."""
     me = threading.get_ident()
     with _CHANGE:
-        state = _SESSIONS.setdefault(id(spark), _Sharing())
-        if me not in state.workers:
-            _CHANGE.wait_for(lambda: state.small == 0)
+        if me not in _sharing(spark).workers:  # a run inside a run goes straight in
+            _CHANGE.wait_for(lambda: _sharing(spark).small == 0)
+        state = _sharing(spark)  # after the wait: the one in force now
         state.workers[me] = state.workers.get(me, 0) + 1
     try:
         yield
@@ -179,8 +190,7 @@ def working(spark: SparkSession) -> Iterator[None]:
             state.workers[me] -= 1
             if not state.workers[me]:
                 del state.workers[me]
-            if not state.workers and not state.small:
-                del _SESSIONS[id(spark)]
+            _forget_if_idle(spark, state)
             _CHANGE.notify_all()
 
 
@@ -216,7 +226,7 @@ def evaluation_for(spark: SparkSession, input_bytes: int | None) -> Iterator[boo
         return
     me = threading.get_ident()
     with _CHANGE:
-        state = _SESSIONS.setdefault(id(spark), _Sharing())
+        state = _sharing(spark)
         if set(state.workers) - {me}:
             small = False
         else:
@@ -240,6 +250,5 @@ def evaluation_for(spark: SparkSession, input_bytes: int | None) -> Iterator[boo
                             spark.conf.unset(key)
                         else:
                             spark.conf.set(key, before)
-            if not state.workers and not state.small:
-                _SESSIONS.pop(id(spark), None)
+            _forget_if_idle(spark, state)
             _CHANGE.notify_all()

@@ -3,28 +3,23 @@ registered (specs.steps), given the step's argument."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from functools import reduce
 
 from pyspark.sql import DataFrame
 
-from lakehouse.errors import SettingsError
-from lakehouse.specs import cleaning_steps
-from lakehouse.specs.steps import StepBase, kind_of
+from lakehouse.specs import cleaning_steps  # noqa: F401 (importing it registers the built-in steps)
+from lakehouse.specs.steps import StepBase, kind_of, secret
 
 Transform = Callable[[DataFrame], DataFrame]
 
-assert cleaning_steps.text  # importing cleaning_steps registers the built-in steps
 
 def step_transform(step: StepBase) -> Transform:
     """The transform of one cleaning step."""
     kind = kind_of(step)
     argument = step.argument
-    secret = kind.secret(argument) if kind.secret else None
-    if secret and not os.environ.get(secret):
-        # before any row is read, as validate-config and the run's start say
-        raise SettingsError(f"the {step.step} cleaning step needs its secret key in the environment variable {secret}")
+    if kind.secret:
+        secret(step.step, kind.secret(argument))  # read before any row is, as validate-config and the run's start
     return lambda df: kind.apply(df, **{kind.names[0]: argument})
 
 

@@ -22,12 +22,14 @@ plus its test.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.sql import DataFrame
 
+from lakehouse.errors import SettingsError
 from lakehouse.specs.base import Spec
 from lakehouse.specs.registry import Registry, check_names, model_of, positional
 
@@ -102,6 +104,14 @@ def cleaning_step(name: str, *, argument: str, does: str, example: str, sample: 
         return fn
 
     return register
+
+
+def secret(step: str, env_name: str) -> str:
+    """The secret a cleaning step reads from the environment variable `env_name`; a SettingsError when unset."""
+    value = os.environ.get(env_name, "")
+    if not value:
+        raise SettingsError(f"the {step} cleaning step needs its secret key in the environment variable {env_name}")
+    return value
 
 
 kind_of = REGISTRY.kind_of

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 
 from pydantic import Field
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.errors import SettingsError
 from lakehouse.specs.base import Spec
 from lakehouse.specs.cleaning_steps.text import each
-from lakehouse.specs.steps import Sample, cleaning_step
+from lakehouse.specs.steps import Sample, cleaning_step, secret
 
 
 def _mask_email(col: Column) -> Column:
@@ -56,13 +54,6 @@ def hmac_sha256(col: Column, key: bytes) -> Column:
     return F.when(col.isNotNull(), F.sha2(F.concat(F.unhex(F.lit(opad)), inner), 256))
 
 
-def hash_key(env_name: str) -> bytes:
-    key = os.environ.get(env_name, "")
-    if not key:
-        raise SettingsError(f"the hash cleaning step needs its secret key in the environment variable {env_name}")
-    return key.encode("utf-8")
-
-
 class HashSpec(Spec):
     columns: list[str] = Field(min_length=1)
     key_env: str = Field(default="LAKEHOUSE_HASH_KEY", pattern=r"^[A-Z_][A-Z0-9_]*$",
@@ -82,5 +73,5 @@ _SAMPLE_DIGEST = hmac.new(b"sample-key", b"CUST00042", hashlib.sha256).hexdigest
                              [{"customer_id": _SAMPLE_DIGEST}, {"customer_id": None}],
                              env={"LAKEHOUSE_HASH_KEY": "sample-key"}))
 def hash(df: DataFrame, *, hash: HashSpec) -> DataFrame:  # noqa: A001 (the step's name)
-    key = hash_key(hash.key_env)
+    key = secret("hash", hash.key_env).encode("utf-8")
     return each(df, hash.columns, lambda col: hmac_sha256(col, key))
