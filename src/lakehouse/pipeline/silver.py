@@ -79,12 +79,14 @@ def deduplicate(spec: m.DatasetSpec, keys: list[str] | None = None) -> Callable[
 def one_per_key(spec: m.DatasetSpec, valid: DataFrame, keys: list[str] | None = None) -> DataFrame:
     """The latest row per key. Keys that occur more than once are found first (an aggregation over the keys
     alone); when they are few, only their rows are ranked, so the day's rows are not shuffled and sorted
-    to resolve a handful of corrections. A small batch (a week of small days) is ranked at once: finding its
-    repeated keys first would cost a Spark job more than ranking it."""
+    to resolve a handful of corrections. The repeated keys and their ranked rows are each computed once and kept
+    (a local checkpoint), so the rows are read three times in all: to find the repeated keys, to rank theirs and
+    to pass the others through. A small batch (a week of small days) is ranked at once: finding its repeated
+    keys first would cost a Spark job more than ranking it."""
     keys = keys or spec.batch_keys
     if is_small(valid):
         return valid.transform(deduplicate(spec, keys))
-    repeated = valid.groupBy(*[column(k) for k in keys]).count().where("count > 1").drop("count")
+    repeated = valid.groupBy(*[column(k) for k in keys]).count().where("count > 1").drop("count").localCheckpoint()
     found = repeated.count()
     if found == 0:
         return valid
@@ -92,7 +94,7 @@ def one_per_key(spec: m.DatasetSpec, valid: DataFrame, keys: list[str] | None = 
         return valid.transform(deduplicate(spec, keys))
     marked = valid.join(F.broadcast(repeated.withColumn("_repeated", F.lit(True))), on=keys, how="left")
     single = marked.where(F.col("_repeated").isNull()).drop("_repeated")
-    several = marked.where(F.col("_repeated")).drop("_repeated").transform(deduplicate(spec, keys))
+    several = marked.where(F.col("_repeated")).drop("_repeated").transform(deduplicate(spec, keys)).localCheckpoint()
     return single.unionByName(several)
 
 
