@@ -5,6 +5,7 @@ product on the same generated day.
 
     spark-submit bench/peers/sales_spark.py --raw <lake>/raw --date 2026-11-20 --out <folder> [--keep <folder>]
     spark-submit --jars <delta jars> bench/peers/sales_spark.py ... --keep <folder> --writer delta-spark
+    spark-submit bench/peers/sales_spark.py ... --keep <folder> --every-table
 
 With `--keep`, it also keeps what the product keeps of the day, written by hand: every raw row in a bronze Delta
 table and the valid rows, one per transaction, merged by key into a silver Delta table (the bench loads day 1 this
@@ -12,6 +13,12 @@ way first). That is a floor for the product's own run: the same tables without i
 or idempotency. `--writer delta-spark` writes those tables with delta-spark instead of delta-rs (an append to
 bronze, a MERGE by key into silver, and the day's gold MERGEd by date, store and category into `<keep>/gold`):
 the floor for the product on its jvm engine.
+
+With `--every-table` as well, it keeps every table the product's sample conf keeps, not only sales': the day's
+inventory, products, customers and campaigns each appended to a bronze table and merged by key (the latest row per
+key, typed, the rows that would fail an error-level check left out) into a silver table, and the inventory
+movement of the day aggregated beside the sales summary. Products and customers are merged in place (the product
+keeps their history) and nothing is quarantined: still a floor.
 """
 
 from __future__ import annotations
@@ -53,6 +60,60 @@ def keep(df: DataFrame, table: str, partition_by: str, key: str | list[str] | No
     shutil.rmtree(staging)
 
 
+def latest(df: DataFrame, key: str, order: str | None) -> DataFrame:
+    """One row per `key`: the latest by `order` when given, else any."""
+    if order is None:
+        return df.dropDuplicates([key])
+    window = Window.partitionBy(key).orderBy(F.col(order).desc())
+    return df.withColumn("_n", F.row_number().over(window)).where("_n = 1").drop("_n")
+
+
+def keep_other_tables(spark: SparkSession, raw: str, day: str, kept: str, out: str, writer: str) -> None:
+    """Bronze and silver of the day's inventory, products, customers and campaigns, and the day's inventory
+    movement (see the module's docstring)."""
+    y, m, d = day.split("-")
+    dated = f"year={y}/month={m}/day={d}"
+    products = spark.read.json(f"{raw}/products/date={day}").select(
+        "product_id", "name", "category", "brand", "pricing", F.to_timestamp("last_updated").alias("last_updated"))
+    dimensions = {
+        "products": (products, "product_id", "last_updated"),
+        "customers": (spark.read.parquet(f"{raw}/customers/{dated}"), "customer_id", None),
+        "campaigns": (spark.read.json(f"{raw}/campaigns/date={day}"), "campaign_id", None),
+    }
+    for name, (rows, key, order) in dimensions.items():
+        rows = rows.persist()
+        keep(rows.withColumn("_run_date", F.lit(day)), f"{kept}/bronze_{name}", "_run_date", writer=writer)
+        keep(latest(rows.where(F.col(key).isNotNull()), key, order).withColumn("_run_date", F.lit(day)),
+             f"{kept}/silver_{name}", "_run_date", key=key, writer=writer)
+    # the exists_in check: the products silver holds after the day's merge
+    known = spark.createDataFrame(DeltaTable(f"{kept}/silver_products").to_pyarrow_table(
+        columns=["product_id"]).to_pandas())
+    inventory = spark.read.option("header", "true").csv(f"{raw}/inventory/{dated}").persist()
+    keep(inventory.withColumn("_run_date", F.lit(day)), f"{kept}/bronze_inventory", "_run_date", writer=writer)
+    inventory = inventory.select(
+        "update_id", F.trim("store_id").alias("store_id"), F.trim("product_id").alias("product_id"),
+        F.col("quantity_change").cast("int").alias("quantity_change"),
+        F.to_timestamp("update_timestamp").alias("update_timestamp"),
+        F.lower(F.trim("update_type")).alias("update_type"))
+    inventory = (inventory.where("update_id IS NOT NULL AND quantity_change IS NOT NULL AND update_timestamp IS NOT "
+                                 "NULL AND update_type IN ('restock', 'sale', 'adjustment', 'return')")
+                 .join(F.broadcast(known), "product_id", "left_semi")
+                 .withColumn("update_date", F.to_date("update_timestamp")))
+    inventory = latest(inventory, "update_id", "update_timestamp").persist()
+    keep(inventory, f"{kept}/silver_inventory", "update_date", key="update_id", writer=writer)
+    movement = inventory.groupBy("update_date", "store_id", "product_id").agg(
+        F.sum("quantity_change").alias("net_quantity_change"),
+        F.sum(F.when(F.col("update_type") == "restock", F.col("quantity_change")).otherwise(0)).alias(
+            "units_restocked"),
+        (-F.sum(F.when(F.col("update_type") == "sale", F.col("quantity_change")).otherwise(0))).alias("units_sold"),
+        F.count(F.lit(1)).alias("updates"))
+    if writer == "delta-spark":
+        keep(movement, f"{kept}/gold_inventory", "update_date", ["update_date", "store_id", "product_id"],
+             writer=writer)
+    else:
+        write_deltalake(f"{out}-inventory", movement.toArrow(), mode="overwrite", partition_by=["update_date"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--raw", required=True)
@@ -60,6 +121,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--keep")
     parser.add_argument("--writer", choices=("delta-rs", "delta-spark"), default="delta-rs")
+    parser.add_argument("--every-table", action="store_true")
     args = parser.parse_args()
     builder = (SparkSession.builder.appName("sales-peer").config("spark.sql.shuffle.partitions", "8")
                .config("spark.ui.enabled", "false"))
@@ -70,6 +132,8 @@ def main() -> None:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
 
+    if args.keep and args.every_table:  # the dimensions first, as the product loads them before the facts
+        keep_other_tables(spark, args.raw, args.date, args.keep, args.out, args.writer)
     sales = spark.read.option("header", "true").csv(f"{args.raw}/sales/date={args.date}")
     if args.keep:
         sales = sales.persist()
