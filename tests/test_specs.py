@@ -29,6 +29,20 @@ def test_shipped_conf_loads_with_dependencies_first():
     assert "net_amount" in sales.output_columns() and "transaction_date" in sales.output_columns()
 
 
+def test_the_specs_package_alone_loads_the_conf_in_a_fresh_interpreter():
+    """`lakehouse.specs.load_catalog` as the first import of a process (a notebook, a script, the bench): the
+    built-in cleaning steps, row checks and dataset checks are registered by the spec package itself, not by the
+    Spark side that applies them."""
+    code = ("import sys\nfrom lakehouse.specs import load_catalog\n"
+            f"catalog = load_catalog({str(CONF)!r})\n"
+            "sales = catalog.datasets['sales']\n"
+            "print(sales.cleaning[0].step, sales.checks[0].check, sales.dataset_checks[0].check)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('lakehouse.rules')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["trim range row_count", "[]"]
+
+
 def _write(conf, name, text):
     (conf / "datasets" / name).write_text(textwrap.dedent(text))
 

@@ -11,6 +11,7 @@ from pydantic import (
 )
 from pyspark.sql import types as T
 
+from lakehouse.specs import cleaning_steps  # noqa: F401 (importing it registers the built-in steps)
 from lakehouse.specs.base import IDENT, ColumnType, Identifier, Located, Spec
 from lakehouse.specs.cases import RuleTest
 from lakehouse.specs.checks import Reference, RowCheck
