@@ -13,6 +13,9 @@ processes from the outside (JVM start included), on the same generated days, in 
             times are not): at most 5% of the product's day
   dimension one product's row changed in silver by hand, then `--pending`: the gold dates recomputed are at most
             the dates whose sales reference it (and the run's time is reported)
+  cluster   day 1 and day 2 of each size in VERSUS_CLUSTER_ROWS (default 100000,1000000; one size or none skips
+            it) on local-cluster[2,1,1024], two executor JVMs: the driver's peak memory (Python and its JVM, not
+            the executors) stays flat, the largest size at most 1.25x the smallest
   big day   as `day`, with VERSUS_BIG_ROWS (default 5,000,000; 0 skips it)
   jvm       where Delta's jars are present (LAKEHOUSE_SPARK_JARS, or jars/lib after `make jars`): day 2 of
             VERSUS_ROWS through the product on its jvm engine (delta-spark), beside the Spark peer that keeps
@@ -33,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,15 +57,36 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def run_process(argv: list[str], env: dict[str, str]) -> dict:
-    """Wall-clock seconds and peak resident memory of the whole process tree; its exit code and output."""
+def driver_rss(pid: int) -> int:
+    """Resident memory of the driver's processes under `pid` (the Python process and the driver JVM): the tree
+    without the executor JVMs of a local cluster and what they start (their Python workers)."""
+    try:
+        if "CoarseGrainedExecutorBackend" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+            return 0
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            total += driver_rss(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
+def run_process(argv: list[str], env: dict[str, str], rss: Callable[[int], int] = tree_rss) -> dict:
+    """Wall-clock seconds and peak resident memory of the whole process tree (or what `rss` counts of it); its
+    exit code and output."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
     peak = [0]
 
     def sample() -> None:
         while proc.poll() is None:
-            peak[0] = max(peak[0], tree_rss(proc.pid))
+            peak[0] = max(peak[0], rss(proc.pid))
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -289,6 +314,32 @@ def day_on_the_jvm_engine(rows: int, work: Path, label: str, jars: str, rust_loa
     return out
 
 
+def driver_memory(sizes: list[int], work: Path) -> dict:
+    """Day 2 (after day 1) of each size in `sizes` through the product on `local-cluster[2,1,1024]` (a master and
+    two executor JVMs besides the driver): the driver's peak resident memory (its Python process and JVM, not the
+    executors). Target: flat, the largest size's peak at most 1.25x the smallest's, as the executors write the rows
+    and the driver handles plans, file lists and commits."""
+    out: dict = {}
+    conf = json.dumps({"spark.master": "local-cluster[2,1,1024]", "spark.executor.memory": "1g",
+                       "spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false"})
+    for rows in sizes:
+        lake = work / f"cluster-{rows}"
+        generate(lake, 2, rows)
+        env = {**env_for(lake), "LAKEHOUSE_SPARK_CONF": conf}
+        days = [run_process([sys.executable, "-m", "lakehouse.cli", "run", "--date", str(day)], env, driver_rss)
+                for day in (END - dt.timedelta(days=1), END)]
+        out[rows] = {f"day{i}": {k: v for k, v in d.items() if k != "output"} for i, d in enumerate(days, 1)}
+        print(f"info  local-cluster, {rows:,}-row days: driver peak {days[0]['peak_gb']} GB (day 1), "
+              f"{days[1]['peak_gb']} GB (day 2); {days[0]['seconds']:.1f} s, {days[1]['seconds']:.1f} s",
+              flush=True)
+        shutil.rmtree(lake, ignore_errors=True)
+    low, high = out[sizes[0]], out[sizes[-1]]
+    growth = max(high[d]["peak_gb"] for d in ("day1", "day2")) / max(low[d]["peak_gb"] for d in ("day1", "day2"))
+    out["growth"] = verdict(f"driver peak memory on a local cluster, {sizes[-1]:,} vs {sizes[0]:,} rows a day",
+                            growth, 1.25)
+    return out
+
+
 def bench_versus(rows: int, big_rows: int, work: Path) -> dict:
     out: dict = {}
     if rows:
@@ -308,6 +359,9 @@ def bench_versus(rows: int, big_rows: int, work: Path) -> dict:
     out["week_pending"] = {k: v for k, v in pending.items() if k != "output"}
     out["week_seconds"] = verdict("7 days x 2,000 rows via --pending", pending["seconds"], 30.0, " s")
     out["one_dimension_row"] = one_dimension_row(work)
+    cluster = [int(n) for n in os.environ.get("VERSUS_CLUSTER_ROWS", "100000,1000000").split(",") if n.strip()]
+    if len(cluster) > 1:
+        out["cluster_driver_memory"] = driver_memory(cluster, work)
     if big_rows:
         out["big_day"], *_ = day_vs_peers(big_rows, work, "versus-big")
     return out
