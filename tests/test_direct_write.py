@@ -119,3 +119,36 @@ def test_appended_inserts_and_delta_spark_reads_them(spark, tmp_path, large):
         assert sorted(r.n for r in jvm.read(path).collect()) == rows
         log = [json.loads(line) for f in sorted(Path(path, "_delta_log").glob("*.json")) for line in f.open()]
         assert any("add" in entry and json.loads(entry["add"]["stats"])["numRecords"] for entry in log)
+
+
+def test_a_replaced_partition_that_adds_a_column_is_one_commit_of_spark_files(spark, tmp_path, large):
+    """Bronze's day with a new raw column: Spark's files, one commit that also records the merged schema (the new
+    column after the table's), earlier rows null in it; delta-spark (where present) reads the same table, and its
+    own partition replace with schema merging gives the same columns in the same order."""
+    from pyspark.sql import functions as F
+
+    rust = select_engine(spark, LakeLayout(str(tmp_path / "lake")), "rust")
+    path = str(tmp_path / "t")
+    rust.replace_partitions(_frame(spark, 0, 40, D1), path, ["day"], {"day": [D1]})
+    wider = _frame(spark, 100, 60, D2).withColumn("extra", F.concat(F.lit("x"), F.col("id")))
+    version = rust.replace_partitions(wider, path, ["day"], {"day": [D2]})
+    assert len(large) == 1 and version == 1  # Spark's files, one commit
+    table = DeltaTable(path)
+    names = [f.name for f in table.schema().fields]
+    assert names == ["id", "day", "n", "v", "amount", "at", "nested", "extra"]
+    log = [json.loads(line) for line in Path(path, "_delta_log", f"{1:020d}.json").open()]
+    assert any("metaData" in entry for entry in log) and sum("add" in entry for entry in log) == 3
+    rows = sorted((r.n, r.extra) for r in rust.read(path).collect())
+    assert rows == [(n, None) for n in range(40)] + [(n, f"x{n}") for n in range(100, 160)]
+    # the partition of the wider day replaced again, narrower: a table's columns are never dropped
+    assert rust.replace_partitions(_frame(spark, 200, 30, D2), path, ["day"], {"day": [D2]}) == 2
+    assert [f.name for f in DeltaTable(path).schema().fields] == names
+    if os.environ.get("LAKEHOUSE_SPARK_JARS") or os.environ.get("LAKEHOUSE_REQUIRE_JVM") == "1":
+        require_jvm(spark)
+        jvm = select_engine(spark, LakeLayout(str(tmp_path / "lake")), "jvm")
+        assert sorted((r.n, r.extra) for r in jvm.read(path).collect()) == \
+            sorted((r.n, r.extra) for r in rust.read(path).collect())
+        twin = str(tmp_path / "twin")
+        jvm.replace_partitions(_frame(spark, 0, 40, D1), twin, ["day"], {"day": [D1]})
+        jvm.replace_partitions(wider, twin, ["day"], {"day": [D2]})
+        assert [f.name for f in DeltaTable(twin).schema().fields] == names

@@ -9,8 +9,10 @@ log does not name (VACUUM removes them, as it removes any writer's leftovers). A
 the lake is on a local disk (on S3 a move is a copy: the staging hand-off writes there), it is not small (a small
 frame is collected as Arrow, see `handoff`), its partition columns are of a type whose folder names are exact
 (dates, integers, booleans, text), the table exists (delta-rs's writer creates a table: its first commit is a
-WRITE, as on the jvm engine) and its schema is the frame's (schema evolution goes through delta-rs's own writer,
-which merges schemas). Otherwise the caller uses the staging hand-off.
+WRITE, as on the jvm engine) and its schema is the frame's. A write that replaces partitions (bronze's day, the
+quarantine's) may add columns: its commit records the merged schema, the new columns after the table's. An
+append that adds columns goes through delta-rs's own writer, which merges schemas. Otherwise the caller uses the
+staging hand-off.
 """
 
 from __future__ import annotations
@@ -57,20 +59,29 @@ class Written:
         return sum(json.loads(a.stats)["numRecords"] for a in self.adds)
 
 
-def direct_writes(df: DataFrame, root: str, partition_by: list[str], table: DeltaTable | None) -> bool:
-    """Whether `df` goes to the table at `root` as files Spark writes in place."""
+def direct_schema(df: DataFrame, root: str, partition_by: list[str], table: DeltaTable | None,
+                  evolve: bool = False) -> pa.Schema | None:
+    """The schema the commit records when `df` goes to the table at `root` as files Spark writes in place; None
+    when it goes through the staging hand-off. The frame has the table's columns and types; with `evolve` it may
+    also carry new ones, which the commit adds after the table's (as a schema merge does; only a commit that
+    replaces partitions records a schema in delta-rs)."""
     if table is None or is_small(df) or is_remote(root):
-        return False
+        return None
     fields = {f.name: f for f in df.schema.fields}
     if any(c not in fields or not isinstance(fields[c].dataType, EXACT_PARTITION_TYPES) for c in partition_by):
-        return False
+        return None
     held = pa.schema(table.schema().to_arrow())
     given = arrow_schema(df.schema)
     if list(table.metadata().partition_columns) != list(partition_by):
-        return False
+        return None
     # the same columns and types; a nested field Spark declares non-null is the table's nullable one (the commit
     # keeps the table's schema)
-    return [(f.name, _loose(f.type)) for f in held] == [(f.name, _loose(f.type)) for f in given]
+    if [(f.name, _loose(f.type)) for f in held] == [(f.name, _loose(f.type)) for f in given]:
+        return held
+    types = {f.name: _loose(f.type) for f in given}
+    if not evolve or any(types.get(f.name) != _loose(f.type) for f in held):
+        return None
+    return pa.schema([*held, *[f for f in given if f.name not in held.names]])
 
 
 def _loose(kind: pa.DataType) -> pa.DataType:
@@ -169,11 +180,14 @@ def _json_value(value: Any) -> Any:
 
 
 def commit(table: DeltaTable, written: Written, partition_by: list[str], properties: CommitProperties,
-           replace: list[tuple[str, str, list[str]]] | None = None) -> None:
+           replace: list[tuple[str, str, list[str]]] | None = None, schema: pa.Schema | None = None) -> None:
     """One commit adding the written files, based on `table`'s version: appended, or replacing the partitions
-    `replace` names (delta-rs removes their files in the same commit). The table's schema stays: the files add
-    rows, not columns."""
+    `replace` names (delta-rs removes their files in the same commit). The table's schema stays, or becomes
+    `schema` (its columns and more: `direct_schema`) when partitions are replaced."""
+    held = pa.schema(table.schema().to_arrow())
+    if schema is not None and schema != held and replace is None:
+        raise ValueError("an appending commit cannot change the table's schema")
     actions: list[AddAction | RemoveAction] = [*written.adds]
     table.create_write_transaction(actions, mode="append" if replace is None else "overwrite",
-                                   schema=pa.schema(table.schema().to_arrow()), partition_by=partition_by or None,
+                                   schema=held if schema is None else schema, partition_by=partition_by or None,
                                    partition_filters=replace, commit_properties=properties)

@@ -183,7 +183,8 @@ class RustEngine(TableEngine):
         """`df` written by Spark into the table's folder and committed by delta-rs in one commit based on
         `table`'s version (`tables.direct`): the files written, or None when the frame goes through the staging
         hand-off instead."""
-        if table is None or not direct.direct_writes(df, path, partition_by, table):
+        schema = direct.direct_schema(df, path, partition_by, table, evolve=replace is not None)
+        if table is None or schema is None:
             return None
         filters = None
         if replace is not None:
@@ -191,7 +192,7 @@ class RustEngine(TableEngine):
             if len(filters) != len(replace) or any(None in v or not v for v in replace.values()):
                 return None  # rows outside the partition columns are replaced by delta-rs's own writer
         written = direct.write_files(df, path, partition_by)
-        direct.commit(table, written, partition_by, properties, filters)
+        direct.commit(table, written, partition_by, properties, filters, schema)
         return written
 
     def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str],
