@@ -1,0 +1,139 @@
+"""Where a day's time goes: day 2 of a generated lake (after day 1) through the product in this process, on
+`local[2]`, with Spark's event log on. Per dataset and gold table: its wall-clock seconds, its timed steps (the
+outcome's timings), the Spark jobs it started, the seconds in which at least one of them ran, and the rest, in
+which only the driver worked (planning, listing, delta-rs commits, Python). Run alone:
+
+    python bench/profile_day.py [ROWS]          # default 1000000 sales rows a day; prints a table and JSON
+
+The figures name the work, not a target: `bench/versus.py` times whole processes against the peers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lakehouse.telemetry import Sink
+
+REPO = Path(__file__).resolve().parents[1]
+END = dt.date(2026, 11, 20)
+
+
+class Windows(Sink):
+    """A telemetry sink noting when each dataset and gold table started and finished (epoch milliseconds)."""
+
+    name = "profile windows"
+
+    def __init__(self) -> None:
+        self.open: dict[str, float] = {}
+        self.spans: list[tuple[str, float, float, dict[str, float]]] = []
+
+    def _start(self, name: str) -> None:
+        self.open[name] = time.time() * 1000
+
+    def _end(self, name: str, steps: dict[str, float]) -> None:
+        self.spans.append((name, self.open.pop(name), time.time() * 1000, steps))
+
+    def dataset_started(self, run, spec, raw_folder) -> None:
+        self._start(spec.name)
+
+    def dataset_finished(self, run, spec, outcome, error, tables) -> None:
+        self._end(spec.name, dict(outcome.timings))
+
+    def gold_started(self, run, agg) -> None:
+        self._start(f"gold {agg.name}")
+
+    def gold_finished(self, run, agg, gold, error, tables) -> None:
+        self._end(f"gold {agg.name}", {})
+
+
+def spark_jobs(folder: Path) -> list[tuple[float, float]]:
+    """(submitted, completed) epoch milliseconds of every Spark job in the event log under `folder`."""
+    jobs: dict[int, list[float]] = {}
+    for log in folder.rglob("events_*"):
+        for line in log.read_text().splitlines():
+            event = json.loads(line)
+            if event["Event"] == "SparkListenerJobStart":
+                jobs[event["Job ID"]] = [event["Submission Time"], event["Submission Time"]]
+            elif event["Event"] == "SparkListenerJobEnd" and event["Job ID"] in jobs:
+                jobs[event["Job ID"]][1] = event["Completion Time"]
+    return sorted((s, e) for s, e in jobs.values())
+
+
+def busy_seconds(jobs: list[tuple[float, float]], start: float, end: float) -> float:
+    """Seconds of [start, end] in which at least one job ran."""
+    total, reach = 0.0, start
+    for s, e in jobs:
+        s, e = max(s, reach), min(e, end)
+        if e > s:
+            total += e - s
+            reach = e
+    return total / 1000
+
+
+def profile(rows: int, work: Path) -> dict:
+    from pyspark.sql import SparkSession
+
+    from lakehouse.pipeline.job import DailyJob
+    from lakehouse.sample.retail import RetailGenerator
+    from lakehouse.session import build_session
+    from lakehouse.settings import Settings
+    from lakehouse.specs import load_catalog
+    from lakehouse.tables import select_engine
+    from lakehouse.tables.paths import LakeLayout
+    from lakehouse.telemetry import Telemetry
+    from lakehouse.telemetry.stages import StageLog
+
+    lake, events = work / "lake", work / "events"
+    events.mkdir(parents=True)
+    RetailGenerator(lake, days=2, rows_per_day=rows, seed=42, end_date=END).write()
+    spark = build_session(Settings(engine="rust", lake_root=str(lake)), "lakehouse-profile", extra={
+        "spark.master": "local[2]", "spark.ui.enabled": "false", "spark.eventLog.enabled": "true",
+        "spark.eventLog.compress": "false", "spark.eventLog.dir": events.as_uri()})
+    catalog = load_catalog(REPO / "conf")
+    engine = select_engine(spark, LakeLayout(str(lake)), "rust")
+    DailyJob(engine, catalog).run([END - dt.timedelta(days=1)])
+    windows = Windows()
+    DailyJob(engine, catalog, telemetry=Telemetry([StageLog(), windows])).run([END])
+    SparkSession.getActiveSession().stop()  # the event log is complete once the session stops
+    jobs = spark_jobs(events)
+    first, last = windows.spans[0][1], windows.spans[-1][2]
+    out: dict = {"rows": rows, "parts": []}
+    for name, start, end, steps in windows.spans:
+        inside = [j for j in jobs if start <= j[0] <= end]
+        part = {"name": name, "seconds": round((end - start) / 1000, 2), "spark_jobs": len(inside),
+                "spark_busy_seconds": round(busy_seconds(jobs, start, end), 2),
+                "steps": {k: round(v, 2) for k, v in steps.items()}}
+        part["driver_only_seconds"] = round(part["seconds"] - part["spark_busy_seconds"], 2)
+        out["parts"].append(part)
+    out["whole"] = {"seconds": round((last - first) / 1000, 2),
+                    "spark_jobs": len([j for j in jobs if first <= j[0] <= last]),
+                    "spark_busy_seconds": round(busy_seconds(jobs, first, last), 2)}
+    return out
+
+
+def main() -> int:
+    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    work = Path(tempfile.mkdtemp(prefix="lakehouse-profile-"))
+    try:
+        out = profile(rows, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{'part':34} {'seconds':>8} {'jobs':>5} {'spark':>7} {'driver':>7}  steps")
+    for p in [*out["parts"], {"name": "the day (first start to last end)", **out["whole"],
+                              "driver_only_seconds": round(out["whole"]["seconds"]
+                                                           - out["whole"]["spark_busy_seconds"], 2), "steps": {}}]:
+        steps = " ".join(f"{k} {v}" for k, v in p["steps"].items())
+        print(f"{p['name']:34} {p['seconds']:8.2f} {p['spark_jobs']:5d} {p['spark_busy_seconds']:7.2f} "
+              f"{p['driver_only_seconds']:7.2f}  {steps}")
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
