@@ -152,3 +152,22 @@ def test_a_replaced_partition_that_adds_a_column_is_one_commit_of_spark_files(sp
         jvm.replace_partitions(_frame(spark, 0, 40, D1), twin, ["day"], {"day": [D1]})
         jvm.replace_partitions(wider, twin, ["day"], {"day": [D2]})
         assert [f.name for f in DeltaTable(twin).schema().fields] == names
+
+
+def test_a_row_outside_the_one_partition_replaced_fails_the_write(spark, tmp_path, large):
+    """One partition replaced is written as that partition's folder (no sort by the partition column): a row of
+    another partition in the frame fails the write, which leaves the table as it was, instead of landing in the
+    wrong folder."""
+    from pyspark.sql.utils import CapturedException
+
+    rust = select_engine(spark, LakeLayout(str(tmp_path / "lake")), "rust")
+    path = str(tmp_path / "t")
+    rust.replace_partitions(_frame(spark, 0, 40, D1), path, ["day"], {"day": [D1]})
+    mixed = _frame(spark, 100, 50, D2).unionByName(_frame(spark, 500, 1, D1))
+    with pytest.raises(CapturedException, match="outside the partition"):
+        rust.replace_partitions(mixed, path, ["day"], {"day": [D2]})
+    table = DeltaTable(path)
+    assert table.version() == 0 and sorted(table.to_pyarrow_table()["n"].to_pylist()) == list(range(40))
+    assert rust.replace_partitions(_frame(spark, 100, 50, D2), path, ["day"], {"day": [D2]}) == 1
+    adds = pa.table(DeltaTable(path).get_add_actions(flatten=True)).to_pylist()
+    assert {a["partition.day"] for a in adds} == {D1, D2} and all("/day=" not in a["path"][4:] for a in adds)

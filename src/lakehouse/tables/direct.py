@@ -17,7 +17,10 @@ staging hand-off.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +32,7 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable
 from deltalake.transaction import AddAction, RemoveAction
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -100,12 +104,33 @@ def arrow_schema(schema: T.StructType) -> pa.Schema:
     return nullable(to_arrow_schema(schema, timestamp_utc=True))
 
 
-def write_files(df: DataFrame, root: str, partition_by: list[str]) -> Written:
+def folder_value(value: Any) -> str | None:
+    """A partition value as Spark names its folder, for the values whose name needs no escaping (None: others)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | dt.date) and not isinstance(value, dt.datetime):
+        return str(value) if isinstance(value, int) else value.isoformat()
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.\-]+", value):
+        return value
+    return None
+
+
+def write_files(df: DataFrame, root: str, partition_by: list[str], only: dict[str, Any] | None = None
+                ) -> Written:
     """Spark writes `df` into a fresh folder of the table at `root`; its data files are then moved into the
     table's partition folders (a rename on a local disk; their names, made by Spark, hold the write's id);
-    returns their add actions."""
+    returns their add actions. With `only` (each partition column's one value, every `folder_value`), the rows
+    all belong to that partition: Spark writes them into its folder, without sorting them by the partition
+    columns first as a partitioned write does, and a row of another partition fails the write."""
     folder = f"w-{uuid.uuid4().hex}"
-    df.write.mode("errorifexists").partitionBy(*partition_by).parquet(spark_uri(join(root, folder)))
+    if only:
+        inside = functools.reduce(lambda a, b: a & b, [F.col(c).eqNullSafe(F.lit(v)) for c, v in only.items()])
+        rows = df.where(F.assert_true(inside, F.lit(f"a row outside the partition {only} being written"))
+                        .isNull()).drop(*partition_by)
+        into = join(root, folder, *[f"{c}={folder_value(only[c])}" for c in partition_by])
+        rows.write.mode("errorifexists").parquet(spark_uri(into))
+    else:
+        df.write.mode("errorifexists").partitionBy(*partition_by).parquet(spark_uri(join(root, folder)))
     fs, base = filesystem(root)
     base = base.rstrip("/")
     adds: list[AddAction] = []

@@ -191,7 +191,12 @@ class RustEngine(TableEngine):
             filters = partition_filters(table, replace)
             if len(filters) != len(replace) or any(None in v or not v for v in replace.values()):
                 return None  # rows outside the partition columns are replaced by delta-rs's own writer
-        written = direct.write_files(df, path, partition_by)
+        # one partition replaced (bronze's day): its folder written as such, no sort by the partition columns
+        only = {c: replace[c][0] for c in partition_by} if replace is not None and set(replace) == set(
+            partition_by) and all(len(replace[c]) == 1 for c in partition_by) else None
+        if only is not None and any(direct.folder_value(v) is None for v in only.values()):
+            only = None
+        written = direct.write_files(df, path, partition_by, only)
         direct.commit(table, written, partition_by, properties, filters, schema)
         return written
 
