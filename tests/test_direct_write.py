@@ -136,7 +136,7 @@ def test_a_replaced_partition_that_adds_a_column_is_one_commit_of_spark_files(sp
     table = DeltaTable(path)
     names = [f.name for f in table.schema().fields]
     assert names == ["id", "day", "n", "v", "amount", "at", "nested", "extra"]
-    log = [json.loads(line) for line in Path(path, "_delta_log", f"{1:020d}.json").open()]
+    log = [json.loads(line) for line in Path(path, "_delta_log", f"{1:020d}.json").read_text().splitlines()]
     assert any("metaData" in entry for entry in log) and sum("add" in entry for entry in log) == 3
     rows = sorted((r.n, r.extra) for r in rust.read(path).collect())
     assert rows == [(n, None) for n in range(40)] + [(n, f"x{n}") for n in range(100, 160)]
