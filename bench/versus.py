@@ -44,14 +44,18 @@ BIN = Path(sys.executable).parent
 END = dt.date(2026, 11, 20)
 
 
-def tree_rss(pid: int) -> int:
+def tree_rss(pid: int, leave_out: str | None = None) -> int:
+    """Resident memory of `pid` and its descendants; a process whose command line holds `leave_out` is left out,
+    with its own descendants."""
     total = 0
     try:
+        if leave_out and leave_out in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+            return 0
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1]) * 1024
         for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            total += tree_rss(int(child))
+            total += tree_rss(int(child), leave_out)
     except (FileNotFoundError, ProcessLookupError):
         pass
     return total
@@ -60,21 +64,7 @@ def tree_rss(pid: int) -> int:
 def driver_rss(pid: int) -> int:
     """Resident memory of the driver's processes under `pid` (the Python process and the driver JVM): the tree
     without the executor JVMs of a local cluster and what they start (their Python workers)."""
-    try:
-        if "CoarseGrainedExecutorBackend" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
-            return 0
-    except (FileNotFoundError, ProcessLookupError):
-        return 0
-    total = 0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            total += driver_rss(int(child))
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return total
+    return tree_rss(pid, leave_out="CoarseGrainedExecutorBackend")
 
 
 def run_process(argv: list[str], env: dict[str, str], rss: Callable[[int], int] = tree_rss) -> dict:

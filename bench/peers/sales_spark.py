@@ -146,16 +146,14 @@ def main() -> None:
         F.to_timestamp("transaction_timestamp").alias("transaction_timestamp"))
     sales = sales.where("transaction_id IS NOT NULL AND quantity > 0 AND unit_price >= 0 "
                         "AND transaction_timestamp IS NOT NULL")
-    latest = Window.partitionBy("transaction_id").orderBy(F.col("transaction_timestamp").desc())
-    sales = sales.withColumn("_n", F.row_number().over(latest)).where("_n = 1").drop("_n")
+    sales = latest(sales, "transaction_id", "transaction_timestamp")
     if args.keep:
         sales = sales.persist()
         keep(sales.withColumn("transaction_date", F.to_date("transaction_timestamp")), f"{args.keep}/silver",
              "transaction_date", key="transaction_id", writer=args.writer)
 
     products = spark.read.json(f"{args.raw}/products")
-    newest = Window.partitionBy("product_id").orderBy(F.col("last_updated").desc())
-    products = (products.withColumn("_n", F.row_number().over(newest)).where("_n = 1")
+    products = (latest(products, "product_id", "last_updated")
                 .select("product_id", "category", F.col("pricing.cost_price").cast("double").alias("cost_price")))
     customers = spark.read.parquet(f"{args.raw}/customers").select("customer_id").distinct()
 
