@@ -17,6 +17,7 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Any
 
+import pyarrow.compute as pc
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -43,6 +44,7 @@ from lakehouse.specs.dataset_checks import kind_of
 from lakehouse.sql import column
 from lakehouse.tables.engine import TableEngine
 from lakehouse.tables.paths import sweep
+from lakehouse.tables.view import LakeView
 
 
 @dataclass(frozen=True)
@@ -302,11 +304,9 @@ class DatasetLoad:
         if not any(kind_of(c).previous for c in self.spec.dataset_checks):
             return None
         earlier = [d for d in self.loaded if d < day and self.outcomes[d].status == "ok"]
-        runs = self.engine.read_or_none(self.lake.meta("runs"))
-        logged = None if runs is None else (
-            runs.where((F.col("layer") == "silver") & (F.col("name") == self.spec.name)
-                       & (F.col("status") == "ok") & (F.col("run_date") < F.lit(day)))
-            .orderBy(F.col("run_date").desc(), F.col("finished_at").desc()).select("run_date", "rows_read").first())
+        runs = LakeView(self.lake.root).meta_rows("runs", (pc.field("run_date") < day) & (
+            pc.field("layer") == "silver") & (pc.field("name") == self.spec.name) & (pc.field("status") == "ok"))
+        logged = max(runs, key=lambda r: (r["run_date"], r["finished_at"]), default=None)
         if earlier and (logged is None or logged["run_date"] <= earlier[-1]):
             return self.outcomes[earlier[-1]].rows_read
         return None if logged is None else int(logged["rows_read"])

@@ -88,10 +88,9 @@ def inputs(spec: AggregationSpec) -> list[str]:
 
 def recorded(engine: TableEngine) -> dict[tuple[str, str], int]:
     """(aggregation, dataset) -> the version of the dataset's silver table its gold table was last built from."""
-    table = engine.read_or_none(engine.layout.meta("gold_inputs"))
-    if table is None:
-        return {}
-    return recorded_from([r.asDict() for r in table.collect()])
+    from lakehouse.tables.view import LakeView
+
+    return recorded_from(LakeView(engine.layout.root).meta_rows("gold_inputs"))
 
 
 def current(engine: TableEngine, spec: AggregationSpec) -> dict[str, int]:

@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pyspark.sql import DataFrame, Row, Window
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.sources.files import RawFile, content_checksum, is_local, list_raw
@@ -86,15 +84,28 @@ def unchanged(seen: dict[str, Any], f: RawFile, by_content: bool = False) -> boo
 def latest_state(engine: TableEngine, dataset: str | None, partition_dates: list[dt.date] | None = None
                  ) -> dict[tuple[str, str], dict[str, Any]]:
     """(dataset, path) -> the latest log row of each file of `dataset` (of the raw partitions `partition_dates`
-    when given; every dataset for None): only those rows reach the driver, however long the log has grown."""
-    log = engine.read_or_none(engine.layout.meta("ingested_files"))
-    if log is None:
-        return {}
+    when given; every dataset for None). Read from the Delta log without Spark (the log is lake metadata, and a
+    Spark read of it costs a run seconds of jobs); only the latest row of each file becomes a Python object."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lakehouse.tables.view import LakeView
+
+    where = None
     if dataset is not None:
-        log = log.where(F.col("dataset") == F.lit(dataset))
+        where = pc.field("dataset") == dataset
     if partition_dates is not None:
-        log = log.where(F.col("partition_date").isin(partition_dates))
-    return {(r.dataset, r.path): r.asDict() for r in latest_rows(log)}
+        dates = pc.field("partition_date").isin(pa.array(partition_dates, pa.date32()))
+        where = dates if where is None else where & dates
+    rows = LakeView(engine.layout.root).latest_meta_rows("ingested_files", ("dataset", "path"), "recorded_at", where)
+    return {(r["dataset"], r["path"]): {k: _naive_utc(v) for k, v in r.items()} for r in rows}
+
+
+def _naive_utc(value: Any) -> Any:
+    """Timestamps as the pipeline holds them: naive, in UTC (Arrow reads a Delta timestamp as UTC-aware)."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
 
 
 def find_pending(engine: TableEngine, catalog: Catalog, since: dt.date | None = None) -> PendingWork:
@@ -189,12 +200,6 @@ def unchanged_since_ingest(state: dict[tuple[str, str], dict[str, Any]], dataset
         out.read.append(replace(f, checksum=f.checksum or seen.get("checksum")))
         out.columns += [c for c in seen["columns"] if c not in out.columns]
     return out if out.read else None
-
-
-def latest_rows(log: DataFrame) -> list[Row]:
-    window = Window.partitionBy("dataset", "path").orderBy(F.col("recorded_at").desc())
-    rows: list[Row] = log.withColumn("_n", F.row_number().over(window)).where("_n = 1").drop("_n").collect()
-    return rows
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.tables.engine import TableEngine
@@ -46,20 +45,15 @@ def record(engine: TableEngine, run_id: str, dates: Mapping[str, Iterable[Any]])
 
 
 def owed(engine: TableEngine) -> dict[str, tuple[set[str], set[str]]]:
-    """aggregation -> (ISO dates still owed, the run ids that owe them)."""
-    table = engine.read_or_none(_path(engine))
-    if table is None:
-        return {}
-    # only the open rows reach the driver, however long the log has grown
-    done = table.where(F.col("status") == "done").select("run_id", "aggregation")
-    open_rows = (table.where(F.col("status") == "pending").join(done, ["run_id", "aggregation"], "left_anti")
-                 .select("run_id", "aggregation", "dates", "status").collect())
-    return owed_from([r.asDict() for r in open_rows])
+    """aggregation -> (ISO dates still owed, the run ids that owe them); the log read without Spark."""
+    from lakehouse.tables.view import LakeView
+
+    return owed_from(LakeView(engine.layout.root).meta_rows("gold_pending"))
 
 
 def owed_from(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[set[str], set[str]]]:
-    """`owed` from the rows of `_meta/gold_pending` (read with Spark, or without it by `plan`): the dates of every
-    `pending` row whose run has no `done` row for the same gold table."""
+    """`owed` from the rows of `_meta/gold_pending`: the dates of every `pending` row whose run has no `done` row
+    for the same gold table."""
     rows = list(rows)
     done = {(r["run_id"], r["aggregation"]) for r in rows if r["status"] == "done"}
     out: dict[str, tuple[set[str], set[str]]] = {}

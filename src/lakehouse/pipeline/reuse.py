@@ -17,13 +17,14 @@ import hashlib
 import json
 from typing import Any
 
-from pyspark.sql import functions as F
+import pyarrow.compute as pc
 
 from lakehouse import __version__
 from lakehouse.results import DatasetOutcome, QualityMetric
 from lakehouse.specs import models as m
 from lakehouse.specs import vocabulary
 from lakehouse.tables.engine import MergeResult, TableEngine
+from lakehouse.tables.view import LakeView
 
 
 def load_state(engine: TableEngine, spec: m.DatasetSpec) -> str | None:
@@ -62,13 +63,11 @@ def still_true(spec: m.DatasetSpec, out: DatasetOutcome) -> bool:
 
 def recorded_outcome(engine: TableEngine, dataset: str, day: dt.date, run_id: str) -> DatasetOutcome | None:
     """The outcome the run `run_id` recorded for `dataset` on `day` (counts and quality metrics), None when the run
-    records hold no successful one."""
-    lake = engine.layout
-    if not engine.exists(lake.meta("runs")):
-        return None
-    runs = engine.read(lake.meta("runs"), partitions={"run_date": [day]})
-    found = runs.where((F.col("run_id") == run_id) & (F.col("layer") == "silver") & (F.col("name") == dataset)
-                       & (F.col("run_date") == F.lit(day)) & (F.col("status") == "ok")).limit(1).collect()
+    records hold no successful one. Read from the run records without Spark."""
+    view = LakeView(engine.layout.root)
+    this_run = (pc.field("run_date") == day) & (pc.field("run_id") == run_id)
+    found = view.meta_rows("runs", this_run & (pc.field("layer") == "silver") & (pc.field("name") == dataset)
+                           & (pc.field("status") == "ok"))
     if not found:
         return None
     row = found[0]
@@ -78,12 +77,9 @@ def recorded_outcome(engine: TableEngine, dataset: str, day: dt.date, run_id: st
         setattr(out, name, int(row[name] or 0))
     out.new_columns = list(row["new_columns"] or [])
     out.merge = MergeResult(source_rows=out.rows_to_silver)  # every row already there, as it is
-    if engine.exists(lake.meta("quality")):
-        quality = engine.read(lake.meta("quality"), partitions={"run_date": [day]})
-        for q in quality.where((F.col("run_id") == run_id) & (F.col("dataset") == dataset)
-                               & (F.col("run_date") == F.lit(day))).collect():
-            out.quality.append(QualityMetric(q["check"], q["column"], q["criticality"], q["evaluated_rows"],
-                                             q["failed_rows"], q["observed"], q["threshold"], q["status"]))
+    for q in view.meta_rows("quality", this_run & (pc.field("dataset") == dataset)):
+        out.quality.append(QualityMetric(q["check"], q["column"], q["criticality"], q["evaluated_rows"],
+                                         q["failed_rows"], q["observed"], q["threshold"], q["status"]))
     out.unchanged_since = run_id
     out.message = f"unchanged since run {run_id}: files, rules and tables as that load left them"
     return out

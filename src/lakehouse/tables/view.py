@@ -159,9 +159,28 @@ class LakeView:
             return []
         return rows
 
-    def meta_rows(self, name: str) -> list[dict[str, Any]]:
-        """Every row of the `_meta` table `name` (none when it does not exist yet)."""
-        return self._meta(name)
+    def meta_rows(self, name: str, where: pa.compute.Expression | None = None) -> list[dict[str, Any]]:
+        """Every row of the `_meta` table `name` (none when it does not exist yet), or those `where` holds (a
+        filter on its partition column reads only those partitions)."""
+        return self._meta(name, where)
+
+    def latest_meta_rows(self, name: str, keys: tuple[str, ...], order: str,
+                         where: pa.compute.Expression | None = None) -> list[dict[str, Any]]:
+        """The rows of the `_meta` table `name` (those `where` holds) that are the latest by `order` among the rows
+        of the same `keys`: only they become Python objects, however long the log has grown."""
+        try:
+            rows = self.read(f"_meta/{name}", where=where)
+        except TableNotFound:
+            return []
+        if rows.num_rows == 0:
+            return []
+        rows = rows.append_column("_row", pa.array(range(rows.num_rows), pa.int64()))
+        # ties on `order` go to the row read last, as a sort by `order` that keeps the last of equals would
+        newest = rows.sort_by([(order, "ascending"), ("_row", "ascending")]).group_by(
+            list(keys), use_threads=False).aggregate([("_row", "last")])
+        keep = pc.is_in(rows["_row"], value_set=newest["_row_last"])
+        latest: list[dict[str, Any]] = rows.filter(keep).drop_columns(["_row"]).to_pylist()
+        return latest
 
     # ------------------------------------------------------------------ runs
 
