@@ -95,3 +95,53 @@ def test_a_file_without_new_keys_beside_others_is_read_as_declared(lakes):
     lake, _ = lakes["add"]
     silver = {r["product_id"]: r for r in table(lake, "silver/products")}
     assert silver["P-1"]["name"] == "plain" and silver["P-1"]["category"] == "toys"
+
+
+def _keys_both_ways(spark, spec, paths, monkeypatch):
+    from lakehouse.sources import json_keys
+    from lakehouse.sources.reader import _spark_path
+
+    python = json_keys._python_keys(spec, spec.source_schema(), paths)
+    monkeypatch.setattr(json_keys, "PYTHON_SCAN_BYTES", -1)  # the Spark pass for every batch
+    return python, json_keys.new_keys(spark, spec, paths, {p: _spark_path(spark, p) for p in paths})
+
+
+def test_the_python_scan_of_a_small_batch_finds_what_the_spark_pass_finds(spark, tmp_path, monkeypatch):
+    from lakehouse.specs import load_catalog
+
+    spec = load_catalog(CONF).datasets["products"]
+    records = [
+        PRODUCT,
+        {**PRODUCT, "Loyalty Tier": "gold", "pricing": {**PRODUCT["pricing"], "discountTier": 3, "nested": {"a": 1}}},
+        {**PRODUCT, "tags": [{"inner": 1}], "pricing": None, "": "empty name"},
+        {"product_id": "P-9", "pricing": "not an object", "extra": {"deep": {"deeper": True}}},
+    ]
+    paths = []
+    for i, chunk in enumerate([records[:2], records[2:], []]):
+        path = tmp_path / f"part-{i}.json"
+        path.write_text("".join(json.dumps(r) + "\n" + ("\n" if i == 0 else "") for r in chunk))
+        paths.append(str(path))
+    python, spark_pass = _keys_both_ways(spark, spec, paths, monkeypatch)
+    assert python is not None
+    assert python == spark_pass
+    assert [name for _, name in python[paths[0]]] == ["Loyalty Tier", "pricing__discountTier", "pricing__nested"]
+    assert python[paths[2]] == ()
+
+
+@pytest.mark.parametrize("line", [
+    '{"product_id": "P-1", "product_id": "P-2"}',   # a duplicate key: Spark's variant refuses the record
+    '{"product_id": "P-1", "x": NaN}',              # a constant outside JSON
+    '{"product_id": "P-1"',                         # malformed
+    '[{"product_id": "P-1"}]',                      # not an object
+    '{"product_id": "P-1", "x": 1e999}',            # out of a double's range
+])
+def test_a_record_that_is_not_plain_json_sends_the_batch_to_spark(spark, tmp_path, monkeypatch, line):
+    from lakehouse.specs import load_catalog
+
+    spec = load_catalog(CONF).datasets["products"]
+    good, odd = tmp_path / "a.json", tmp_path / "b.json"
+    good.write_text(json.dumps({**PRODUCT, "new_key": 1}) + "\n")
+    odd.write_text(line + "\n")
+    python, spark_pass = _keys_both_ways(spark, spec, [str(good), str(odd)], monkeypatch)
+    assert python is None
+    assert [name for _, name in spark_pass[str(good)]] == ["new_key"]
