@@ -101,9 +101,13 @@ def _keys_both_ways(spark, spec, paths, monkeypatch):
     from lakehouse.sources import json_keys
     from lakehouse.sources.reader import _spark_path
 
+    spark_paths = {p: _spark_path(spark, p) for p in paths}
     python = json_keys._python_keys(spec, spec.source_schema(), paths)
-    monkeypatch.setattr(json_keys, "PYTHON_SCAN_BYTES", -1)  # the Spark pass for every batch
-    return python, json_keys.new_keys(spark, spec, paths, {p: _spark_path(spark, p) for p in paths})
+    mixed = json_keys.new_keys(spark, spec, paths, spark_paths)
+    monkeypatch.setattr(json_keys, "PYTHON_SCAN_BYTES", -1)  # the Spark pass for every file
+    spark_pass = json_keys.new_keys(spark, spec, paths, spark_paths)
+    assert mixed == spark_pass  # Python's files and Spark's, together, as Spark alone
+    return python, spark_pass
 
 
 def test_the_python_scan_of_a_small_batch_finds_what_the_spark_pass_finds(spark, tmp_path, monkeypatch):
@@ -122,7 +126,6 @@ def test_the_python_scan_of_a_small_batch_finds_what_the_spark_pass_finds(spark,
         path.write_text("".join(json.dumps(r) + "\n" + ("\n" if i == 0 else "") for r in chunk))
         paths.append(str(path))
     python, spark_pass = _keys_both_ways(spark, spec, paths, monkeypatch)
-    assert python is not None
     assert python == spark_pass
     assert [name for _, name in python[paths[0]]] == ["Loyalty Tier", "pricing__discountTier", "pricing__nested"]
     assert python[paths[2]] == ()
@@ -135,13 +138,14 @@ def test_the_python_scan_of_a_small_batch_finds_what_the_spark_pass_finds(spark,
     '[{"product_id": "P-1"}]',                      # not an object
     '{"product_id": "P-1", "x": 1e999}',            # out of a double's range
 ])
-def test_a_record_that_is_not_plain_json_sends_the_batch_to_spark(spark, tmp_path, monkeypatch, line):
+def test_a_file_with_a_record_that_is_not_plain_json_goes_to_spark(spark, tmp_path, monkeypatch, line):
     from lakehouse.specs import load_catalog
 
     spec = load_catalog(CONF).datasets["products"]
     good, odd = tmp_path / "a.json", tmp_path / "b.json"
     good.write_text(json.dumps({**PRODUCT, "new_key": 1}) + "\n")
-    odd.write_text(line + "\n")
+    odd.write_text(line + "\n" + json.dumps({**PRODUCT, "other_key": 1}) + "\n")
     python, spark_pass = _keys_both_ways(spark, spec, [str(good), str(odd)], monkeypatch)
-    assert python is None
+    assert set(python) == {str(good)}  # Python vouches for the plain file only
     assert [name for _, name in spark_pass[str(good)]] == ["new_key"]
+    assert "other_key" in [name for _, name in spark_pass[str(odd)]]  # Spark reads NaN and 1e999 records too

@@ -8,10 +8,10 @@ record and of every declared struct in it; the reader then reads the new ones to
 `standardize_column_names`); a new field of a declared struct becomes a top-level column named by its path with
 `__` between the levels (`pricing__discount_tier`), so the declared struct keeps its declared type.
 
-A small batch (local files, at most PYTHON_SCAN_BYTES together, no reader options) is scanned in Python instead:
-the same keys without a Spark job (about a second per dataset on a cold JVM). Python answers only when every
-record is plain JSON both parsers read alike (UTF-8, one object per line, no duplicate key); any other file sends
-the whole batch to the Spark pass.
+The files of a small batch (local, at most PYTHON_SCAN_BYTES together, no reader options) are scanned in Python
+instead: the same keys without a Spark job (about a second per dataset on a cold JVM). Python answers for a file
+only when every record of it is plain JSON both parsers read alike (UTF-8, one object per line, no duplicate
+key); the other files go through the Spark pass.
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def new_keys(spark: SparkSession, spec: DatasetSpec, paths: list[str], spark_pat
         return {}
     declared = spec.source_schema()
     found = _python_keys(spec, declared, paths)
-    if found is not None:
+    paths = [p for p in paths if p not in found]  # what Python does not vouch for: the Spark pass
+    if not paths:
         return found
     options = {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in spec.source.options.items()}
     records = (spark.read.options(**options).option("singleVariantColumn", VARIANT)
@@ -90,26 +91,33 @@ def new_keys(spark: SparkSession, spec: DatasetSpec, paths: list[str], spark_pat
     for row in rows:
         parent = tuple(row["_parent"].split(SEP)) if row["_parent"] else ()
         by_spark_path.setdefault(row["_file"], set()).add((*parent, row["_key"]))
-    return {p: _named(spec, by_spark_path.get(spark_paths[p], set())) for p in paths}
+    return {**found, **{p: _named(spec, by_spark_path.get(spark_paths[p], set())) for p in paths}}
 
 
 def _named(spec: DatasetSpec, keys: set[tuple[str, ...]]) -> tuple[NewKey, ...]:
     return tuple((k, target_name(spec, k)) for k in sorted(keys, key=lambda k: (len(k), k)))
 
 
-def _python_keys(spec: DatasetSpec, declared: T.StructType, paths: list[str]
-                 ) -> dict[str, tuple[NewKey, ...]] | None:
-    """`new_keys` found in Python, for a small batch of plain local JSON-lines files; None: the Spark pass
-    decides (options, a remote or compressed file, a large batch, a record that is not plain)."""
-    if spec.source.options or any("://" in p or not p.endswith((".json", ".jsonl", ".ndjson")) for p in paths):
-        return None
+def _python_keys(spec: DatasetSpec, declared: T.StructType, paths: list[str]) -> dict[str, tuple[NewKey, ...]]:
+    """`new_keys` found in Python for the files of a small batch that are plain local JSON-lines files (none when
+    the dataset has reader options or the batch is large): a remote or compressed file, or one with a record
+    that is not plain, is left to the Spark pass."""
+    if spec.source.options:
+        return {}
+    local = [p for p in paths if "://" not in p and p.endswith((".json", ".jsonl", ".ndjson"))]
     try:
-        if sum(os.path.getsize(p) for p in paths) > PYTHON_SCAN_BYTES:
-            return None
-        structs = list(_structs(declared))
-        return {p: _named(spec, _file_keys(p, structs)) for p in paths}
-    except (OSError, _NotPlain):
-        return None
+        if sum(os.path.getsize(p) for p in local) > PYTHON_SCAN_BYTES:
+            return {}
+    except OSError:
+        return {}
+    structs = list(_structs(declared))
+    out = {}
+    for p in local:
+        try:
+            out[p] = _named(spec, _file_keys(p, structs))
+        except (OSError, _NotPlain):
+            continue
+    return out
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
