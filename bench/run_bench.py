@@ -351,8 +351,8 @@ def bench_memory(spark, rows: int, work: Path) -> dict:
 
 def bench_logs(spark, commits: int, work: Path) -> dict:
     """`_meta/ingested_files` after `commits` runs that each logged a day of four files of one dataset (1095: three
-    years of a daily job over three datasets): its read by a run (`ingested.latest_state`, Spark) and by the
-    JVM-free commands (`LakeView.meta_rows`), timed (best of 3) before and after the run-end compaction
+    years of a daily job over three datasets): its read by a run (`ingested.latest_state`: delta-rs, the
+    latest row per file chosen in Arrow) and by the JVM-free commands (`LakeView.meta_rows`), timed (best of 3) before and after the run-end compaction
     (`TableEngine.compact_log`, LAKEHOUSE_LOG_MAX_FILES)."""
     from lakehouse.pipeline import ingested
     from lakehouse.pipeline.meta import LOG_MAX_FILES
