@@ -351,15 +351,14 @@ def bench_memory(spark, rows: int, work: Path) -> dict:
 
 def bench_logs(spark, commits: int, work: Path) -> dict:
     """`_meta/ingested_files` after `commits` runs that each logged a day of four files of one dataset (1095: three
-    years of a daily job over three datasets): its read by a run (`ingested.latest_state`: delta-rs, the
-    latest row per file chosen in Arrow) and by the JVM-free commands (`LakeView.meta_rows`), timed (best of 3) before and after the run-end compaction
+    years of a daily job over three datasets): its read by a run and by `plan` (`ingested.latest_in`: delta-rs,
+    the latest row per file chosen in Arrow), timed (best of 3) before and after the run-end compaction
     (`TableEngine.compact_log`, LAKEHOUSE_LOG_MAX_FILES)."""
     from lakehouse.pipeline import ingested
     from lakehouse.pipeline.meta import LOG_MAX_FILES
     from lakehouse.tables import select_engine
     from lakehouse.tables.deltalog import file_count
     from lakehouse.tables.paths import LakeLayout
-    from lakehouse.tables.view import LakeView
 
     lake = work / "loglake"
     engine = select_engine(spark, LakeLayout(str(lake)), "rust")
@@ -375,7 +374,6 @@ def bench_logs(spark, commits: int, work: Path) -> dict:
                 for j in range(4)]
         engine.append_rows(rows, ingested.SCHEMA, path)
     out: dict = {"commits": commits, "write_s": time.perf_counter() - start}
-    view = LakeView(str(lake))
     for label in ("before", "after"):
         if label == "after":
             result = engine.compact_log(path, LOG_MAX_FILES)
@@ -383,8 +381,7 @@ def bench_logs(spark, commits: int, work: Path) -> dict:
                                  "files_added": result.files_added if result else 0}
         out[f"files_{label}"] = file_count(path)
         state = ingested.latest_state(engine, None)
-        out[f"run_read_{label}_s"] = timed(lambda: ingested.latest_state(engine, None), 3)
-        out[f"view_read_{label}_s"] = timed(lambda: ingested.latest_of(view.meta_rows("ingested_files")), 3)
+        out[f"read_{label}_s"] = timed(lambda: ingested.latest_state(engine, None), 3)
         assert len(state) == commits * 4, len(state)
     return out
 

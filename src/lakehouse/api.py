@@ -226,13 +226,13 @@ class Lakehouse:
              look_back_days: int | None = None) -> Plan:
         """What a run would read and write (`report.plan_text` prints it); nothing is written. The listing needs
         no Spark; `gold_dates` starts Spark to find the gold dates each day's rows hold."""
-        from lakehouse.pipeline.ingested import latest_of, look_back
+        from lakehouse.pipeline.ingested import latest_in, look_back
         from lakehouse.pipeline.plan import Planner
 
         engine_name = self.engine.name if gold_dates or self._engine is not None else self.settings.engine
         planner = Planner(self.catalog, self.layout, engine_name, self.engine if gold_dates else None)
         if pending:
-            return planner.pending(latest_of(self.view.meta_rows("ingested_files")), look_back(look_back_days))
+            return planner.pending(latest_in(self.view), look_back(look_back_days))
         return planner.run_date(run_date or default_run_date())
 
     # ------------------------------------------------------------------ tables

@@ -29,6 +29,7 @@ from lakehouse.specs import Catalog
 from lakehouse.specs.aggregation import AggregationSpec, Join
 from lakehouse.specs.dataset import VALIDITY
 from lakehouse.tables.engine import HistoryEntry, TableEngine
+from lakehouse.tables.view import LakeView
 
 SCHEMA = T.StructType([
     T.StructField("aggregation", T.StringType()),
@@ -88,8 +89,6 @@ def inputs(spec: AggregationSpec) -> list[str]:
 
 def recorded(engine: TableEngine) -> dict[tuple[str, str], int]:
     """(aggregation, dataset) -> the version of the dataset's silver table its gold table was last built from."""
-    from lakehouse.tables.view import LakeView
-
     return recorded_from(LakeView(engine.layout.root).meta_rows("gold_inputs"))
 
 

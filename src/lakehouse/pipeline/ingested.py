@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import types as T
 
 from lakehouse.sources.files import RawFile, content_checksum, is_local, list_raw
@@ -17,6 +19,7 @@ from lakehouse.specs import Catalog
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.tables.engine import TableEngine
 from lakehouse.tables.paths import LakeLayout
+from lakehouse.tables.view import LakeView
 
 SCHEMA = T.StructType([
     T.StructField("dataset", T.StringType()),
@@ -83,21 +86,22 @@ def unchanged(seen: dict[str, Any], f: RawFile, by_content: bool = False) -> boo
 
 def latest_state(engine: TableEngine, dataset: str | None, partition_dates: list[dt.date] | None = None
                  ) -> dict[tuple[str, str], dict[str, Any]]:
+    """`latest_in` the lake the engine writes."""
+    return latest_in(LakeView(engine.layout.root), dataset, partition_dates)
+
+
+def latest_in(view: LakeView, dataset: str | None = None, partition_dates: list[dt.date] | None = None
+              ) -> dict[tuple[str, str], dict[str, Any]]:
     """(dataset, path) -> the latest log row of each file of `dataset` (of the raw partitions `partition_dates`
     when given; every dataset for None). Read from the Delta log without Spark (the log is lake metadata, and a
     Spark read of it costs a run seconds of jobs); only the latest row of each file becomes a Python object."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from lakehouse.tables.view import LakeView
-
     where = None
     if dataset is not None:
         where = pc.field("dataset") == dataset
     if partition_dates is not None:
         dates = pc.field("partition_date").isin(pa.array(partition_dates, pa.date32()))
         where = dates if where is None else where & dates
-    rows = LakeView(engine.layout.root).latest_meta_rows("ingested_files", ("dataset", "path"), "recorded_at", where)
+    rows = view.latest_meta_rows("ingested_files", ("dataset", "path"), "recorded_at", where)
     return {(r["dataset"], r["path"]): {k: _naive_utc(v) for k, v in r.items()} for r in rows}
 
 
@@ -110,14 +114,6 @@ def _naive_utc(value: Any) -> Any:
 
 def find_pending(engine: TableEngine, catalog: Catalog, since: dt.date | None = None) -> PendingWork:
     return pending_work(catalog, engine.layout, latest_state(engine, None), since)  # one read of the log
-
-
-def latest_of(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(dataset, path) -> the latest of the log `rows` for that file (rows read without Spark)."""
-    state: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in sorted(rows, key=lambda r: r["recorded_at"]):
-        state[(row["dataset"], row["path"])] = row
-    return state
 
 
 def look_back(days: int | None, today: dt.date | None = None) -> dt.date | None:

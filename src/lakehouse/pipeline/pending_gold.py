@@ -16,6 +16,7 @@ from typing import Any
 from pyspark.sql import types as T
 
 from lakehouse.tables.engine import TableEngine
+from lakehouse.tables.view import LakeView
 
 SCHEMA = T.StructType([
     T.StructField("run_id", T.StringType()),  # the run that changed silver
@@ -46,8 +47,6 @@ def record(engine: TableEngine, run_id: str, dates: Mapping[str, Iterable[Any]])
 
 def owed(engine: TableEngine) -> dict[str, tuple[set[str], set[str]]]:
     """aggregation -> (ISO dates still owed, the run ids that owe them); the log read without Spark."""
-    from lakehouse.tables.view import LakeView
-
     return owed_from(LakeView(engine.layout.root).meta_rows("gold_pending"))
 
 

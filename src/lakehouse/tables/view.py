@@ -152,12 +152,15 @@ class LakeView:
         return pads.dataset(paths, schema=schema, format="parquet", filesystem=fs, partitioning=partitioning,
                             partition_base_dir=base)
 
-    def _meta(self, name: str, where: pa.compute.Expression | None = None) -> list[dict[str, Any]]:
+    def _meta_table(self, name: str, where: pa.compute.Expression | None = None) -> pa.Table | None:
         try:
-            rows: list[dict[str, Any]] = self.read(f"_meta/{name}", where=where).to_pylist()
+            return self.read(f"_meta/{name}", where=where)
         except TableNotFound:
-            return []
-        return rows
+            return None
+
+    def _meta(self, name: str, where: pa.compute.Expression | None = None) -> list[dict[str, Any]]:
+        rows = self._meta_table(name, where)
+        return [] if rows is None else list(rows.to_pylist())
 
     def meta_rows(self, name: str, where: pa.compute.Expression | None = None) -> list[dict[str, Any]]:
         """Every row of the `_meta` table `name` (none when it does not exist yet), or those `where` holds (a
@@ -168,19 +171,15 @@ class LakeView:
                          where: pa.compute.Expression | None = None) -> list[dict[str, Any]]:
         """The rows of the `_meta` table `name` (those `where` holds) that are the latest by `order` among the rows
         of the same `keys`: only they become Python objects, however long the log has grown."""
-        try:
-            rows = self.read(f"_meta/{name}", where=where)
-        except TableNotFound:
-            return []
-        if rows.num_rows == 0:
+        rows = self._meta_table(name, where)
+        if rows is None or rows.num_rows == 0:
             return []
         rows = rows.append_column("_row", pa.array(range(rows.num_rows), pa.int64()))
         # ties on `order` go to the row read last, as a sort by `order` that keeps the last of equals would
         newest = rows.sort_by([(order, "ascending"), ("_row", "ascending")]).group_by(
             list(keys), use_threads=False).aggregate([("_row", "last")])
-        keep = pc.is_in(rows["_row"], value_set=newest["_row_last"])
-        latest: list[dict[str, Any]] = rows.filter(keep).drop_columns(["_row"]).to_pylist()
-        return latest
+        return list(rows.filter(pc.is_in(rows["_row"], value_set=newest["_row_last"])).drop_columns(["_row"])
+                    .to_pylist())
 
     # ------------------------------------------------------------------ runs
 
