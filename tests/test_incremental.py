@@ -179,7 +179,7 @@ def run_with_raw_csv(spark, tmp_path, conf, folder: str, text: str):
     return DailyJob(engine, load_catalog(conf)).run_day(dt.date(2024, 6, 3))
 
 
-def test_a_dataset_in_yaml_only(spark, tmp_path):
+def test_a_dataset_in_yaml_only(spark, tmp_path, monkeypatch):
     """A new source with only documented checks and steps: no Python change."""
     conf = tmp_path / "conf"
     (conf / "datasets").mkdir(parents=True)
@@ -240,10 +240,13 @@ def test_a_dataset_in_yaml_only(spark, tmp_path):
     spec.write_text(spec.read_text().replace("duplicates: keep_latest", "duplicates: fail"))
     silver_version = version(tmp_path / "lake", "silver/returns")
     engine = select_engine(spark, LakeLayout(str(tmp_path / "lake")), "rust")
-    strict = DailyJob(engine, load_catalog(conf)).run_day(dt.date(2024, 6, 3))
-    outcome = strict.datasets[0]
-    assert strict.failed and "duplicate" in outcome.message and "'return_id': 'R1'" in outcome.message
-    assert version(tmp_path / "lake", "silver/returns") == silver_version and outcome.accounted()
+    # on the small path (checked rows cached) and the large one (checked rows in staging Parquet)
+    for small_input_bytes in ("", "0"):
+        monkeypatch.setenv("LAKEHOUSE_SMALL_INPUT_BYTES", small_input_bytes)
+        strict = DailyJob(engine, load_catalog(conf)).run_day(dt.date(2024, 6, 3))
+        outcome = strict.datasets[0]
+        assert strict.failed and "duplicate" in outcome.message and "'return_id': 'R1'" in outcome.message
+        assert version(tmp_path / "lake", "silver/returns") == silver_version and outcome.accounted()
 
 
 def test_dedup_cleaning_step_keeps_the_latest_and_accounts_for_the_rest(spark, tmp_path):

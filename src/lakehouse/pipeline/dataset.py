@@ -79,6 +79,7 @@ class DatasetLoad:
         self.reload = reload  # a forced reload: a file is the same only by its content, a rejected one is retried
         self.outcomes = {d: DatasetOutcome(spec.name, d) for d in self.dates}
         self.loaded: list[dt.date] = []  # the days whose rows were checked
+        self.checked_rows: DataFrame | None = None  # those rows, conformed, cleaned and checked (see `check`)
         self.shared = DatasetOutcome(spec.name, self.dates[-1])  # times the stages the days share
 
     def staging(self, *parts: str) -> str:
@@ -102,6 +103,8 @@ class DatasetLoad:
         try:
             return self.stages()
         finally:
+            if self.checked_rows is not None:
+                self.checked_rows.unpersist()
             self.share_timings()
             sweep(self.staging())  # on any storage: the next dataset's work is not left beside this one's
 
@@ -110,8 +113,8 @@ class DatasetLoad:
         check_lease(self.engine.layout.root)  # a run whose lease was taken over stops before it writes
         found = {} if self.from_bronze else self.discover_days()
         # a small batch takes the small path (session.evaluation_for): bronze and the checks by what they read
-        with evaluation_for(self.spark, self.input_bytes(found)):
-            checked = self.checked(found)
+        with evaluation_for(self.spark, self.input_bytes(found)) as small:
+            checked = self.checked(found, small)
         if checked is None:
             return self.outcomes
         checked_df, stats = checked
@@ -133,9 +136,10 @@ class DatasetLoad:
                 source.df.unpersist()
         return self.outcomes
 
-    def checked(self, found: dict[dt.date, RawDay]) -> tuple[DataFrame, dict[dt.date, DayStats]] | None:
+    def checked(self, found: dict[dt.date, RawDay], small: bool = False
+                ) -> tuple[DataFrame, dict[dt.date, DayStats]] | None:
         """Bronze, the checks, their measures and the quarantine: the checked rows and each day's figures (None
-        when no day has rows to check)."""
+        when no day has rows to check). `small`: the batch takes the small path (see `check`)."""
         loaded = self.bronze_as_held() if self.from_bronze else self.bronze_from_raw(found)
         self.loaded = sorted(loaded)
         if not loaded:
@@ -147,7 +151,7 @@ class DatasetLoad:
             out.raw_columns = raw_columns
             out.new_columns = new_columns(spec, raw_columns)
             extras += [c for c in out.new_columns if spec.on_new_columns == "add" and c not in extras]
-        checked = self.check(extras)
+        checked = self.check(extras, small)
         checking = {d: self.outcomes[d] for d in self.loaded}
         with self.timed("measure"):
             stats = measure(spec, checked, checking, self.value_columns)
@@ -280,20 +284,29 @@ class DatasetLoad:
     def references(self) -> dict[str, DataFrame | None]:
         return {ref: self.engine.read_or_none(self.lake.silver(ref)) for ref in self.spec.references()}
 
-    def check(self, extras: list[str]) -> DataFrame:
-        """The days' bronze rows conformed, cleaned and checked, written once to staging and read back."""
+    def check(self, extras: list[str], small: bool = False) -> DataFrame:
+        """The days' bronze rows conformed, cleaned and checked, computed once for every stage that reads them
+        (measure, quarantine, silver): written to staging and read back, or, for a `small` batch, cached by
+        Spark (memory, else disk) as `measure` computes them, which spares a Parquet write, its commit and a
+        schema read (a Spark job each) per dataset."""
         spec = self.spec
         prepared = (self.bronze_days()
                     .transform(conform(spec, extras))
                     .transform(clean(spec.cleaning))
                     .transform(evaluate(spec, self.references(), now=self.ingested_at)))
+        if small:
+            self.checked_rows = prepared.persist(StorageLevel.MEMORY_AND_DISK)
+            return self.checked_rows
         with self.timed("check"):
             prepared.write.mode("overwrite").parquet(self.staging("checked"))
-        return self.spark.read.parquet(self.staging("checked"))
+        # read with the schema it was written with: no Spark job to read it back from the files' footers
+        self.checked_rows = self.spark.read.schema(prepared.schema).parquet(self.staging("checked"))
+        return self.checked_rows
 
     def colliding_keys(self, day: dt.date, limit: int = 10) -> list[dict[str, Any]]:
         keys = [column(k) for k in self.spec.batch_keys]
-        checked = self.spark.read.parquet(self.staging("checked"))
+        checked = self.checked_rows
+        assert checked is not None, "the keys collide among checked rows"
         rows = (checked.where(~has_error() & ~superseded(checked) & (F.col(DAY) == F.lit(day)))
                 .groupBy(*keys).count().where("count > 1").orderBy(*keys).limit(limit).collect())
         return [{k: r[k] for k in self.spec.batch_keys} for r in rows]
