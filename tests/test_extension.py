@@ -24,7 +24,7 @@ from lakehouse.sample.retail import RetailGenerator
 from lakehouse.settings import Settings
 from lakehouse.sources import formats
 from lakehouse.sources.probe import probe_csv
-from lakehouse.sources.reader import scan_csv
+from lakehouse.sources.scans import scan_csv
 from lakehouse.specs import dataset_checks, load_catalog, steps, vocabulary
 from lakehouse.specs.dataset_checks import Batch, Verdict, dataset_check
 from lakehouse.specs.models import DatasetSpec

@@ -36,8 +36,9 @@ from lakehouse.rules.checks import evaluate, has_error
 from lakehouse.rules.cleaning import clean
 from lakehouse.rules.conform import conform
 from lakehouse.session import evaluation_for
+from lakehouse.sources.columns import LINEAGE
 from lakehouse.sources.files import RawDay, discover, with_checksum
-from lakehouse.sources.reader import LINEAGE, new_columns
+from lakehouse.sources.reader import new_columns
 from lakehouse.specs import models as m
 from lakehouse.specs.cleaning_steps.rows import superseded
 from lakehouse.specs.dataset_checks import kind_of

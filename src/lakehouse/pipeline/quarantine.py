@@ -11,7 +11,7 @@ from pyspark.sql import types as T
 
 from lakehouse.rules.checks import ERRORS, has_error
 from lakehouse.rules.failures import ERROR_TYPE
-from lakehouse.sources.reader import RAW_RECORD
+from lakehouse.sources.columns import RAW_RECORD
 from lakehouse.specs import models as m
 from lakehouse.sql import column
 from lakehouse.tables.engine import TableEngine

@@ -18,7 +18,7 @@ from pyspark.sql import types as T
 
 from lakehouse.errors import SqlFragmentError
 from lakehouse.rules.failures import CAST_ERRORS, ERROR_TYPE, failure_list
-from lakehouse.sources.reader import RAW_RECORD
+from lakehouse.sources.columns import RAW_RECORD
 from lakehouse.specs import models as m
 from lakehouse.specs import vocabulary
 from lakehouse.specs.row_checks.relations import ref_column

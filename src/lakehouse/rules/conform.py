@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from lakehouse.rules.failures import CAST_ERRORS, ERROR_TYPE, RESCUED, failure_list
-from lakehouse.sources.reader import READ_ERRORS, read_error_value
+from lakehouse.sources.columns import READ_ERRORS, read_error_value
 from lakehouse.specs.models import DatasetSpec
 from lakehouse.specs.names import snake_case
 from lakehouse.sql import all_of, ident, literal, sql_type
