@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -19,6 +20,7 @@ from lakehouse.results import GoldOutcome
 from lakehouse.session import evaluation_for
 from lakehouse.specs.models import AggregationSpec
 from lakehouse.sql import column
+from lakehouse.tables.deltalog import logged_values
 from lakehouse.tables.engine import MergePlan, TableEngine
 
 
@@ -68,14 +70,24 @@ def dates_to_build(engine: TableEngine, spec: AggregationSpec) -> tuple[str, lis
     current = spec_fingerprint(spec)
     if gold is not None:
         if SPEC_COLUMN in gold.columns:
-            found = {r[0] for r in gold.select(SPEC_COLUMN).distinct().collect()}
+            found = distinct_values(lake.gold(spec.name), gold, SPEC_COLUMN)
             if found <= {current}:
                 return None
-        dates = {r[0] for r in silver.select(spec.date_column).distinct().collect()}
-        dates |= {r[0] for r in gold.select(spec.date_column).distinct().collect()}
+        dates = distinct_values(lake.silver(spec.source_dataset), silver, spec.date_column)
+        dates |= distinct_values(lake.gold(spec.name), gold, spec.date_column)
         return "changed", sorted(d for d in dates if d is not None)
-    dates = {r[0] for r in silver.select(spec.date_column).distinct().collect()}
+    dates = distinct_values(lake.silver(spec.source_dataset), silver, spec.date_column)
     return "new", sorted(d for d in dates if d is not None)
+
+
+def distinct_values(path: str, table: DataFrame, column: str) -> set[Any]:
+    """The distinct values of `column` in the table at `path` (`table`, as Spark reads it): from the Delta log when
+    it tells them (a partition column, or one spec fingerprint per file), without a Spark job; else from the
+    rows."""
+    known = logged_values(path, column)
+    if known is not None:
+        return known
+    return {r[0] for r in table.select(column).distinct().collect()}
 
 
 def recompute(engine: TableEngine, spec: AggregationSpec, dates: list[dt.date], run_date: dt.date,

@@ -61,6 +61,47 @@ def table_size(path: str, partitions: dict[str, list[Any]] | None = None) -> int
     return int(pc.sum(files["size_bytes"]).as_py() or 0)
 
 
+# stats a Delta log keeps exactly: delta-spark keeps the first 32 characters of a text column's min/max, and
+# timestamps to the millisecond
+_EXACT_STATS = (pa.types.is_integer, pa.types.is_date, pa.types.is_boolean, pa.types.is_string)
+_TEXT_PREFIX = 32
+
+
+def logged_values(path: str, column: str) -> set[Any] | None:
+    """The distinct values of `column` in the table at `path`, from its Delta log alone, when the log tells them:
+    a partition column's values, or a column whose every file records one value (min equal to max, exact for
+    its type) or only nulls. None when the log cannot tell (no statistics, a file with several values, a type
+    whose statistics are rounded) or there is no table: then the rows must be read."""
+    table = open_table(path)
+    if table is None:
+        return None
+    files = pa.table(table.get_add_actions(flatten=True))
+    if "num_records" in files.column_names:
+        files = files.filter(pc.greater(pc.fill_null(files["num_records"], 1), 0))  # a file of no rows holds none
+    if files.num_rows == 0:
+        return set()
+    if f"partition.{column}" in files.column_names:
+        return set(files[f"partition.{column}"].to_pylist())
+    names = [f"min.{column}", f"max.{column}", f"null_count.{column}", "num_records"]
+    if any(n not in files.column_names for n in names):
+        return None
+    if not any(exact(files[names[0]].type) for exact in _EXACT_STATS):
+        return None
+    values: set[Any] = set()
+    for low, high, nulls, rows in zip(*(files[n].to_pylist() for n in names), strict=True):
+        if nulls is None or rows is None:
+            return None
+        if nulls == rows:
+            values.add(None)
+            continue
+        if low is None or low != high or (isinstance(low, str) and len(low) >= _TEXT_PREFIX):
+            return None
+        values.add(low)
+        if nulls:
+            values.add(None)
+    return values
+
+
 def file_count(path: str) -> int:
     """Data files of the current version of the table at `path`, from its Delta log alone: 0 when there is none."""
     table = open_table(path)
