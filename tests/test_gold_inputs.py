@@ -15,8 +15,7 @@ from lakehouse import report
 from lakehouse.api import Lakehouse
 from lakehouse.cli import main
 from lakehouse.pipeline import pending_gold
-from lakehouse.pipeline.gold import recompute
-from lakehouse.pipeline.gold_inputs import every_date
+from lakehouse.pipeline.gold import every_date, recompute
 from lakehouse.pipeline.job import DailyJob
 from lakehouse.sample.retail import RetailGenerator
 from lakehouse.settings import Settings

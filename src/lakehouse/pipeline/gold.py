@@ -63,21 +63,25 @@ def dates_to_build(engine: TableEngine, spec: AggregationSpec) -> tuple[str, lis
     """("new" | "changed", every date to build) when the gold table does not exist yet although its silver table
     does, or when it holds rows built under another version of its spec; None when it follows its spec."""
     lake = engine.layout
-    silver = engine.read_or_none(lake.silver(spec.source_dataset))
-    if silver is None:
+    if not engine.exists(lake.silver(spec.source_dataset)):
         return None
     gold = engine.read_or_none(lake.gold(spec.name))
-    current = spec_fingerprint(spec)
-    if gold is not None:
-        if SPEC_COLUMN in gold.columns:
-            found = distinct_values(lake.gold(spec.name), gold, SPEC_COLUMN)
-            if found <= {current}:
-                return None
-        dates = distinct_values(lake.silver(spec.source_dataset), silver, spec.date_column)
-        dates |= distinct_values(lake.gold(spec.name), gold, spec.date_column)
-        return "changed", sorted(d for d in dates if d is not None)
-    dates = distinct_values(lake.silver(spec.source_dataset), silver, spec.date_column)
-    return "new", sorted(d for d in dates if d is not None)
+    if gold is None:
+        return "new", sorted(every_date(engine, spec))
+    if SPEC_COLUMN in gold.columns and distinct_values(lake.gold(spec.name), gold, SPEC_COLUMN) <= {
+            spec_fingerprint(spec)}:
+        return None
+    return "changed", sorted(every_date(engine, spec))
+
+
+def every_date(engine: TableEngine, spec: AggregationSpec) -> set[dt.date]:
+    """The dates the gold table holds or its fact table could give it."""
+    dates: set[dt.date] = set()
+    for path in (engine.layout.silver(spec.source_dataset), engine.layout.gold(spec.name)):
+        table = engine.read_or_none(path)
+        if table is not None and spec.date_column in table.columns:
+            dates |= {d for d in distinct_values(path, table, spec.date_column) if d is not None}
+    return dates
 
 
 def distinct_values(path: str, table: DataFrame, column: str) -> set[Any]:

@@ -137,16 +137,6 @@ def recorded_from(rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
             for r in sorted(rows, key=lambda r: r["recorded_at"])}
 
 
-def every_date(engine: TableEngine, spec: AggregationSpec) -> set[dt.date]:
-    """The dates the gold table holds or its fact table could give it."""
-    dates: set[dt.date] = set()
-    for path in (engine.layout.silver(spec.source_dataset), engine.layout.gold(spec.name)):
-        table = engine.read_or_none(path)
-        if table is not None and spec.date_column in table.columns:
-            dates |= {r[0] for r in table.select(spec.date_column).distinct().collect() if r[0] is not None}
-    return dates
-
-
 def _changes(entries: list[HistoryEntry], since: int, now: int, runs_too: bool) -> list[str]:
     """The commits after version `since` up to `now` that changed data, as 'version N: OPERATION': all of them for
     a joined table (a run's dimension load reaches gold only this way), else only those not a pipeline run's (a

@@ -18,7 +18,7 @@ from lakehouse.errors import CommitConflict, describe
 from lakehouse.lease import check_lease
 from lakehouse.pipeline import gold_inputs, ingested, meta, pending_gold
 from lakehouse.pipeline.dataset import DatasetLoad
-from lakehouse.pipeline.gold import dates_to_build, recompute
+from lakehouse.pipeline.gold import dates_to_build, every_date, recompute
 from lakehouse.pipeline.measure import empty_day_fails
 from lakehouse.results import DatasetOutcome, DayResult, GoldOutcome
 from lakehouse.session import a_run, small_input_bytes
@@ -335,7 +335,7 @@ class DailyJob:
                 # silver changed outside a run (a restore, a DELETE by hand): the dates those changes touch
                 drift = gold_inputs.drift(self.engine, self.catalog, agg, built_from)
                 result.notes += [f"gold table {agg.name}: {reason}" for reason in drift.reasons]
-                extra = gold_inputs.every_date(self.engine, agg) if drift.dates is None else drift.dates
+                extra = every_date(self.engine, agg) if drift.dates is None else drift.dates
                 dates = sorted(set(dates) | extra)
                 rebuild = build is not None and build[0] == "changed"
                 faults.point("gold:before")
