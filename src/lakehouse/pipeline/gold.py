@@ -20,7 +20,6 @@ from lakehouse.results import GoldOutcome
 from lakehouse.session import evaluation_for
 from lakehouse.specs.models import AggregationSpec
 from lakehouse.sql import column
-from lakehouse.tables.deltalog import logged_values
 from lakehouse.tables.engine import MergePlan, TableEngine
 
 
@@ -68,7 +67,7 @@ def dates_to_build(engine: TableEngine, spec: AggregationSpec) -> tuple[str, lis
     gold = engine.read_or_none(lake.gold(spec.name))
     if gold is None:
         return "new", sorted(every_date(engine, spec))
-    if SPEC_COLUMN in gold.columns and distinct_values(lake.gold(spec.name), gold, SPEC_COLUMN) <= {
+    if SPEC_COLUMN in gold.columns and distinct_values(engine, lake.gold(spec.name), gold, SPEC_COLUMN) <= {
             spec_fingerprint(spec)}:
         return None
     return "changed", sorted(every_date(engine, spec))
@@ -80,15 +79,15 @@ def every_date(engine: TableEngine, spec: AggregationSpec) -> set[dt.date]:
     for path in (engine.layout.silver(spec.source_dataset), engine.layout.gold(spec.name)):
         table = engine.read_or_none(path)
         if table is not None and spec.date_column in table.columns:
-            dates |= {d for d in distinct_values(path, table, spec.date_column) if d is not None}
+            dates |= {d for d in distinct_values(engine, path, table, spec.date_column) if d is not None}
     return dates
 
 
-def distinct_values(path: str, table: DataFrame, column: str) -> set[Any]:
+def distinct_values(engine: TableEngine, path: str, table: DataFrame, column: str) -> set[Any]:
     """The distinct values of `column` in the table at `path` (`table`, as Spark reads it): from the Delta log when
     it tells them (a partition column, or one spec fingerprint per file), without a Spark job; else from the
     rows."""
-    known = logged_values(path, column)
+    known = engine.logged_values(path, column)
     if known is not None:
         return known
     return {r[0] for r in table.select(column).distinct().collect()}

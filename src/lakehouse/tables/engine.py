@@ -159,7 +159,7 @@ def relative_to_table(table_root: str, file: str) -> str:
 # nothing the second time; an append carries a transaction id, or is a log where a repeated row is harmless); any
 # other error inside one is translated into the product's own (errors.TableError)
 CONTRACT = ("exists", "read", "version", "replace_partitions", "append", "append_rows", "merge", "upsert", "history",
-            "optimize", "vacuum", "delete", "restore", "merge_replacing")
+            "optimize", "vacuum", "delete", "restore", "merge_replacing", "logged_values")
 
 
 def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -251,6 +251,13 @@ class TableEngine(ABC):
         from lakehouse.tables.deltalog import table_size
 
         return table_size(path, partitions)
+
+    def logged_values(self, path: str, column: str) -> set[Any] | None:
+        """The distinct values of `column` when the table's Delta log tells them (tables.deltalog.logged_values),
+        else None; read by delta-rs without a Spark job, on every engine."""
+        from lakehouse.tables.deltalog import logged_values
+
+        return logged_values(path, column)
 
     @abstractmethod
     def replace_partitions(self, df: DataFrame, path: str, partition_by: list[str],
