@@ -92,3 +92,31 @@ def test_python_tracebacks_of_libraries_go_to_the_detail_file(tmp_path):
     assert lines[2].startswith("detail: 12 line(s)") and len(lines) == 3, lines
     kept = detail.read_text()
     assert "ArrowInvalid" in kept and "Py4JNetworkError" in kept and "Exception while sending command." in kept
+
+
+def test_a_child_holding_the_pipe_does_not_hold_the_command(tmp_path):
+    """A JVM keeps the guarded descriptor open until the process ends: the guard's end still passes on every line
+    written before it (the last one without its line break, a stack kept), in order, and knows it has (no wait
+    for a pipe that stays open)."""
+    detail = tmp_path / "detail.log"
+    script = textwrap.dedent(f"""
+        import os, subprocess, sys
+        from lakehouse.telemetry.console import StderrGuard
+        guard = StderrGuard({str(detail)!r})
+        with guard:
+            holder = subprocess.Popen(["sleep", "60"])  # inherits descriptor 2, as the JVM does
+            for i in range(300):
+                os.write(2, f"line {{i}}\\n".encode())
+            os.write(2, b"\\tat org.apache.spark.Stack(Stack.java:1)\\n")
+            os.write(2, b"no line break")
+        print("", file=sys.stderr)
+        print(f"after drained={{guard._drained.is_set()}} holder_alive={{holder.poll() is None}}", file=sys.stderr)
+        holder.kill()
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[:300] == [f"line {i}" for i in range(300)], lines[:5]
+    assert lines[300] == "no line break", lines[300:]
+    assert lines[301].startswith("detail: 1 line(s)"), lines[300:]
+    assert lines[-1] == "after drained=True holder_alive=True", lines[300:]

@@ -61,6 +61,10 @@ class StderrGuard:
         self._thread: threading.Thread | None = None
         self._detail: BinaryIO | None = None
         self._lock = threading.Lock()  # the pump thread and logging (keep_detail) both write the detail file
+        # written into the pipe at the end of the command: once the pump reads it, every line written before it has
+        # been passed on or kept, and the command need not wait for the pipe to close (the JVM holds it open)
+        self._marker = f"\x1elakehouse-stderr-drained-{os.getpid()}-{id(self)}".encode()
+        self._drained = threading.Event()
 
     def __enter__(self) -> StderrGuard:
         try:
@@ -85,9 +89,16 @@ class StderrGuard:
             _ACTIVE.remove(self)
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.flush()
+        drain: int | None = None
+        with contextlib.suppress(OSError):
+            drain = os.dup(2)
         os.dup2(self._saved, 2)  # the pipe closes when the JVM, which holds it too, is gone
+        if drain is not None:
+            with contextlib.suppress(OSError):
+                os.write(drain, self._marker + b"\n")
+            os.close(drain)
         if self._thread is not None:
-            self._thread.join(timeout=2)
+            self._drained.wait(timeout=2)
         if self.kept:
             os.write(self._saved, f"detail: {self.kept} line(s) of Java stacks, tracebacks or Rust panic reports in "
                                   f"{self.detail_path}\n".encode())
@@ -122,25 +133,36 @@ class StderrGuard:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for raw in lines:
-                    line = raw + b"\n"
-                    if panic or PANIC_START.search(line):
-                        panic = 0 if PANIC_END.match(line) or panic > PANIC_LIMIT else panic + 1
-                        self._keep(line)
-                    elif raw.startswith(PY_TRACEBACK) or traceback == "frames":
-                        # frames are indented; the first line that is not is the exception's
-                        traceback = "frames" if raw.startswith(PY_TRACEBACK) or raw[:1] in b" \t" else "after"
-                        self._keep(line)
-                    elif traceback == "after" and (not raw.strip() or raw.startswith(PY_CHAIN)):
-                        self._keep(line)  # a chained traceback follows
-                    elif JAVA_STACK.match(line):
-                        self._keep(line)
-                    elif not self.verbose and NOISE.match(line):
-                        self._keep(line, warning=True)
-                    else:
-                        traceback = ""
-                        self._out(line)
+                    if raw.endswith(self._marker):
+                        if raw := raw[: -len(self._marker)]:
+                            panic, traceback = self._line(raw, panic, traceback)
+                        self._drained.set()
+                        continue
+                    panic, traceback = self._line(raw, panic, traceback)
             if pending:
                 self._out(pending)
+        self._drained.set()
+
+    def _line(self, raw: bytes, panic: int, traceback: str) -> tuple[int, str]:
+        """Pass one line on or keep it in the detail file; the state of a panic report or traceback it is in."""
+        line = raw + b"\n"
+        if panic or PANIC_START.search(line):
+            panic = 0 if PANIC_END.match(line) or panic > PANIC_LIMIT else panic + 1
+            self._keep(line)
+        elif raw.startswith(PY_TRACEBACK) or traceback == "frames":
+            # frames are indented; the first line that is not is the exception's
+            traceback = "frames" if raw.startswith(PY_TRACEBACK) or raw[:1] in b" \t" else "after"
+            self._keep(line)
+        elif traceback == "after" and (not raw.strip() or raw.startswith(PY_CHAIN)):
+            self._keep(line)  # a chained traceback follows
+        elif JAVA_STACK.match(line):
+            self._keep(line)
+        elif not self.verbose and NOISE.match(line):
+            self._keep(line, warning=True)
+        else:
+            traceback = ""
+            self._out(line)
+        return panic, traceback
 
     def _out(self, line: bytes) -> None:
         target = self._saved
