@@ -18,7 +18,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -30,76 +30,12 @@ from lakehouse import faults, retry
 from lakehouse.errors import LakehouseError
 from lakehouse.frames import one_row
 from lakehouse.sql import Dialect, column, in_list, qualified
+from lakehouse.tables.merging import MergePlan as MergePlan
+from lakehouse.tables.merging import MergeResult as MergeResult
+from lakehouse.tables.merging import compare
 from lakehouse.tables.paths import LakeLayout
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class MergeResult:
-    """What one MERGE did. `unchanged` = source rows that matched a target row that needed no update."""
-
-    source_rows: int = 0
-    inserted: int = 0
-    updated: int = 0
-    deleted: int = 0
-    files_added: int = 0
-    files_removed: int = 0
-    version: int | None = None
-
-    @classmethod
-    def from_metrics(cls, metrics: dict[str, Any], names: tuple[str, ...], version: int | None) -> MergeResult:
-        """From an engine's MERGE metrics; `names` are its keys for source rows, inserted, updated, deleted,
-        files added and files removed, in that order."""
-        values = [int(metrics.get(name, 0) or 0) for name in names]
-        source_rows, inserted, updated, deleted, added, removed = values
-        return cls(source_rows, inserted, updated, deleted, added, removed, version)
-
-    @property
-    def unchanged(self) -> int:
-        return max(self.source_rows - self.inserted - self.updated, 0)
-
-    def plus(self, inserted: int = 0, unchanged: int = 0, deleted: int = 0, files_added: int = 0,
-             version: int | None = None) -> MergeResult:
-        """This result and a further commit's (or rows left out before the MERGE: `unchanged`) added up; the
-        version is the later one's when given. Source rows grow by the rows inserted and unchanged."""
-        return replace(self, source_rows=self.source_rows + inserted + unchanged, inserted=self.inserted + inserted,
-                       deleted=self.deleted + deleted, files_added=self.files_added + files_added,
-                       version=self.version if version is None else version)
-
-
-@dataclass(frozen=True)
-class MergePlan:
-    """A MERGE described once, as SQL over aliases `s` (source) and `t` (target)."""
-
-    keys: list[str]
-    partition_by: list[str] = field(default_factory=list)
-    update_when: str | None = None
-    # restrict the scan of the target to these partition values (the values present in the source)
-    partition_values: dict[str, list[Any]] = field(default_factory=dict)
-    # replace scope (column -> values): target rows inside it that have no source row are deleted. Done as a
-    # pruned read + anti-join and a delete-only MERGE, never a "not matched by source" clause: that clause
-    # makes the engines scan the whole table.
-    replace_scope: dict[str, list[Any]] | None = None
-    evolve_schema: bool = False
-    # a delete-only plan: matched rows where this condition holds are deleted, nothing else
-    delete_matched_when: str | None = None
-    # a content-hash column: source rows whose (keys, hash) the target already holds are left out of the
-    # MERGE (they could not change anything), so a rerun's MERGE has nothing to do
-    content_hash: str | None = None
-    # keys may be null (a gold table's group of a left join's unmatched rows): a null key matches a null key
-    null_safe_keys: bool = False
-
-    def scope_condition(self, alias: str = "", dialect: Dialect = "spark") -> str:
-        return " AND ".join(in_list(qualified(alias, c), v, dialect) for c, v in (self.replace_scope or {}).items())
-
-    def condition(self, dialect: Dialect = "spark") -> str:
-        equal = ("<=>" if dialect == "spark" else "IS NOT DISTINCT FROM") if self.null_safe_keys else "="
-        # each comparison in parentheses: delta-rs's parser binds `IS NOT DISTINCT FROM` looser than AND
-        on = [f"({qualified('t', k)} {equal} {qualified('s', k)})" for k in self.keys]
-        for col, values in self.partition_values.items():
-            on.append(in_list(qualified("t", col), values, dialect))
-        return " AND ".join(on)
 
 
 @dataclass(frozen=True)
@@ -338,24 +274,12 @@ class TableEngine(ABC):
             before_write()
             return self.merge(df, path, plan)
         snapshot = self.version(path)
-        keys = [column(k) for k in plan.keys]
-        held_partitions = {c: f"_held_part_{i}" for i, c in enumerate(plan.partition_values) if c not in plan.keys}
-        digest = plan.content_hash
         held = self.read(path, version=snapshot, partitions=plan.partition_values or None)
         # target columns the source lacks (an optional or evolved column) are null in the rows it writes, on
         # every engine (delta-rs would keep the target's value, Delta would fail to resolve the column)
         absent = [f for f in held.schema.fields if f.name not in df.columns]
-        target = held.select(
-            *keys, *[column(c).alias(alias) for c, alias in held_partitions.items()],
-            (F.expr(plan.scope_condition()) if plan.replace_scope else F.lit(False)).alias("_in_scope"),
-            (column(digest) if digest else F.lit(None)).alias("_held_hash"), F.lit(True).alias("_held"))
-        new, in_target = F.col("_new").isNotNull(), F.col("_held").isNotNull()
-        same = (new & in_target & F.col("_new_hash").eqNullSafe(F.col("_held_hash"))) if digest else F.lit(False)
-        kinds = {"inserts": new & ~in_target, "changed": new & in_target & ~same, "same": same,
-                 "stale": ~new & F.coalesce(F.col("_in_scope"), F.lit(False))}
-        narrow = _join_on_keys(df.select(*keys, (column(digest) if digest else F.lit(None)).alias("_new_hash"),
-                                         F.lit(True).alias("_new")), target, plan, "full_outer")
-        counts = one_row(narrow.agg(*[F.count(F.when(c, 1)).alias(k) for k, c in kinds.items()]))
+        sorted_ = compare(df, held, plan)
+        counts = one_row(sorted_.narrow.agg(*[F.count(F.when(c, 1)).alias(k) for k, c in sorted_.kinds.items()]))
         if counts["stale"] or counts["inserts"] or counts["changed"]:
             before_write()
         deleted = 0
@@ -363,9 +287,7 @@ class TableEngine(ABC):
             delete_plan = MergePlan(keys=plan.keys, partition_by=plan.partition_by,
                                     partition_values=plan.partition_values, null_safe_keys=plan.null_safe_keys,
                                     delete_matched_when=plan.scope_condition("t", self.dialect))
-            stale = narrow.where(kinds["stale"]).select(
-                *keys, *[F.col(alias).alias(c) for c, alias in held_partitions.items()])
-            removed = self.merge(stale, path, delete_plan, snapshot)
+            removed = self.merge(sorted_.stale(), path, delete_plan, snapshot)
             deleted, snapshot = removed.deleted, removed.version
             faults.point("silver:after_delete")
         if not counts["inserts"] and not counts["changed"]:
@@ -375,28 +297,9 @@ class TableEngine(ABC):
             # every source row is new (a day of new keys, mostly): they are the source itself, no join needed
             rows = {"changed": None, "inserts": df.select(*columns)}
         else:
-            # the rows to write, with all their columns: the source left-joined to the same target snapshot
-            full = _join_on_keys(df.withColumn("_new", F.lit(True)), target, plan, "left").withColumn(
-                "_new_hash", column(digest) if digest else F.lit(None))
-            rows = {k: full.where(kinds[k]).select(*columns) if counts[k] else None for k in ("changed", "inserts")}
+            rows = {k: sorted_.rows(df, k, columns) if counts[k] else None for k in ("changed", "inserts")}
         result = self.upsert(rows["changed"], rows["inserts"], path, plan, snapshot)
         return result.plus(unchanged=counts["same"], deleted=deleted)
-
-
-def _join_on_keys(left: DataFrame, right: DataFrame, plan: MergePlan, how: str) -> DataFrame:
-    """`left` joined to `right` on the plan's keys, each key once in the result (for an outer join, the value of
-    the side that has the row). With `null_safe_keys`, a null key matches a null key."""
-    if not plan.null_safe_keys:
-        return left.join(right, on=plan.keys, how=how)
-    held = {k: f"_held_key_{i}" for i, k in enumerate(plan.keys)}
-    right = right.select(*[column(k).alias(held[k]) for k in plan.keys],
-                         *[column(c) for c in right.columns if c not in held])
-    on = functools.reduce(lambda a, b: a & b, [column(k).eqNullSafe(F.col(held[k])) for k in plan.keys])
-    joined = left.join(right, on, how)
-    merged = [F.coalesce(column(k), F.col(held[k])).alias(k) if how == "full_outer" else column(k)
-              for k in plan.keys]
-    return joined.select(*merged, *[column(c) for c in joined.columns if c not in plan.keys and c not in
-                                    held.values()])
 
 
 for _op in ("upsert", "merge_replacing"):
