@@ -297,7 +297,8 @@ class TableEngine(ABC):
             # every source row is new (a day of new keys, mostly): they are the source itself, no join needed
             rows = {"changed": None, "inserts": df.select(*columns)}
         else:
-            rows = {k: sorted_.rows(df, k, columns) if counts[k] else None for k in ("changed", "inserts")}
+            written = sorted_.rows(df, columns, [k for k in ("changed", "inserts") if counts[k]])
+            rows = {k: written.get(k) for k in ("changed", "inserts")}
         result = self.upsert(rows["changed"], rows["inserts"], path, plan, snapshot)
         return result.plus(unchanged=counts["same"], deleted=deleted)
 

@@ -99,13 +99,13 @@ class Comparison:
             *[column(k) for k in self.plan.keys],
             *[F.col(alias).alias(c) for c, alias in self.held_partitions.items()])
 
-    def rows(self, df: DataFrame, kind: str, columns: list[Column]) -> DataFrame:
-        """The source rows of `kind` (changed or inserts), with all their `columns`: the source left-joined to the
-        same target snapshot."""
+    def rows(self, df: DataFrame, columns: list[Column], kinds: list[str]) -> dict[str, DataFrame]:
+        """The source rows of each of `kinds` (changed, inserts), with all their `columns`: the source left-joined
+        once to the same target snapshot."""
         digest = self.plan.content_hash
         full = join_on_keys(df.withColumn("_new", F.lit(True)), self.target, self.plan, "left").withColumn(
             "_new_hash", column(digest) if digest else F.lit(None))
-        return full.where(self.kinds[kind]).select(*columns)
+        return {k: full.where(self.kinds[k]).select(*columns) for k in kinds}
 
 
 def compare(df: DataFrame, held: DataFrame, plan: MergePlan) -> Comparison:
