@@ -4,6 +4,7 @@ outcome's timings), the Spark jobs it started, the seconds in which at least one
 which only the driver worked (planning, listing, delta-rs commits, Python). Run alone:
 
     python bench/profile_day.py [ROWS]          # default 1000000 sales rows a day; prints a table and JSON
+    python bench/profile_day.py [ROWS] --jobs   # and each part's Spark jobs: when, how long, which action
 
 The figures name the work, not a target: `bench/versus.py` times whole processes against the peers.
 """
@@ -52,23 +53,26 @@ class Windows(Sink):
         self._end(f"gold {agg.name}", {})
 
 
-def spark_jobs(folder: Path) -> list[tuple[float, float]]:
-    """(submitted, completed) epoch milliseconds of every Spark job in the event log under `folder`."""
-    jobs: dict[int, list[float]] = {}
+def spark_jobs(folder: Path) -> list[tuple[float, float, str]]:
+    """(submitted, completed epoch milliseconds, name) of every Spark job in the event log under `folder`; the
+    name is its last stage's (the action and where it was called)."""
+    jobs: dict[int, list] = {}
     for log in folder.rglob("events_*"):
         for line in log.read_text().splitlines():
             event = json.loads(line)
             if event["Event"] == "SparkListenerJobStart":
-                jobs[event["Job ID"]] = [event["Submission Time"], event["Submission Time"]]
+                stages = event.get("Stage Infos") or [{}]
+                name = max(stages, key=lambda s: s.get("Stage ID", 0)).get("Stage Name", "?")
+                jobs[event["Job ID"]] = [event["Submission Time"], event["Submission Time"], name]
             elif event["Event"] == "SparkListenerJobEnd" and event["Job ID"] in jobs:
                 jobs[event["Job ID"]][1] = event["Completion Time"]
-    return sorted((s, e) for s, e in jobs.values())
+    return sorted((s, e, n) for s, e, n in jobs.values())
 
 
-def busy_seconds(jobs: list[tuple[float, float]], start: float, end: float) -> float:
+def busy_seconds(jobs: list[tuple[float, float, str]], start: float, end: float) -> float:
     """Seconds of [start, end] in which at least one job ran."""
     total, reach = 0.0, start
-    for s, e in jobs:
+    for s, e, _ in jobs:
         s, e = max(s, reach), min(e, end)
         if e > s:
             total += e - s
@@ -108,7 +112,9 @@ def profile(rows: int, work: Path) -> dict:
         inside = [j for j in jobs if start <= j[0] <= end]
         part = {"name": name, "seconds": round((end - start) / 1000, 2), "spark_jobs": len(inside),
                 "spark_busy_seconds": round(busy_seconds(jobs, start, end), 2),
-                "steps": {k: round(v, 2) for k, v in steps.items()}}
+                "steps": {k: round(v, 2) for k, v in steps.items()},
+                "jobs": [{"at": round((j[0] - start) / 1000, 2), "seconds": round((j[1] - j[0]) / 1000, 2),
+                          "name": j[2]} for j in inside]}
         part["driver_only_seconds"] = round(part["seconds"] - part["spark_busy_seconds"], 2)
         out["parts"].append(part)
     out["whole"] = {"seconds": round((last - first) / 1000, 2),
@@ -118,7 +124,8 @@ def profile(rows: int, work: Path) -> dict:
 
 
 def main() -> int:
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    args = [a for a in sys.argv[1:] if a != "--jobs"]
+    rows = int(args[0]) if args else 1_000_000
     work = Path(tempfile.mkdtemp(prefix="lakehouse-profile-"))
     try:
         out = profile(rows, work)
@@ -131,6 +138,9 @@ def main() -> int:
         steps = " ".join(f"{k} {v}" for k, v in p["steps"].items())
         print(f"{p['name']:34} {p['seconds']:8.2f} {p['spark_jobs']:5d} {p['spark_busy_seconds']:7.2f} "
               f"{p['driver_only_seconds']:7.2f}  {steps}")
+        if "--jobs" in sys.argv:
+            for job in p.get("jobs", []):
+                print(f"    +{job['at']:6.2f} s {job['seconds']:6.2f} s  {job['name']}")
     print(json.dumps(out, indent=2))
     return 0
 

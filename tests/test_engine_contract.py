@@ -107,6 +107,32 @@ def test_null_keys_match_null_keys_when_the_plan_says_so(spark, engine, tmp_path
     assert gone.deleted == 1 and [r.id for r in engine.read(path).collect()] == ["a"]
 
 
+@pytest.mark.parametrize("null_safe", [False, True], ids=["keys", "null-safe-keys"])
+def test_a_large_snapshot_is_compared_within_the_source_key_range(spark, engine, tmp_path, monkeypatch, null_safe):
+    """Of a snapshot too large to compare whole, only rows within the source's key range, or in the replace scope,
+    are compared: the MERGE does what comparing every row would (a stale row out of range is still deleted, rows
+    out of range and out of scope are kept, a null key still meets a null key)."""
+    from lakehouse import frames
+
+    monkeypatch.setattr(frames, "SMALL_FRAME_BYTES", -1)
+    path = str(tmp_path / "t")
+    held = [("a", D1, 1, "x"), ("b", D1, 1, "y"), ("c", D1, 1, "z"), ("m", D1, 1, "w"), ("q", D1, 1, "gone")]
+    engine.merge(spark.createDataFrame(held + ([(None, D1, 1, "n")] if null_safe else []), SCHEMA), path, plan())
+    engine.merge(spark.createDataFrame([("y", D1, 1, "later file")], SCHEMA), path,
+                 plan(partition_values={"day": [D1]}))
+    source = [("b", D1, 2, "y2"), ("c", D1, 1, "z"), ("d", D1, 1, "new")]
+    scoped = plan(partition_values={"day": [D1]}, replace_scope={"v": ["gone", "n"]}, content_hash="v",
+                  null_safe_keys=null_safe)
+    result = engine.merge_replacing(spark.createDataFrame(source + ([(None, D1, 2, "n")] if null_safe else []),
+                                                          SCHEMA), path, scoped)
+    assert (result.inserted, result.updated, result.deleted, result.unchanged) == (1, 1, 1, 2 if null_safe else 1)
+    expected = [("a", D1, 1, "x"), ("b", D1, 2, "y2"), ("c", D1, 1, "z"), ("d", D1, 1, "new"), ("m", D1, 1, "w"),
+                ("y", D1, 1, "later file")]
+    got = sorted((tuple(r) for r in engine.read(path).select("id", "day", "seq", "v").collect()),
+                 key=lambda r: (r[0] is None, r))
+    assert got == expected + ([(None, D1, 1, "n")] if null_safe else [])
+
+
 def test_writers_deciding_on_the_same_snapshot_cannot_both_insert(spark, engine, tmp_path):
     path = str(tmp_path / "t")
     engine.merge(spark.createDataFrame([("a", D1, 1, "x")], SCHEMA), path, plan())

@@ -28,11 +28,11 @@ from pyspark.sql import types as T
 
 from lakehouse import faults, retry
 from lakehouse.errors import LakehouseError
-from lakehouse.frames import one_row
+from lakehouse.frames import is_small, one_row
 from lakehouse.sql import Dialect, column, in_list, qualified
 from lakehouse.tables.merging import MergePlan as MergePlan
 from lakehouse.tables.merging import MergeResult as MergeResult
-from lakehouse.tables.merging import compare
+from lakehouse.tables.merging import compare, within_reach
 from lakehouse.tables.paths import LakeLayout
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,8 @@ class TableEngine(ABC):
         """MERGE `df` by `plan`. With `plan.replace_scope`, target rows in that scope (and in the plan's
         partitions) without a source row are deleted first; with `plan.content_hash`, source rows the target
         already holds unchanged are left out. A full outer join of the source's keys (and content hash) with
-        the target's (only the plan's partitions are read) sorts every row into new, changed, unchanged or
+        the target's (only the plan's partitions are read, and of a large snapshot only the rows within the
+        source's key range or the scope: `within_reach`) sorts every row into new, changed, unchanged or
         stale; the source's other columns join in only when there are rows to write. `before_write` is called
         once before the first commit, and not at all when there is nothing to write."""
         before_write = before_write or (lambda: None)
@@ -275,6 +276,9 @@ class TableEngine(ABC):
             return self.merge(df, path, plan)
         snapshot = self.version(path)
         held = self.read(path, version=snapshot, partitions=plan.partition_values or None)
+        reach = None if is_small(held) else within_reach(df, held, plan)
+        if reach is not None:
+            held = held.where(reach)
         # target columns the source lacks (an optional or evolved column) are null in the rows it writes, on
         # every engine (delta-rs would keep the target's value, Delta would fail to resolve the column)
         absent = [f for f in held.schema.fields if f.name not in df.columns]

@@ -11,7 +11,9 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
+from lakehouse.frames import one_row
 from lakehouse.sql import Dialect, column, in_list, qualified
 
 
@@ -140,3 +142,30 @@ def join_on_keys(left: DataFrame, right: DataFrame, plan: MergePlan, how: str) -
               for k in plan.keys]
     return joined.select(*merged, *[column(c) for c in joined.columns if c not in plan.keys and c not in
                                     held.values()])
+
+
+# key types whose bounds pass through a string literal unchanged (a timestamp's would through the session's zone)
+_BOUNDED = (T.StringType, T.IntegralType, T.DateType, T.DecimalType)
+
+
+def within_reach(source: DataFrame, target: DataFrame, plan: MergePlan) -> Column | None:
+    """The target rows a MERGE of `source` can touch: those whose every key lies between the source's smallest
+    and largest value of it (or is null, when null keys match), and those in the replace scope. A filter on the
+    snapshot `compare` reads, so that the engines skip the files and row groups whose statistics put them out of
+    reach (a day's new keys beside a partition of yesterday's, say) and the comparison joins only the rest. One
+    aggregation of the source (a job); None when no key's type can be bounded, or when every row read is in the
+    replace scope anyway."""
+    types = {f.name: f.dataType for f in target.schema.fields}
+    bounded = [k for k in plan.keys if isinstance(types.get(k), _BOUNDED)]
+    scope = plan.replace_scope or {}
+    if not bounded or (scope and all(plan.partition_values.get(c) == v for c, v in scope.items())):
+        return None
+    bounds = one_row(source.agg(*[F.min(column(k)).cast("string").alias(f"lo{i}") for i, k in enumerate(bounded)],
+                                *[F.max(column(k)).cast("string").alias(f"hi{i}") for i, k in enumerate(bounded)]))
+    reach = F.lit(True)
+    for i, k in enumerate(bounded):
+        lo, hi = bounds[f"lo{i}"], bounds[f"hi{i}"]
+        within = (column(k).between(F.lit(lo).cast(types[k]), F.lit(hi).cast(types[k])) if lo is not None
+                  else F.lit(False))
+        reach = reach & (within | column(k).isNull() if plan.null_safe_keys else within)
+    return reach | F.expr(plan.scope_condition()) if scope else reach
