@@ -81,8 +81,9 @@ def one_per_key(spec: m.DatasetSpec, valid: DataFrame, keys: list[str] | None = 
     alone); when they are few, only their rows are ranked, so the day's rows are not shuffled and sorted
     to resolve a handful of corrections. The repeated keys and their ranked rows are each computed once and kept
     (a local checkpoint), so the rows are read three times in all: to find the repeated keys, to rank theirs and
-    to pass the others through. A small batch (a week of small days) is ranked at once: finding its repeated
-    keys first would cost a Spark job more than ranking it."""
+    to pass the others through (each later read of the result reads the rows once more, column-pruned). Many
+    repeated keys rank every row, once, kept as a local checkpoint. A small batch (a week of small days) is
+    ranked at once: finding its repeated keys first would cost a Spark job more than ranking it."""
     keys = keys or spec.batch_keys
     if is_small(valid):
         return valid.transform(deduplicate(spec, keys))
@@ -90,8 +91,8 @@ def one_per_key(spec: m.DatasetSpec, valid: DataFrame, keys: list[str] | None = 
     found = repeated.count()
     if found == 0:
         return valid
-    if found > BROADCAST_REPEATED_KEYS:
-        return valid.transform(deduplicate(spec, keys))
+    if found > BROADCAST_REPEATED_KEYS:  # ranked once and kept: the callers read the result more than once
+        return valid.transform(deduplicate(spec, keys)).localCheckpoint()
     marked = valid.join(F.broadcast(repeated.withColumn("_repeated", F.lit(True))), on=keys, how="left")
     single = marked.where(F.col("_repeated").isNull()).drop("_repeated")
     several = marked.where(F.col("_repeated")).drop("_repeated").transform(deduplicate(spec, keys)).localCheckpoint()
