@@ -133,6 +133,36 @@ def test_a_large_snapshot_is_compared_within_the_source_key_range(spark, engine,
     assert got == expected + ([(None, D1, 1, "n")] if null_safe else [])
 
 
+def scan_rows(df) -> int:
+    """The rows `df`'s table scans handed on when it last ran (after file and row-group skipping)."""
+    def leaves(node):
+        if node.nodeName().startswith("AdaptiveSparkPlan"):
+            return leaves(node.executedPlan())
+        kids = node.children()
+        return [node] if kids.size() == 0 else [leaf for i in range(kids.size()) for leaf in leaves(kids.apply(i))]
+    scans = [n for n in leaves(df._jdf.queryExecution().executedPlan()) if n.metrics().get("numOutputRows").isDefined()]
+    assert scans
+    return sum(n.metrics().get("numOutputRows").get().value() for n in scans)
+
+
+def test_the_key_range_is_pushed_to_the_scan(spark, engine, tmp_path):
+    """Yesterday's partition beside a day of new keys: its rows are not read at all (the engines skip the file
+    or its row groups by their statistics), not read and then filtered."""
+    from lakehouse.tables.merging import within_reach
+
+    path = str(tmp_path / "t")
+    yesterday = spark.range(5000).selectExpr("format_string('T19-%05d', id) AS id", f"DATE'{D1}' AS day",
+                                             "1 AS seq", "'from yesterday' AS v")
+    engine.replace_partitions(yesterday, path, ["day"], {"day": [D1]})
+    today = spark.range(10).selectExpr("format_string('T20-%05d', id) AS id", f"DATE'{D1}' AS day", "2 AS seq",
+                                       "'late' AS v")
+    scoped = plan(partition_values={"day": [D1]}, replace_scope={"v": ["late"]})
+    held = engine.read(path, partitions=scoped.partition_values).select("id", "v")
+    assert len(held.collect()) == 5000 and scan_rows(held) == 5000
+    reached = held.where(within_reach(today, held, scoped))
+    assert reached.collect() == [] and scan_rows(reached) == 0
+
+
 def test_writers_deciding_on_the_same_snapshot_cannot_both_insert(spark, engine, tmp_path):
     path = str(tmp_path / "t")
     engine.merge(spark.createDataFrame([("a", D1, 1, "x")], SCHEMA), path, plan())
