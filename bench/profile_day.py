@@ -124,6 +124,7 @@ def profile(rows: int, work: Path) -> dict:
 
 
 def main() -> int:
+    jobs = "--jobs" in sys.argv
     args = [a for a in sys.argv[1:] if a != "--jobs"]
     rows = int(args[0]) if args else 1_000_000
     work = Path(tempfile.mkdtemp(prefix="lakehouse-profile-"))
@@ -138,7 +139,7 @@ def main() -> int:
         steps = " ".join(f"{k} {v}" for k, v in p["steps"].items())
         print(f"{p['name']:34} {p['seconds']:8.2f} {p['spark_jobs']:5d} {p['spark_busy_seconds']:7.2f} "
               f"{p['driver_only_seconds']:7.2f}  {steps}")
-        if "--jobs" in sys.argv:
+        if jobs:
             for job in p.get("jobs", []):
                 print(f"    +{job['at']:6.2f} s {job['seconds']:6.2f} s  {job['name']}")
     print(json.dumps(out, indent=2))

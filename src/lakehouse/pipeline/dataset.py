@@ -50,8 +50,8 @@ from lakehouse.tables.view import LakeView
 
 @dataclass(frozen=True)
 class SilverSource:
-    """The rows for silver (persisted, but for a large batch's without history) and the values of its partition
-    and gold date columns."""
+    """The rows for silver (persisted, except a large batch's of a table without history) and the values of its
+    partition and gold date columns."""
 
     df: DataFrame
     values: dict[str, list[Any]]
