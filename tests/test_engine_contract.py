@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import deltalake
@@ -10,6 +11,7 @@ from chispa import assert_df_equality
 
 from lakehouse.errors import CommitConflict, TableNotFound, VersionNotFound
 from lakehouse.tables.engine import MergePlan
+from lakehouse.tables.merging import key_range
 
 SCHEMA = "id string, day date, seq int, v string"
 D1, D2, D3 = dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 3)
@@ -145,22 +147,63 @@ def scan_rows(df) -> int:
     return sum(n.metrics().get("numOutputRows").get().value() for n in scans)
 
 
+def beside_yesterday(spark, engine, path):
+    """(yesterday's 5,000 rows, today's 10 new keys) in one partition; yesterday's already in the table at `path`."""
+    yesterday = spark.range(5000).selectExpr("format_string('T19-%05d', id) AS id", f"DATE'{D1}' AS day",
+                                             "1 AS seq", "'from yesterday' AS v")
+    engine.replace_partitions(yesterday, path, ["day"], {"day": [D1]})
+    today = spark.range(10).selectExpr("format_string('T20-%05d', id) AS id", f"DATE'{D1}' AS day", "2 AS seq",
+                                       "'late' AS v")
+    return yesterday, today
+
+
 def test_the_key_range_is_pushed_to_the_scan(spark, engine, tmp_path):
     """Yesterday's partition beside a day of new keys: its rows are not read at all (the engines skip the file
     or its row groups by their statistics), not read and then filtered."""
     from lakehouse.tables.merging import within_reach
 
     path = str(tmp_path / "t")
-    yesterday = spark.range(5000).selectExpr("format_string('T19-%05d', id) AS id", f"DATE'{D1}' AS day",
-                                             "1 AS seq", "'from yesterday' AS v")
-    engine.replace_partitions(yesterday, path, ["day"], {"day": [D1]})
-    today = spark.range(10).selectExpr("format_string('T20-%05d', id) AS id", f"DATE'{D1}' AS day", "2 AS seq",
-                                       "'late' AS v")
+    _, today = beside_yesterday(spark, engine, path)
     scoped = plan(partition_values={"day": [D1]}, replace_scope={"v": ["late"]})
     held = engine.read(path, partitions=scoped.partition_values).select("id", "v")
     assert len(held.collect()) == 5000 and scan_rows(held) == 5000
-    reached = held.where(within_reach(today, held, scoped))
+    reached = held.where(within_reach(today, held, scoped)[0])
     assert reached.collect() == [] and scan_rows(reached) == 0
+
+
+def test_new_rows_beside_a_large_partition_rewrite_no_file_and_read_none_out_of_reach(spark, engine, tmp_path,
+                                                                                     monkeypatch):
+    """A day of new keys beside yesterday's rows in the same partition: the new rows land in new files, no file is
+    rewritten, and the insert does not open yesterday's file (the rust engine appends; delta-spark's insert-only
+    MERGE skips it by the source's key range in its condition)."""
+    from pathlib import Path
+
+    from lakehouse import frames
+
+    monkeypatch.setattr(frames, "SMALL_FRAME_BYTES", -1)
+    path = str(tmp_path / "t")
+    yesterday, today = beside_yesterday(spark, engine, path)
+    # the merge that decides: every row new, none rewritten
+    result = engine.merge_replacing(today, path, plan(partition_values={"day": [D1]}, replace_scope={"v": ["late"]},
+                                                      content_hash="v"))
+    assert (result.inserted, result.updated, result.deleted) == (10, 0, 0)
+    assert engine.read(path).count() == 5010
+    # the insert itself, with yesterday's file unreadable: it must not be opened
+    engine.replace_partitions(yesterday, path, ["day"], {"day": [D1]})
+    held = [Path(u.removeprefix("file://")) for u in deltalake.DeltaTable(path).file_uris()]
+    good = [f.read_bytes() for f in held]
+    new = plan(partition_values={"day": [D1]})
+    new = dataclasses.replace(new, key_range=key_range(today, engine.read(path), new))
+    for f in held:
+        f.write_bytes(b"not parquet" * 100)
+    try:
+        inserted = engine.upsert(None, today, path, new, engine.version(path))
+    finally:
+        for f, data in zip(held, good, strict=True):
+            f.write_bytes(data)
+    assert inserted.inserted == 10
+    assert set(held) < {Path(u.removeprefix("file://")) for u in deltalake.DeltaTable(path).file_uris()}
+    assert rows(engine, path)[-10:] == sorted(tuple(r) for r in today.collect())
 
 
 def test_writers_deciding_on_the_same_snapshot_cannot_both_insert(spark, engine, tmp_path):

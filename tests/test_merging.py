@@ -13,7 +13,7 @@ D1, D2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
 def reached(spark, source_rows, target_rows, schema, plan):
     source, target = spark.createDataFrame(source_rows, schema), spark.createDataFrame(target_rows, schema)
     reach = within_reach(source, target, plan)
-    return None if reach is None else sorted((tuple(r) for r in target.where(reach).collect()), key=str)
+    return None if reach is None else sorted((tuple(r) for r in target.where(reach[0]).collect()), key=str)
 
 
 def test_rows_within_every_key_range_or_in_scope_are_reached(spark):

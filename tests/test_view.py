@@ -61,7 +61,7 @@ def test_history_is_read_where_the_lake_path_holds_characters_urls_escape(tmp_pa
     """A table's commits, newest first, whatever the lake's path holds (delta-rs lists none under a `#`; they are
     read from the log itself then), with a limit; the engine's history reads them the same way."""
     from lakehouse.tables.deltalog import delta_table
-    from lakehouse.tables.rust import history_entries
+    from lakehouse.tables.engine import history_entries
 
     root = tmp_path / folder
     table = root / "silver" / "sales"

@@ -16,7 +16,7 @@ POINTS = (
     "quarantine:written",     # quarantine partition replaced
     "silver:before",          # the batch compared with silver, nothing written yet
     "silver:after_delete",    # rows gone from the day's files deleted, new and changed rows not written yet
-    "silver:between_commits", # rust engine: changed rows merged, new rows not appended yet
+    "silver:between_commits", # changed rows merged, new rows not committed yet
     "silver:written",         # silver committed
     "ingested:before",        # before the ingested-file log records the day's files
     "gold:before",            # before a gold table is recomputed

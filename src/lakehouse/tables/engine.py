@@ -9,6 +9,7 @@ as SQL strings both engines accept, so the engines differ only in how they execu
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import inspect
@@ -71,6 +72,22 @@ class VacuumResult:
     @property
     def count(self) -> int:
         return len(self.files)
+
+
+def history_entries(table: Any, limit: int | None = None) -> list[HistoryEntry]:
+    """A delta-rs table's commits, newest first (at most `limit`), as the contract's HistoryEntry: the commit
+    infos of its log, whichever engine wrote them."""
+    from lakehouse.tables.deltalog import commit_infos
+
+    entries = []
+    for h in commit_infos(table, limit):
+        stamp = dt.datetime.fromtimestamp(int(h["timestamp"]) / 1000, dt.UTC).replace(tzinfo=None)
+        entries.append(HistoryEntry(
+            version=int(h["version"]), timestamp=stamp, operation=str(h.get("operation")),
+            tag=str(h["userMetadata"]) if h.get("userMetadata") else None,
+            parameters={str(k): str(v) for k, v in (h.get("operationParameters") or {}).items()},
+            metrics={str(k): str(v) for k, v in (h.get("operationMetrics") or {}).items()}))
+    return entries
 
 
 def relative_to_table(table_root: str, file: str) -> str:
@@ -159,8 +176,11 @@ class TableEngine(ABC):
         """Record `tag` (the run id) with every later commit, as the commit's `userMetadata`; None stops."""
         self.commit_tag = tag
 
-    @abstractmethod
-    def exists(self, path: str) -> bool: ...
+    def exists(self, path: str) -> bool:
+        """Whether a Delta table is at `path`: from its log, read by delta-rs (no Spark job), on every engine."""
+        from lakehouse.tables.deltalog import open_table
+
+        return open_table(path) is not None
 
     @abstractmethod
     def read(self, path: str, version: int | None = None, partitions: dict[str, list[Any]] | None = None
@@ -168,9 +188,13 @@ class TableEngine(ABC):
         """The table (current or `version`) as a Spark DataFrame, partition columns typed. With `partitions`
         (partition column -> values) only those partitions are read: a day's work reads a day's files."""
 
-    @abstractmethod
     def version(self, path: str) -> int | None:
-        """Current version, or None when there is no table."""
+        """Current version, or None when there is no table: from the log, read by delta-rs (no Spark job; a MERGE
+        or a write asks it before and after, and the pipeline before each decision), on every engine."""
+        from lakehouse.tables.deltalog import open_table
+
+        table = open_table(path)
+        return None if table is None else table.version()
 
     def compact_log(self, path: str, max_files: int) -> OptimizeResult | None:
         """Compact a table that grows by one small file per commit (the `_meta` logs) once it holds more than
@@ -232,9 +256,12 @@ class TableEngine(ABC):
         source = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
         return self.merge(source, path, plan, base_version)
 
-    @abstractmethod
     def history(self, path: str, limit: int | None = None) -> list[HistoryEntry]:
-        """The table's commits, newest first (at most `limit`). TableNotFound when there is no table."""
+        """The table's commits, newest first (at most `limit`), from the commit infos of its log, read by
+        delta-rs (no Spark job), on every engine. TableNotFound when there is no table."""
+        from lakehouse.tables.deltalog import existing_table
+
+        return history_entries(existing_table(path), limit)
 
     @abstractmethod
     def optimize(self, path: str) -> OptimizeResult:
@@ -278,7 +305,8 @@ class TableEngine(ABC):
         held = self.read(path, version=snapshot, partitions=plan.partition_values or None)
         reach = None if is_small(held) else within_reach(df, held, plan)
         if reach is not None:
-            held = held.where(reach)
+            held = held.where(reach[0])
+            plan = dataclasses.replace(plan, key_range=reach[1])
         # target columns the source lacks (an optional or evolved column) are null in the rows it writes, on
         # every engine (delta-rs would keep the target's value, Delta would fail to resolve the column)
         absent = [f for f in held.schema.fields if f.name not in df.columns]
@@ -307,5 +335,5 @@ class TableEngine(ABC):
         return result.plus(unchanged=counts["same"], deleted=deleted)
 
 
-for _op in ("upsert", "merge_replacing"):
+for _op in ("exists", "version", "history", "upsert", "merge_replacing"):
     setattr(TableEngine, _op, _translating(getattr(TableEngine, _op)))

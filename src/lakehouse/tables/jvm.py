@@ -9,12 +9,12 @@ deletion vectors, no column mapping).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from lakehouse import faults
 from lakehouse.errors import (
     CommitConflict,
     LakehouseError,
@@ -22,10 +22,9 @@ from lakehouse.errors import (
     VersionNotFound,
     java_class_names,
 )
-from lakehouse.frames import one_row
+from lakehouse.frames import is_small, one_row
 from lakehouse.sql import ident, in_list, qualified
 from lakehouse.tables.engine import (
-    HistoryEntry,
     MergePlan,
     MergeResult,
     OptimizeResult,
@@ -87,16 +86,6 @@ class JvmEngine(TableEngine):
         from delta.tables import DeltaTable
 
         return DeltaTable.forPath(self.spark, path)
-
-    def exists(self, path: str) -> bool:
-        from delta.tables import DeltaTable
-
-        return DeltaTable.isDeltaTable(self.spark, path)
-
-    def version(self, path: str) -> int | None:
-        if not self.exists(path):
-            return None
-        return int(self._delta(path).history(1).select("version").first()[0])
 
     def read(self, path: str, version: int | None = None, partitions: dict[str, list[Any]] | None = None
              ) -> DataFrame:
@@ -184,6 +173,41 @@ class JvmEngine(TableEngine):
             result = dataclasses.replace(result, source_rows=total)
         return result
 
+    def upsert(self, changed: DataFrame | None, inserts: DataFrame | None, path: str, plan: MergePlan,
+               base_version: int | None) -> MergeResult:
+        """Changed rows go through `merge`; new rows, known to match no target row at `base_version`, through an
+        insert-only MERGE: Delta runs it as an anti join of the source with the target files its condition can
+        reach (the plan's partitions, and by statistics its key range) and rewrites no file. Its read of those
+        files is what makes a concurrent commit of the same keys conflict, as the rust engine's marked append
+        does; commits before it began are caught by the version check. Few new rows beside changed ones go with
+        them in one MERGE instead: a second MERGE's fixed cost (a second or two) is more than it would save."""
+        if changed is not None and inserts is not None and is_small(inserts):
+            return super().upsert(changed, inserts, path, plan, base_version)
+        result = MergeResult(version=base_version)
+        if changed is not None:
+            result = self.merge(changed, path, plan, base_version)
+        if inserts is None:
+            return result
+        if changed is not None:
+            faults.point("silver:between_commits")
+        if not self.exists(path):
+            return self.merge(inserts, path, plan)
+        before = self.version(path)
+        if result.version is not None and before != result.version:
+            raise CommitConflict(path, f"the table is at version {before}, the rows were decided at "
+                                       f"{result.version}")
+        builder = self._delta(path).alias("t").merge(self._aligned(inserts, path).alias("s"),
+                                                     plan.condition(self.dialect))
+        if plan.evolve_schema:
+            builder = builder.withSchemaEvolution()
+        builder.whenNotMatchedInsertAll().execute()
+        after = self.version(path)
+        if after == before:
+            return result
+        metrics = self._last_metrics(path)
+        return result.plus(inserted=int(metrics.get("numTargetRowsInserted", 0)),
+                           files_added=int(metrics.get("numTargetFilesAdded", 0)), version=after)
+
     def _aligned(self, df: DataFrame, path: str) -> DataFrame:
         """The source with every target column it lacks as a typed null (as the rust engine's MERGE does): a
         batch without an optional or evolved column updates a row to null there instead of failing to
@@ -204,23 +228,7 @@ class JvmEngine(TableEngine):
         return joined.where(writes).select("s.*"), int(counts["total"]), int(counts["writing"])
 
     def _last_metrics(self, path: str) -> dict[str, str]:
-        row = self._delta(path).history(1).select("operationMetrics").first()
-        return dict(row[0] or {})
-
-    def history(self, path: str, limit: int | None = None) -> list[HistoryEntry]:
-        table = self._delta(path)
-        rows = (table.history(limit) if limit else table.history()).collect()
-        entries = []
-        for r in rows:
-            stamp = r["timestamp"]
-            if stamp.tzinfo is not None:
-                stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
-            entries.append(HistoryEntry(
-                version=int(r["version"]), timestamp=stamp, operation=str(r["operation"]),
-                tag=r["userMetadata"] if "userMetadata" in r.asDict() else None,
-                parameters={str(k): str(v) for k, v in (r["operationParameters"] or {}).items()},
-                metrics={str(k): str(v) for k, v in (r["operationMetrics"] or {}).items()}))
-        return entries
+        return self.history(path, 1)[0].metrics
 
     def optimize(self, path: str) -> OptimizeResult:
         row = self._delta(path).optimize().executeCompaction().first()

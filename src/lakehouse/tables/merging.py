@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.frames import one_row
-from lakehouse.sql import Dialect, column, in_list, qualified
+from lakehouse.sql import Dialect, column, in_list, literal, qualified
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,10 @@ class MergePlan:
     content_hash: str | None = None
     # keys may be null (a gold table's group of a left join's unmatched rows): a null key matches a null key
     null_safe_keys: bool = False
+    # the source's key range (`within_reach`): in the condition Spark writes, a target-only predicate by which
+    # delta-spark's MERGE skips the files no source row can match. Not given to delta-rs, whose MERGE here
+    # changes few rows (its new rows are appended)
+    key_range: KeyRange | None = None
 
     def scope_condition(self, alias: str = "", dialect: Dialect = "spark") -> str:
         return " AND ".join(in_list(qualified(alias, c), v, dialect) for c, v in (self.replace_scope or {}).items())
@@ -81,6 +85,8 @@ class MergePlan:
         on = [f"({qualified('t', k)} {equal} {qualified('s', k)})" for k in self.keys]
         for col, values in self.partition_values.items():
             on.append(in_list(qualified("t", col), values, dialect))
+        if self.key_range is not None and dialect == "spark":
+            on.append(f"({self.key_range.sql('t')})")
         return " AND ".join(on)
 
 
@@ -148,24 +154,49 @@ def join_on_keys(left: DataFrame, right: DataFrame, plan: MergePlan, how: str) -
 _BOUNDED = (T.StringType, T.IntegralType, T.DateType, T.DecimalType)
 
 
-def within_reach(source: DataFrame, target: DataFrame, plan: MergePlan) -> Column | None:
-    """The target rows a MERGE of `source` can touch: those whose every key lies between the source's smallest
-    and largest value of it (or is null, when null keys match), and those in the replace scope. A filter on the
-    snapshot `compare` reads, so that the engines skip the files and row groups whose statistics put them out of
-    reach (a day's new keys beside a partition of yesterday's, say) and the comparison joins only the rest. One
-    aggregation of the source (a job); None when no key's type can be bounded, or when every row read is in the
-    replace scope anyway."""
+@dataclass(frozen=True)
+class KeyRange:
+    """The smallest and largest value of each boundable key of a MERGE's source (None: every value null), as
+    text with the key's SQL type. A target row outside it can match no source row."""
+
+    bounds: tuple[tuple[str, str, str | None, str | None], ...]  # (key, type, lo, hi)
+    null_safe: bool = False
+
+    def sql(self, alias: str = "") -> str:
+        """Spark SQL over `alias`: every key within its bounds (or null, when null keys match)."""
+        parts = []
+        for key, type_, lo, hi in self.bounds:
+            name = qualified(alias, key)
+            within = (f"{name} BETWEEN CAST({literal(lo)} AS {type_}) AND CAST({literal(hi)} AS {type_})"
+                      if lo is not None else "false")
+            parts.append(f"({within} OR {name} IS NULL)" if self.null_safe else f"({within})")
+        return " AND ".join(parts) or "true"
+
+
+def key_range(source: DataFrame, target: DataFrame, plan: MergePlan) -> KeyRange | None:
+    """The source's `KeyRange` over the keys whose type `target` gives as boundable, from one aggregation of the
+    source (a job); None when no key's type can be bounded."""
     types = {f.name: f.dataType for f in target.schema.fields}
     bounded = [k for k in plan.keys if isinstance(types.get(k), _BOUNDED)]
-    scope = plan.replace_scope or {}
-    if not bounded or (scope and all(plan.partition_values.get(c) == v for c, v in scope.items())):
+    if not bounded:
         return None
     bounds = one_row(source.agg(*[F.min(column(k)).cast("string").alias(f"lo{i}") for i, k in enumerate(bounded)],
                                 *[F.max(column(k)).cast("string").alias(f"hi{i}") for i, k in enumerate(bounded)]))
-    reach = F.lit(True)
-    for i, k in enumerate(bounded):
-        lo, hi = bounds[f"lo{i}"], bounds[f"hi{i}"]
-        within = (column(k).between(F.lit(lo).cast(types[k]), F.lit(hi).cast(types[k])) if lo is not None
-                  else F.lit(False))
-        reach = reach & (within | column(k).isNull() if plan.null_safe_keys else within)
-    return reach | F.expr(plan.scope_condition()) if scope else reach
+    return KeyRange(tuple((k, types[k].simpleString(), bounds[f"lo{i}"], bounds[f"hi{i}"])
+                          for i, k in enumerate(bounded)), plan.null_safe_keys)
+
+
+def within_reach(source: DataFrame, target: DataFrame, plan: MergePlan) -> tuple[str, KeyRange] | None:
+    """The target rows a MERGE of `source` can touch: those whose every key lies between the source's smallest
+    and largest value of it (or is null, when null keys match), and those in the replace scope. A filter (Spark
+    SQL) on the snapshot `compare` reads, so that the engines skip the files and row groups whose statistics put
+    them out of reach (a day's new keys beside a partition of yesterday's, say) and the comparison joins only the
+    rest; with the key range itself, which the plan's MERGE condition can carry (`MergePlan.key_range`). None
+    when no key's type can be bounded, or when every row read is in the replace scope anyway."""
+    scope = plan.replace_scope or {}
+    if scope and all(plan.partition_values.get(c) == v for c, v in scope.items()):
+        return None
+    keys = key_range(source, target, plan)
+    if keys is None:
+        return None
+    return (f"({keys.sql()}) OR ({plan.scope_condition()})" if scope else keys.sql()), keys

@@ -10,7 +10,6 @@ disk until vacuum), with the table's schema and `basePath` so partition columns 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import uuid
 from collections.abc import Sequence
@@ -31,9 +30,8 @@ from lakehouse.frames import empty_frame
 from lakehouse.sql import column, ident, in_list, qualified
 from lakehouse.storage import delta_options, filesystem, from_delta_uri, localize, spark_literal, spark_reads
 from lakehouse.tables import direct
-from lakehouse.tables.deltalog import commit_infos, delta_table, existing_table, open_table, partition_filters
+from lakehouse.tables.deltalog import delta_table, existing_table, open_table, partition_filters
 from lakehouse.tables.engine import (
-    HistoryEntry,
     MergePlan,
     MergeResult,
     OptimizeResult,
@@ -57,19 +55,6 @@ WRITER_APP_ID = "lakehouse.writer"
 
 def _write(path: str, data: pa.RecordBatchReader | pa.Table, **options: Any) -> None:
     write_deltalake(path, data, storage_options=delta_options(path), **options)
-
-
-def history_entries(table: DeltaTable, limit: int | None = None) -> list[HistoryEntry]:
-    """A delta-rs table's commits, newest first, as the contract's HistoryEntry."""
-    entries = []
-    for h in commit_infos(table, limit):
-        stamp = dt.datetime.fromtimestamp(int(h["timestamp"]) / 1000, dt.UTC).replace(tzinfo=None)
-        entries.append(HistoryEntry(
-            version=int(h["version"]), timestamp=stamp, operation=str(h.get("operation")),
-            tag=str(h["userMetadata"]) if h.get("userMetadata") else None,
-            parameters={str(k): str(v) for k, v in (h.get("operationParameters") or {}).items()},
-            metrics={str(k): str(v) for k, v in (h.get("operationMetrics") or {}).items()}))
-    return entries
 
 
 def _applied(table: DeltaTable, txn: tuple[str, int] | None) -> bool:
@@ -130,15 +115,6 @@ class RustEngine(TableEngine):
         return existing_table(path)
 
     # ------------------------------------------------------------ reads
-
-    def exists(self, path: str) -> bool:
-        path = arrow_uri(path)
-        return DeltaTable.is_deltatable(path, storage_options=delta_options(path))
-
-    def version(self, path: str) -> int | None:
-        path = arrow_uri(path)
-        table = self._table(path)
-        return None if table is None else table.version()
 
     def read(self, path: str, version: int | None = None, partitions: dict[str, list[Any]] | None = None
              ) -> DataFrame:
@@ -309,9 +285,6 @@ class RustEngine(TableEngine):
         return result
 
     # ------------------------------------------------------------ maintenance
-
-    def history(self, path: str, limit: int | None = None) -> list[HistoryEntry]:
-        return history_entries(self._existing(path), limit)
 
     def optimize(self, path: str) -> OptimizeResult:
         table = self._existing(path)

@@ -18,9 +18,8 @@ import pyarrow.dataset as pads
 from lakehouse.errors import TableNotFound, UsageError
 from lakehouse.storage import filesystem, from_delta_uri
 from lakehouse.tables.deltalog import existing_table, open_table
-from lakehouse.tables.engine import HistoryEntry
+from lakehouse.tables.engine import HistoryEntry, history_entries
 from lakehouse.tables.paths import arrow_uri, join
-from lakehouse.tables.rust import history_entries
 
 
 @dataclass(frozen=True)
