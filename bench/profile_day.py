@@ -5,12 +5,15 @@ which only the driver worked (planning, listing, delta-rs commits, Python). Run 
 
     python bench/profile_day.py [ROWS]          # default 1000000 sales rows a day; prints a table and JSON
     python bench/profile_day.py [ROWS] --jobs   # and each part's Spark jobs: when, how long, which action
+    python bench/profile_day.py [ROWS] --engine jvm   # the same day on delta-spark (needs LAKEHOUSE_SPARK_JARS)
 
 The figures name the work, not a target: `bench/versus.py` times whole processes against the peers.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -80,7 +83,7 @@ def busy_seconds(jobs: list[tuple[float, float, str]], start: float, end: float)
     return total / 1000
 
 
-def profile(rows: int, work: Path) -> dict:
+def profile(rows: int, work: Path, engine_name: str = "rust") -> dict:
     from pyspark.sql import SparkSession
 
     from lakehouse.pipeline.job import DailyJob
@@ -96,18 +99,18 @@ def profile(rows: int, work: Path) -> dict:
     lake, events = work / "lake", work / "events"
     events.mkdir(parents=True)
     RetailGenerator(lake, days=2, rows_per_day=rows, seed=42, end_date=END).write()
-    spark = build_session(Settings(engine="rust", lake_root=str(lake)), "lakehouse-profile", extra={
+    spark = build_session(dataclasses.replace(Settings.from_env(), engine=engine_name, lake_root=str(lake)), "lakehouse-profile", extra={
         "spark.master": "local[2]", "spark.ui.enabled": "false", "spark.eventLog.enabled": "true",
         "spark.eventLog.compress": "false", "spark.eventLog.dir": events.as_uri()})
     catalog = load_catalog(REPO / "conf")
-    engine = select_engine(spark, LakeLayout(str(lake)), "rust")
+    engine = select_engine(spark, LakeLayout(str(lake)), engine_name)
     DailyJob(engine, catalog).run([END - dt.timedelta(days=1)])
     windows = Windows()
     DailyJob(engine, catalog, telemetry=Telemetry([StageLog(), windows])).run([END])
     SparkSession.getActiveSession().stop()  # the event log is complete once the session stops
     jobs = spark_jobs(events)
     first, last = windows.spans[0][1], windows.spans[-1][2]
-    out: dict = {"rows": rows, "parts": []}
+    out: dict = {"rows": rows, "engine": engine_name, "parts": []}
     for name, start, end, steps in windows.spans:
         inside = [j for j in jobs if start <= j[0] <= end]
         part = {"name": name, "seconds": round((end - start) / 1000, 2), "spark_jobs": len(inside),
@@ -124,12 +127,15 @@ def profile(rows: int, work: Path) -> dict:
 
 
 def main() -> int:
-    jobs = "--jobs" in sys.argv
-    args = [a for a in sys.argv[1:] if a != "--jobs"]
-    rows = int(args[0]) if args else 1_000_000
+    parser = argparse.ArgumentParser(description="where a day's time goes, per part and Spark job")
+    parser.add_argument("rows", nargs="?", type=int, default=1_000_000)
+    parser.add_argument("--jobs", action="store_true", help="list each part's Spark jobs")
+    parser.add_argument("--engine", choices=("rust", "jvm"), default="rust")
+    args = parser.parse_args()
+    jobs = args.jobs
     work = Path(tempfile.mkdtemp(prefix="lakehouse-profile-"))
     try:
-        out = profile(rows, work)
+        out = profile(args.rows, work, args.engine)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{'part':34} {'seconds':>8} {'jobs':>5} {'spark':>7} {'driver':>7}  steps")
