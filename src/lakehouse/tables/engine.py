@@ -178,9 +178,12 @@ class TableEngine(ABC):
 
     def exists(self, path: str) -> bool:
         """Whether a Delta table is at `path`: from its log, read by delta-rs (no Spark job), on every engine."""
-        from lakehouse.tables.deltalog import open_table
+        from deltalake import DeltaTable
 
-        return open_table(path) is not None
+        from lakehouse.storage import arrow_uri, delta_options
+
+        uri = arrow_uri(path)
+        return DeltaTable.is_deltatable(uri, storage_options=delta_options(uri))
 
     @abstractmethod
     def read(self, path: str, version: int | None = None, partitions: dict[str, list[Any]] | None = None

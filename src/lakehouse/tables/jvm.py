@@ -190,9 +190,9 @@ class JvmEngine(TableEngine):
             return result
         if changed is not None:
             faults.point("silver:between_commits")
-        if not self.exists(path):
-            return self.merge(inserts, path, plan)
         before = self.version(path)
+        if before is None:
+            return self.merge(inserts, path, plan)
         if result.version is not None and before != result.version:
             raise CommitConflict(path, f"the table is at version {before}, the rows were decided at "
                                        f"{result.version}")
