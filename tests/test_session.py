@@ -7,6 +7,7 @@ import pytest
 
 from lakehouse.errors import SettingsError
 from lakehouse.session import SMALL_INPUT_BYTES, evaluation_for, small_input_bytes, working
+from tests.conftest import require_jvm
 
 WHOLE_STAGE = "spark.sql.codegen.wholeStage"
 FACTORY = "spark.sql.codegen.factoryMode"
@@ -145,3 +146,21 @@ def test_a_second_run_on_the_session_never_sees_the_settings_change_under_it(spa
     with working(spark), evaluation_for(spark, 10) as small:
         assert small  # alone again: the small path is back
     assert spark.conf.get(FACTORY, None) == before
+
+
+def test_delta_replays_a_log_over_as_many_tasks_as_the_session_has_cores(spark, tmp_path):
+    """delta-spark's default, 50 tasks per log replay, cost about a second per write on two cores."""
+    require_jvm(spark)
+    path = str(tmp_path / "t")
+    spark.range(10).write.format("delta").save(path)
+    spark.range(10, 20).write.format("delta").mode("append").save(path)
+    tracker = spark.sparkContext.statusTracker()
+    spark.sparkContext.setJobGroup("replay", "a log replayed from a fresh DeltaLog")
+    try:
+        spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+        assert spark.read.format("delta").load(path).count() == 20
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    stages = [s for j in tracker.getJobIdsForGroup("replay") for s in (tracker.getJobInfo(j).stageIds or [])]
+    tasks = [tracker.getStageInfo(s).numTasks for s in stages if tracker.getStageInfo(s) is not None]
+    assert tasks and max(tasks) <= spark.sparkContext.defaultParallelism, tasks
