@@ -93,7 +93,7 @@ test-cluster: $(STAMP) ## the job on local-cluster[2,1,1024] (two executor JVMs)
 	$(BIN)/pytest -q -m cluster
 
 test-s3: $(STAMP) ## the lake on a real S3 API (moto on 127.0.0.1): land, run, rerun, late change, races, secrets
-	$(TEST_ENV) $(BIN)/pytest -q -m s3
+	$(TEST_ENV) $(BIN)/pytest -q $(call workers,loadfile) -m s3
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests spark_jobs

@@ -128,7 +128,9 @@ def main() -> None:
     if args.writer == "delta-spark":
         builder = (builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
                    .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-                   .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "false"))
+                   .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "false")
+                   # log replay over two tasks, not 50, as the product sets it on two cores (fair to the peer)
+                   .config("spark.databricks.delta.snapshotPartitions", "2"))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
 
