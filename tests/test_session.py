@@ -162,5 +162,5 @@ def test_delta_replays_a_log_over_as_many_tasks_as_the_session_has_cores(spark, 
     finally:
         spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
     stages = [s for j in tracker.getJobIdsForGroup("replay") for s in (tracker.getJobInfo(j).stageIds or [])]
-    tasks = [tracker.getStageInfo(s).numTasks for s in stages if tracker.getStageInfo(s) is not None]
+    tasks = [info.numTasks for info in map(tracker.getStageInfo, stages) if info is not None]
     assert tasks and max(tasks) <= spark.sparkContext.defaultParallelism, tasks

@@ -22,6 +22,12 @@ def delta_table(path: str, version: int | None = None) -> DeltaTable:
     return DeltaTable(uri, version=version, storage_options=delta_options(uri))
 
 
+def is_table(path: str) -> bool:
+    """Whether a Delta log is at `path`, without loading the table's snapshot."""
+    uri = arrow_uri(path)
+    return DeltaTable.is_deltatable(uri, storage_options=delta_options(uri))
+
+
 def open_table(path: str, version: int | None = None) -> DeltaTable | None:
     """The delta-rs table at `path` (at `version`), None when there is none; VersionNotFound for a version it does
     not have. Needs no Spark: the engine and the JVM-free lake view (`tables.view`) open tables through it."""

@@ -178,12 +178,9 @@ class TableEngine(ABC):
 
     def exists(self, path: str) -> bool:
         """Whether a Delta table is at `path`: from its log, read by delta-rs (no Spark job), on every engine."""
-        from deltalake import DeltaTable
+        from lakehouse.tables.deltalog import is_table
 
-        from lakehouse.storage import arrow_uri, delta_options
-
-        uri = arrow_uri(path)
-        return DeltaTable.is_deltatable(uri, storage_options=delta_options(uri))
+        return is_table(path)
 
     @abstractmethod
     def read(self, path: str, version: int | None = None, partitions: dict[str, list[Any]] | None = None
